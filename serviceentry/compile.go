@@ -1,0 +1,177 @@
+package serviceentry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+)
+
+// Compile builds an immutable Allowlist from validated entries. problems
+// (from decoding and validation) are kept in the snapshot so that it reports
+// everything found; Compile appends the conflicts it finds itself.
+//
+// Conflicts are resolved deterministically: entries are ordered by
+// namespace, name and file, and the first to claim a host and port keeps
+// it. Istio instead prefers the oldest resource; files carry no creation
+// time, so egressd uses the name order and reports every loser.
+func Compile(entries []*Entry, problems []Problem) *Allowlist {
+	sorted := append([]*Entry(nil), entries...)
+	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
+
+	a := &Allowlist{
+		exact:    map[string]*Host{},
+		wildcard: map[string]*Host{},
+		entries:  sorted,
+		problems: append([]Problem(nil), problems...),
+	}
+	ports := newPortClaims()
+	for _, e := range sorted {
+		for pi, p := range e.Ports {
+			if msg := ports.claim(e, p); msg != "" {
+				a.problems = append(a.problems, Problem{
+					Ref: e.Ref, Field: fmt.Sprintf("spec.ports[%d]", pi), Severity: SeverityError, Message: msg,
+				})
+				continue
+			}
+			for hi, name := range e.Hosts {
+				h := a.host(name)
+				if prev, ok := h.Port(p.Number); ok {
+					a.problems = append(a.problems, Problem{
+						Ref: e.Ref, Field: fmt.Sprintf("spec.hosts[%d]", hi), Severity: SeverityError,
+						Message: fmt.Sprintf("host %q port %d is already allowed by ServiceEntry %s; this port is ignored for this host",
+							name, p.Number, prev.Entry.Ref),
+					})
+					continue
+				}
+				h.Ports = append(h.Ports, HostPort{Port: p, Entry: e})
+			}
+		}
+	}
+	for _, h := range a.exact {
+		a.hosts = append(a.hosts, h)
+	}
+	for _, h := range a.wildcard {
+		a.hosts = append(a.hosts, h)
+	}
+	sort.Slice(a.hosts, func(i, j int) bool { return a.hosts[i].Name < a.hosts[j].Name })
+	for _, h := range a.hosts {
+		sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })
+	}
+	a.version = a.digest()
+	return a
+}
+
+// host returns the Host for name, creating it on first use.
+func (a *Allowlist) host(name string) *Host {
+	if IsWildcard(name) {
+		suffix := WildcardSuffix(name)
+		if h, ok := a.wildcard[suffix]; ok {
+			return h
+		}
+		h := &Host{Name: name, Wildcard: true}
+		a.wildcard[suffix] = h
+		return h
+	}
+	if h, ok := a.exact[name]; ok {
+		return h
+	}
+	h := &Host{Name: name}
+	a.exact[name] = h
+	return h
+}
+
+// digest hashes the compiled content (not the problems): equal allowlists
+// get equal versions, so an unchanged reload publishes nothing new.
+func (a *Allowlist) digest() string {
+	type port struct {
+		Port
+		Entry *Entry `json:"entry"`
+	}
+	type host struct {
+		Name  string `json:"name"`
+		Ports []port `json:"ports"`
+	}
+	hosts := make([]host, 0, len(a.hosts))
+	for _, h := range a.hosts {
+		hh := host{Name: h.Name}
+		for _, p := range h.Ports {
+			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: p.Entry})
+		}
+		hosts = append(hosts, hh)
+	}
+	b, err := json.Marshal(hosts)
+	if err != nil {
+		// Only plain data is marshalled; this cannot happen.
+		panic(fmt.Sprintf("serviceentry: hashing allowlist: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func refLess(a, b Ref) bool {
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	return a.Line < b.Line
+}
+
+// portClaims records which gateway port a TCP-class entry owns, so two
+// entries never claim the same plaintext traffic: the gateway tells TCP
+// connections apart only by destination address and port.
+type portClaims struct {
+	byAddress map[string]*Entry // "198.18.0.0/24|5432"
+	wholePort map[uint32]*Entry // TCP entry without addresses: every plaintext connection on the port
+	http      map[uint32]*Entry // first HTTP-class entry on the port
+}
+
+func newPortClaims() *portClaims {
+	return &portClaims{byAddress: map[string]*Entry{}, wholePort: map[uint32]*Entry{}, http: map[uint32]*Entry{}}
+}
+
+// claim records e's port p and returns a message when it conflicts with an
+// earlier entry.
+func (c *portClaims) claim(e *Entry, p Port) string {
+	switch p.Protocol.Class() {
+	case ClassHTTP:
+		if prev, ok := c.wholePort[p.Number]; ok && prev != e {
+			return fmt.Sprintf("port %d: HTTP conflicts with TCP ServiceEntry %s, which takes every plaintext connection on this port (it has no addresses); give it spec.addresses or use another port", p.Number, prev.Ref)
+		}
+		if _, ok := c.http[p.Number]; !ok {
+			c.http[p.Number] = e
+		}
+	case ClassTCP:
+		if len(e.Addresses) == 0 {
+			if prev, ok := c.wholePort[p.Number]; ok && prev != e {
+				return fmt.Sprintf("port %d: TCP without addresses is already claimed by ServiceEntry %s; the gateway can tell such connections apart only by address, so add spec.addresses", p.Number, prev.Ref)
+			}
+			if prev, ok := c.http[p.Number]; ok && prev != e {
+				return fmt.Sprintf("port %d: TCP without addresses conflicts with HTTP ServiceEntry %s on the same port; add spec.addresses or use another port", p.Number, prev.Ref)
+			}
+			c.wholePort[p.Number] = e
+			return ""
+		}
+		for _, pfx := range e.Addresses {
+			key := addressKey(pfx, p.Number)
+			if prev, ok := c.byAddress[key]; ok && prev != e {
+				return fmt.Sprintf("address %s port %d is already claimed by ServiceEntry %s", pfx, p.Number, prev.Ref)
+			}
+		}
+		for _, pfx := range e.Addresses {
+			c.byAddress[addressKey(pfx, p.Number)] = e
+		}
+	}
+	return ""
+}
+
+func addressKey(p netip.Prefix, port uint32) string {
+	return fmt.Sprintf("%s|%d", p.Masked(), port)
+}
