@@ -1,0 +1,280 @@
+package envoy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	"sigs.k8s.io/yaml"
+)
+
+// XDSClusterName is the static cluster in the bootstrap that reaches
+// egressd's ADS server. Other configuration (for example a gRPC access log
+// service on the same server) may refer to it.
+const XDSClusterName = "egressd_xds"
+
+// Defaults used by Bootstrap for empty BootstrapConfig fields.
+const (
+	// DefaultNodeID is the node id sent to the xDS server.
+	DefaultNodeID = "egressd-gateway"
+	// DefaultCluster is the node cluster sent to the xDS server.
+	DefaultCluster = "egressd"
+	// DefaultAdminAddress keeps Envoy's admin interface on loopback: it can
+	// change the running configuration and must never be exposed.
+	DefaultAdminAddress = "127.0.0.1:15001"
+	// DefaultXDSConnectTimeout bounds a connection attempt to the xDS server.
+	DefaultXDSConnectTimeout = time.Second
+	// DefaultMaxDownstreamConnections bounds the gateway's open downstream
+	// connections (Envoy warns at start when there is no bound).
+	DefaultMaxDownstreamConnections = 50000
+)
+
+// BootstrapConfig is what the Envoy bootstrap needs to know; everything else
+// Envoy learns over ADS. Empty fields take the Default* values; only
+// XDSAddress is required.
+type BootstrapConfig struct {
+	// NodeID and Cluster are the node identity sent to the xDS server.
+	NodeID, Cluster string
+	// XDSAddress is the host:port of egressd's ADS gRPC server, spoken as
+	// plaintext HTTP/2 (meant for loopback). The host may be an IP or a
+	// name; a name is resolved by Envoy (STRICT_DNS). Required.
+	XDSAddress string
+	// XDSConnectTimeout bounds one connection attempt to the xDS server.
+	XDSConnectTimeout time.Duration
+	// AdminAddress is the ip:port of Envoy's admin interface. The IP must be
+	// a literal; loopback is strongly advised.
+	AdminAddress string
+	// MaxDownstreamConnections is the global bound on open downstream
+	// connections, enforced by Envoy's overload manager.
+	MaxDownstreamConnections int64
+}
+
+func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
+	if c.NodeID == "" {
+		c.NodeID = DefaultNodeID
+	}
+	if c.Cluster == "" {
+		c.Cluster = DefaultCluster
+	}
+	if c.AdminAddress == "" {
+		c.AdminAddress = DefaultAdminAddress
+	}
+	if c.XDSConnectTimeout <= 0 {
+		c.XDSConnectTimeout = DefaultXDSConnectTimeout
+	}
+	if c.MaxDownstreamConnections <= 0 {
+		c.MaxDownstreamConnections = DefaultMaxDownstreamConnections
+	}
+	if c.XDSAddress == "" {
+		return c, fmt.Errorf("xds address is empty: set it to the host:port of egressd's ADS server, e.g. 127.0.0.1:18000")
+	}
+	return c, nil
+}
+
+// Bootstrap builds Envoy's static bootstrap: the node identity, the admin
+// interface, one static cluster to egressd's ADS server, listeners and
+// clusters over ADS, and a bound on downstream connections. The result has
+// passed ValidateAll.
+func Bootstrap(c BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: %w", err)
+	}
+	admin, err := adminAddress(c.AdminAddress)
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: admin address: %w", err)
+	}
+	xds, err := xdsCluster(c)
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: xds address: %w", err)
+	}
+	overload, err := overloadManager(c.MaxDownstreamConnections)
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: %w", err)
+	}
+	adminLog, err := anypb.New(&filev3.FileAccessLog{Path: "/dev/null"})
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: admin access log: %w", err)
+	}
+	ads := func() *corev3.ConfigSource {
+		return &corev3.ConfigSource{
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+			ResourceApiVersion:    corev3.ApiVersion_V3,
+		}
+	}
+
+	b := &bootstrapv3.Bootstrap{
+		Node: &corev3.Node{Id: c.NodeID, Cluster: c.Cluster},
+		Admin: &bootstrapv3.Admin{
+			Address: admin,
+			AccessLog: []*accesslogv3.AccessLog{{
+				Name:       "envoy.access_loggers.file",
+				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: adminLog},
+			}},
+		},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
+			Clusters: []*clusterv3.Cluster{xds},
+		},
+		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			AdsConfig: &corev3.ApiConfigSource{
+				ApiType:             corev3.ApiConfigSource_GRPC,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				GrpcServices: []*corev3.GrpcService{{
+					TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+						EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName},
+					},
+				}},
+				SetNodeOnFirstMessageOnly: true,
+			},
+			LdsConfig: ads(),
+			CdsConfig: ads(),
+		},
+		OverloadManager: overload,
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: invalid: %w", err)
+	}
+	return b, nil
+}
+
+// BootstrapYAML is Bootstrap rendered as YAML with proto field names, ready
+// for `envoy -c`. Equal configs give identical bytes.
+func BootstrapYAML(c BootstrapConfig) ([]byte, error) {
+	b, err := Bootstrap(c)
+	if err != nil {
+		return nil, err
+	}
+	return marshalYAML(b)
+}
+
+// marshalYAML renders a proto as YAML. protojson's whitespace is not stable
+// across runs, so the JSON is re-encoded: YAML keys come out sorted.
+func marshalYAML(m proto.Message) ([]byte, error) {
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %T to JSON: %w", m, err)
+	}
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		return nil, fmt.Errorf("convert %T to YAML: %w", m, err)
+	}
+	return y, nil
+}
+
+// adminAddress parses ip:port; Envoy's admin listener needs an IP literal.
+func adminAddress(hostport string) (*corev3.Address, error) {
+	ap, err := netip.ParseAddrPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("%q must be ip:port, e.g. %s: %w", hostport, DefaultAdminAddress, err)
+	}
+	return socketAddress(ap.Addr().Unmap().String(), uint32(ap.Port())), nil
+}
+
+func socketAddress(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Protocol:      corev3.SocketAddress_TCP,
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// xdsCluster is the static cluster to egressd's ADS server: HTTP/2 (gRPC) in
+// plaintext, STATIC for an IP, STRICT_DNS for a name, with TCP keepalive so a
+// dead peer is noticed even when the stream is idle.
+func xdsCluster(c BootstrapConfig) (*clusterv3.Cluster, error) {
+	host, portStr, err := net.SplitHostPort(c.XDSAddress)
+	if err != nil {
+		return nil, fmt.Errorf("%q must be host:port, e.g. 127.0.0.1:18000: %w", c.XDSAddress, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("%q: port %q must be a number from 1 to 65535", c.XDSAddress, portStr)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("%q: host is empty; use 127.0.0.1 for a local egressd", c.XDSAddress)
+	}
+	discovery := clusterv3.Cluster_STRICT_DNS
+	if ip, err := netip.ParseAddr(host); err == nil {
+		discovery = clusterv3.Cluster_STATIC
+		host = ip.Unmap().String()
+	}
+
+	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				},
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http protocol options: %w", err)
+	}
+
+	cl := &clusterv3.Cluster{
+		Name:                 XDSClusterName,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discovery},
+		ConnectTimeout:       durationpb.New(c.XDSConnectTimeout),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: XDSClusterName,
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				LbEndpoints: []*endpointv3.LbEndpoint{{
+					HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+						Address: socketAddress(host, uint32(port)),
+					}},
+				}},
+			}},
+		},
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2,
+		},
+		UpstreamConnectionOptions: &clusterv3.UpstreamConnectionOptions{
+			TcpKeepalive: &corev3.TcpKeepalive{
+				KeepaliveProbes:   wrapperspb.UInt32(3),
+				KeepaliveTime:     wrapperspb.UInt32(30),
+				KeepaliveInterval: wrapperspb.UInt32(5),
+			},
+		},
+	}
+	if discovery == clusterv3.Cluster_STRICT_DNS {
+		// A name like "localhost" often resolves to ::1 first while the
+		// server listens on 127.0.0.1: prefer IPv4, fall back to IPv6.
+		cl.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
+	}
+	return cl, nil
+}
+
+// overloadManager bounds open downstream connections with the
+// global_downstream_max_connections resource monitor. Without a bound Envoy
+// warns at start and accepts connections until it runs out of file
+// descriptors. This monitor replaces the deprecated runtime key
+// "overload.global_downstream_max_connections", so no runtime layer is needed.
+func overloadManager(max int64) (*overloadv3.OverloadManager, error) {
+	mon, err := anypb.New(&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: max})
+	if err != nil {
+		return nil, fmt.Errorf("overload manager: %w", err)
+	}
+	return &overloadv3.OverloadManager{
+		ResourceMonitors: []*overloadv3.ResourceMonitor{{
+			Name:       "envoy.resource_monitors.global_downstream_max_connections",
+			ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: mon},
+		}},
+	}, nil
+}

@@ -1,0 +1,184 @@
+package envoy
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestBootstrapYAMLGolden(t *testing.T) {
+	got, err := BootstrapYAML(BootstrapConfig{
+		NodeID:       "gateway-1",
+		Cluster:      "egressd",
+		XDSAddress:   "127.0.0.1:18000",
+		AdminAddress: "127.0.0.1:15001",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "bootstrap.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./egress/envoy/ -run Golden -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("bootstrap differs from %s (-want +got); rerun with -update if intended:\n%s", golden, diff)
+	}
+}
+
+func TestBootstrap(t *testing.T) {
+	tests := map[string]struct {
+		in      BootstrapConfig
+		check   func(t *testing.T, b *bootstrapv3.Bootstrap)
+		wantErr string
+	}{
+		"defaults": {
+			in: BootstrapConfig{XDSAddress: "127.0.0.1:18000"},
+			check: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				if b.GetNode().GetId() != DefaultNodeID || b.GetNode().GetCluster() != DefaultCluster {
+					t.Errorf("node = %v", b.GetNode())
+				}
+				sa := b.GetAdmin().GetAddress().GetSocketAddress()
+				if got := net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())); got != DefaultAdminAddress {
+					t.Errorf("admin address = %s, want %s", got, DefaultAdminAddress)
+				}
+				if got := b.GetStaticResources().GetClusters()[0].GetConnectTimeout().AsDuration(); got != DefaultXDSConnectTimeout {
+					t.Errorf("connect timeout = %v", got)
+				}
+			},
+		},
+		"xds by name is STRICT_DNS": {
+			in: BootstrapConfig{XDSAddress: "egressd.egressd.svc:18000"},
+			check: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				c := b.GetStaticResources().GetClusters()[0]
+				if c.GetType() != clusterv3.Cluster_STRICT_DNS || c.GetDnsLookupFamily() != clusterv3.Cluster_V4_PREFERRED {
+					t.Errorf("type = %v, dns lookup family = %v; want STRICT_DNS, V4_PREFERRED", c.GetType(), c.GetDnsLookupFamily())
+				}
+				sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+				if sa.GetAddress() != "egressd.egressd.svc" || sa.GetPortValue() != 18000 {
+					t.Errorf("endpoint = %v", sa)
+				}
+			},
+		},
+		"xds by IPv6 is STATIC": {
+			in: BootstrapConfig{XDSAddress: "[::1]:18000", AdminAddress: "[::1]:15001"},
+			check: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				c := b.GetStaticResources().GetClusters()[0]
+				if c.GetType() != clusterv3.Cluster_STATIC {
+					t.Errorf("type = %v, want STATIC", c.GetType())
+				}
+				if got := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); got != "::1" {
+					t.Errorf("admin address = %q, want ::1", got)
+				}
+			},
+		},
+		"max connections": {
+			in: BootstrapConfig{XDSAddress: "127.0.0.1:18000", MaxDownstreamConnections: 10},
+			check: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				y, err := marshalYAML(b.GetOverloadManager())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(y), `max_active_downstream_connections: "10"`) {
+					t.Errorf("overload manager does not bound connections to 10:\n%s", y)
+				}
+			},
+		},
+		"no xds address":     {in: BootstrapConfig{}, wantErr: "xds address is empty"},
+		"xds without port":   {in: BootstrapConfig{XDSAddress: "127.0.0.1"}, wantErr: `"127.0.0.1" must be host:port`},
+		"xds port zero":      {in: BootstrapConfig{XDSAddress: "127.0.0.1:0"}, wantErr: "must be a number from 1 to 65535"},
+		"xds port too big":   {in: BootstrapConfig{XDSAddress: "127.0.0.1:70000"}, wantErr: "must be a number from 1 to 65535"},
+		"xds without host":   {in: BootstrapConfig{XDSAddress: ":18000"}, wantErr: "host is empty"},
+		"admin by name":      {in: BootstrapConfig{XDSAddress: "127.0.0.1:18000", AdminAddress: "localhost:15001"}, wantErr: `admin address: "localhost:15001" must be ip:port`},
+		"admin without port": {in: BootstrapConfig{XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1"}, wantErr: "must be ip:port"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := Bootstrap(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Bootstrap() error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Bootstrap() error: %v", err)
+			}
+			if err := b.ValidateAll(); err != nil {
+				t.Errorf("ValidateAll: %v", err)
+			}
+			tc.check(t, b)
+		})
+	}
+}
+
+func TestBootstrapYAMLDeterministic(t *testing.T) {
+	c := BootstrapConfig{XDSAddress: "egressd:18000"}
+	first, err := BootstrapYAML(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		again, err := BootstrapYAML(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(first), string(again)); diff != "" {
+			t.Fatalf("BootstrapYAML is not deterministic (-first +again):\n%s", diff)
+		}
+	}
+}
+
+// TestBootstrapValidatesInEnvoy runs the real Envoy in validate mode on
+// generated bootstraps.
+func TestBootstrapValidatesInEnvoy(t *testing.T) {
+	bin := envoyBinary(t)
+	tests := map[string]BootstrapConfig{
+		"static xds":  {NodeID: "gateway-1", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001"},
+		"dns xds":     {XDSAddress: "localhost:18000", MaxDownstreamConnections: 1000},
+		"ipv6 admin":  {XDSAddress: "[::1]:18000", AdminAddress: "[::1]:0"},
+		"golden case": {NodeID: "gateway-1", Cluster: "egressd", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001"},
+	}
+	for name, c := range tests {
+		t.Run(name, func(t *testing.T) {
+			y, err := BootstrapYAML(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "bootstrap.yaml")
+			if err := os.WriteFile(path, y, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, "--mode", "validate", "-c", path, "--log-level", "warn", "--disable-hot-restart").CombinedOutput()
+			if err != nil {
+				t.Fatalf("envoy --mode validate: %v\n%s\nbootstrap:\n%s", err, out, y)
+			}
+			if !strings.Contains(string(out), "OK") {
+				t.Errorf("envoy --mode validate did not say OK:\n%s", out)
+			}
+			if strings.Contains(string(out), "[warning]") {
+				t.Errorf("envoy warns about the bootstrap:\n%s", out)
+			}
+		})
+	}
+}
