@@ -1,0 +1,173 @@
+package xds
+
+import (
+	"net/netip"
+	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	dfpclusterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dynamic_forward_proxy/v3"
+	dfpcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/dynamic_forward_proxy/v3"
+	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// A gateway carries many tenants' traffic; Envoy's default circuit-breaker
+// thresholds (1024) are sized for one service, not for a gateway.
+const circuitBreakerLimit = 65536
+
+// hostCluster builds the cluster for one exact host and service port.
+func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cluster {
+	e := hp.Entry
+	c := baseCluster(o, ClusterName(host, hp.Number))
+	if hp.Protocol.UpstreamHTTP2() {
+		c.TypedExtensionProtocolOptions = http2Options()
+	}
+	var endpoints []*endpointv3.LbEndpoint
+	switch e.Resolution {
+	case serviceentry.ResolutionStatic:
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+		for _, ep := range e.Endpoints {
+			endpoints = append(endpoints, lbEndpoint(ep.Address, ep.PortFor(hp.Port), ep.Weight))
+		}
+	case serviceentry.ResolutionDNSRoundRobin:
+		// LOGICAL_DNS: one address at a time, re-resolved for new
+		// connections; Envoy allows exactly one endpoint here.
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
+		setDNS(o, c)
+		if len(e.Endpoints) > 0 {
+			endpoints = append(endpoints, lbEndpoint(e.Endpoints[0].Address, e.Endpoints[0].PortFor(hp.Port), 0))
+		} else {
+			endpoints = append(endpoints, lbEndpoint(host, hp.UpstreamPort(), 0))
+		}
+	default:
+		// DNS, and NONE for TCP entries without addresses (the gateway has
+		// no original destination to pass through to, so it resolves the
+		// host): STRICT_DNS keeps every resolved address in the pool.
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+		setDNS(o, c)
+		if len(e.Endpoints) > 0 {
+			for _, ep := range e.Endpoints {
+				endpoints = append(endpoints, lbEndpoint(ep.Address, ep.PortFor(hp.Port), ep.Weight))
+			}
+		} else {
+			endpoints = append(endpoints, lbEndpoint(host, hp.UpstreamPort(), 0))
+		}
+	}
+	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
+		ClusterName: c.Name,
+		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: endpoints}},
+	}
+	return c
+}
+
+func baseCluster(o Options, name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:           name,
+		ConnectTimeout: durationpb.New(o.ConnectTimeout),
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxConnections:     wrapperspb.UInt32(circuitBreakerLimit),
+			MaxPendingRequests: wrapperspb.UInt32(circuitBreakerLimit),
+			MaxRequests:        wrapperspb.UInt32(circuitBreakerLimit),
+		}}},
+	}
+}
+
+func lbEndpoint(address string, port, weight uint32) *endpointv3.LbEndpoint {
+	ep := &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+		Address: socketAddress(address, port),
+	}}}
+	if weight > 0 {
+		ep.LoadBalancingWeight = wrapperspb.UInt32(weight)
+	}
+	return ep
+}
+
+func socketAddress(address string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       address,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+func http2Options() map[string]*anyType {
+	return map[string]*anyType{
+		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			}},
+		}),
+	}
+}
+
+// setDNS configures how Envoy resolves a DNS cluster.
+func setDNS(o Options, c *clusterv3.Cluster) {
+	c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
+	c.RespectDnsTtl = true
+	c.TypedDnsResolverConfig = dnsResolver(o)
+}
+
+// dnsResolver is Envoy's c-ares resolver, pointed at o.DNSResolvers when
+// set (nil means the system's resolv.conf).
+func dnsResolver(o Options) *corev3.TypedExtensionConfig {
+	if len(o.DNSResolvers) == 0 {
+		return nil
+	}
+	cfg := &caresv3.CaresDnsResolverConfig{}
+	for _, r := range o.DNSResolvers {
+		ap := netip.MustParseAddrPort(r) // checked by Options.withDefaults
+		cfg.Resolvers = append(cfg.Resolvers, socketAddress(ap.Addr().String(), uint32(ap.Port())))
+	}
+	return &corev3.TypedExtensionConfig{Name: "envoy.network.dns_resolver.cares", TypedConfig: mustAny(cfg)}
+}
+
+// dnsCache is the one DNS cache the dynamic forward proxy filters and
+// clusters share; every user must carry an identical copy.
+func dnsCache(o Options) *dfpcommonv3.DnsCacheConfig {
+	return &dfpcommonv3.DnsCacheConfig{
+		Name:                   DNSCacheName,
+		DnsLookupFamily:        clusterv3.Cluster_V4_PREFERRED,
+		MaxHosts:               wrapperspb.UInt32(8192),
+		HostTtl:                durationpb.New(300e9),
+		TypedDnsResolverConfig: dnsResolver(o),
+	}
+}
+
+// dynamicCluster resolves its destination per request or connection from
+// the Host header or SNI the filters put in place.
+func dynamicCluster(o Options, name string, http2 bool) *clusterv3.Cluster {
+	c := baseCluster(o, name)
+	c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+	c.ClusterDiscoveryType = &clusterv3.Cluster_ClusterType{ClusterType: &clusterv3.Cluster_CustomClusterType{
+		Name:        "envoy.clusters.dynamic_forward_proxy",
+		TypedConfig: mustAny(&dfpclusterv3.ClusterConfig{ClusterImplementationSpecifier: &dfpclusterv3.ClusterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(o)}}),
+	}}
+	if http2 {
+		c.TypedExtensionProtocolOptions = http2Options()
+	}
+	return c
+}
+
+func blackholeCluster(o Options) *clusterv3.Cluster {
+	c := baseCluster(o, BlackholeCluster)
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: BlackholeCluster}
+	return c
+}
+
+func originalDstCluster(o Options) *clusterv3.Cluster {
+	c := baseCluster(o, OriginalDstCluster)
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+	c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+	return c
+}
+
+// sortClusters orders clusters by name for deterministic output.
+func sortClusters(cs []*clusterv3.Cluster) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+}

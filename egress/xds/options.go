@@ -1,0 +1,77 @@
+package xds
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// Options are the gateway settings that are not in the allowlist.
+type Options struct {
+	// ListenAddress is the IP the gateway's listeners bind to.
+	ListenAddress string
+	// PortOffset is added to every service port to get the listener port,
+	// so a gateway without privileges can serve port 80 on 10080.
+	PortOffset uint32
+	// Outbound is what happens to unlisted destinations.
+	Outbound serviceentry.OutboundMode
+	// AccessLogPath is the file Envoy writes access logs to
+	// ("/dev/stdout" by default).
+	AccessLogPath string
+	// DNSResolvers ("ip:port") are the resolvers Envoy uses for DNS
+	// clusters and dynamic forwarding; empty means the system's.
+	DNSResolvers []string
+	// ConnectTimeout bounds upstream connection setup.
+	ConnectTimeout time.Duration
+	// AlwaysHTTPPorts and AlwaysTLSPorts get a listener even when no entry
+	// uses them, so denials on the common ports are answered and logged
+	// instead of refused silently. Defaults: 80 and 443.
+	AlwaysHTTPPorts []uint32
+	AlwaysTLSPorts  []uint32
+}
+
+// DefaultOptions returns the options used when a field is left empty.
+func DefaultOptions() Options {
+	return Options{
+		ListenAddress:   "0.0.0.0",
+		Outbound:        serviceentry.RegistryOnly,
+		AccessLogPath:   "/dev/stdout",
+		ConnectTimeout:  5 * time.Second,
+		AlwaysHTTPPorts: []uint32{80},
+		AlwaysTLSPorts:  []uint32{443},
+	}
+}
+
+// withDefaults fills empty fields from DefaultOptions and checks the rest.
+func (o Options) withDefaults() (Options, error) {
+	d := DefaultOptions()
+	if o.ListenAddress == "" {
+		o.ListenAddress = d.ListenAddress
+	}
+	if _, err := netip.ParseAddr(o.ListenAddress); err != nil {
+		return o, fmt.Errorf("listen address %q: must be an IP address", o.ListenAddress)
+	}
+	if o.Outbound == "" {
+		o.Outbound = d.Outbound
+	}
+	if o.AccessLogPath == "" {
+		o.AccessLogPath = d.AccessLogPath
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = d.ConnectTimeout
+	}
+	if o.AlwaysHTTPPorts == nil {
+		o.AlwaysHTTPPorts = d.AlwaysHTTPPorts
+	}
+	if o.AlwaysTLSPorts == nil {
+		o.AlwaysTLSPorts = d.AlwaysTLSPorts
+	}
+	for _, r := range o.DNSResolvers {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return o, fmt.Errorf("dns resolver %q: must be ip:port", r)
+		}
+	}
+	return o, nil
+}

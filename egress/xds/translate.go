@@ -1,0 +1,434 @@
+package xds
+
+import (
+	"fmt"
+	"sort"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	snidfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_dynamic_forward_proxy/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// Resources is the complete gateway configuration for one allowlist.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+}
+
+// Translate turns an allowlist into the gateway's Envoy resources. It is
+// pure and deterministic. The result has one listener per service port
+// (plus the always-on ports), each denying whatever no entry allows.
+func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("xds: %w", err)
+	}
+	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}}
+	for _, p := range planPorts(a, o) {
+		if err := t.port(p); err != nil {
+			return nil, err
+		}
+	}
+	t.clusters[BlackholeCluster] = blackholeCluster(o)
+	res := &Resources{Listeners: t.listeners, Routes: t.routes}
+	for _, c := range t.clusters {
+		res.Clusters = append(res.Clusters, c)
+	}
+	sortClusters(res.Clusters)
+	return res, nil
+}
+
+// hostPort is one host allowed on one port.
+type hostPort struct {
+	host *serviceentry.Host
+	hp   serviceentry.HostPort
+}
+
+// portPlan is everything the gateway serves on one service port.
+type portPlan struct {
+	number uint32
+	http   []hostPort // by host name
+	tls    []hostPort // by host name
+	tcp    []hostPort // one per entry, by entry ref; addresses first
+	// alwaysHTTP/alwaysTLS: the port is served even without entries.
+	alwaysHTTP, alwaysTLS bool
+}
+
+func planPorts(a *serviceentry.Allowlist, o Options) []*portPlan {
+	plans := map[uint32]*portPlan{}
+	plan := func(n uint32) *portPlan {
+		if p, ok := plans[n]; ok {
+			return p
+		}
+		p := &portPlan{number: n}
+		plans[n] = p
+		return p
+	}
+	for _, n := range o.AlwaysHTTPPorts {
+		plan(n).alwaysHTTP = true
+	}
+	for _, n := range o.AlwaysTLSPorts {
+		plan(n).alwaysTLS = true
+	}
+	seenTCP := map[string]bool{}
+	for _, h := range a.Hosts() { // sorted by name
+		for _, hp := range h.Ports {
+			p := plan(hp.Number)
+			switch hp.Protocol.Class() {
+			case serviceentry.ClassHTTP:
+				p.http = append(p.http, hostPort{h, hp})
+			case serviceentry.ClassTLS:
+				p.tls = append(p.tls, hostPort{h, hp})
+			default:
+				key := fmt.Sprintf("%s|%d", hp.Entry.Ref, hp.Number)
+				if !seenTCP[key] && !h.Wildcard {
+					seenTCP[key] = true
+					p.tcp = append(p.tcp, hostPort{h, hp})
+				}
+			}
+		}
+	}
+	out := make([]*portPlan, 0, len(plans))
+	for _, p := range plans {
+		sort.SliceStable(p.tcp, func(i, j int) bool {
+			return p.tcp[i].hp.Entry.Ref.String() < p.tcp[j].hp.Entry.Ref.String()
+		})
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
+	return out
+}
+
+type translator struct {
+	o         Options
+	listeners []*listenerv3.Listener
+	routes    []*routev3.RouteConfiguration
+	clusters  map[string]*clusterv3.Cluster
+}
+
+func (t *translator) addCluster(c *clusterv3.Cluster) string {
+	t.clusters[c.Name] = c
+	return c.Name
+}
+
+// dynamic reports whether the gateway must resolve the destination itself
+// from the Host header or SNI: wildcards and resolution NONE.
+func dynamic(hp hostPort) bool {
+	return hp.host.Wildcard || hp.hp.Entry.Resolution == serviceentry.ResolutionNone
+}
+
+func (t *translator) port(p *portPlan) error {
+	var whole *hostPort
+	var byAddress []hostPort
+	for i := range p.tcp {
+		if len(p.tcp[i].hp.Entry.Addresses) > 0 {
+			byAddress = append(byAddress, p.tcp[i])
+		} else if whole == nil {
+			whole = &p.tcp[i]
+		}
+	}
+	hasTLS := len(p.tls) > 0 || p.alwaysTLS
+	// An always-on HTTP port yields to a TCP entry that takes the whole port.
+	hasHTTP := len(p.http) > 0 || (p.alwaysHTTP && whole == nil)
+	l := &listenerv3.Listener{
+		Name:                          ListenerName(p.number),
+		Address:                       socketAddress(t.o.ListenAddress, p.number+t.o.PortOffset),
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
+		// A client of a server-first protocol sends nothing: let it through
+		// to the plaintext chains instead of holding it for 15 s.
+		ContinueOnListenerFiltersTimeout: true,
+	}
+	if hasTLS {
+		l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{
+			Name:       "envoy.filters.listener.tls_inspector",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
+		})
+	}
+	if len(byAddress) > 0 {
+		// Restores the destination of connections redirected to the
+		// gateway (iptables REDIRECT/TPROXY), so chains can match it.
+		l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{
+			Name:       "envoy.filters.listener.original_dst",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})},
+		})
+	}
+	if len(p.tcp) > 0 && hasTLS {
+		l.ListenerFiltersTimeout = durationpb.New(1e9)
+	}
+
+	for _, hp := range p.tls {
+		l.FilterChains = append(l.FilterChains, t.tlsChain(p.number, hp))
+	}
+	for _, hp := range byAddress {
+		l.FilterChains = append(l.FilterChains, t.tcpChain(p.number, hp))
+	}
+	if hasTLS {
+		l.FilterChains = append(l.FilterChains, t.unknownSNIChain(p.number))
+	}
+	if hasHTTP {
+		chain, route := t.httpChain(p, hasTLS)
+		if whole != nil {
+			// Compile refuses this; keep the translation total anyway.
+			return fmt.Errorf("xds: port %d: HTTP entries and TCP entry %s without addresses cannot share a port", p.number, whole.hp.Entry.Ref)
+		}
+		l.FilterChains = append(l.FilterChains, chain)
+		t.routes = append(t.routes, route)
+	}
+	if whole != nil {
+		l.DefaultFilterChain = t.tcpChain(p.number, *whole)
+	} else if !hasHTTP || hasTLS {
+		l.DefaultFilterChain = t.denyChain(p.number)
+	}
+	t.listeners = append(t.listeners, l)
+	return nil
+}
+
+// tlsChain passes TLS for one SNI through to the host, unterminated.
+func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain {
+	name := fmt.Sprintf("tls|%d|%s", port, hp.host.Name)
+	log := tcpAccessLog(t.o, port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String()})
+	var filters []*listenerv3.Filter
+	cluster := ""
+	if dynamic(hp) {
+		filters = append(filters, sniForwardFilter(t.o, hp.hp.UpstreamPort()))
+		cluster = t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false))
+	} else {
+		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+	}
+	filters = append(filters, tcpProxyFilter(name, cluster, log))
+	return &listenerv3.FilterChain{
+		Name: name,
+		FilterChainMatch: &listenerv3.FilterChainMatch{
+			ServerNames:       []string{hp.host.Name},
+			TransportProtocol: "tls",
+		},
+		Filters: filters,
+	}
+}
+
+// unknownSNIChain takes every TLS connection whose SNI no entry allows: under
+// REGISTRY_ONLY it is closed at once; under ALLOW_ANY it is passed through to
+// the SNI's host.
+func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
+	name := fmt.Sprintf("tls|%d|unlisted", port)
+	match := &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
+	noSNI := tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"}
+	if t.o.Outbound == serviceentry.AllowAny {
+		log := tcpAccessLog(t.o, port,
+			tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowAny, filter: "connection.requested_server_name != ''"}, noSNI)
+		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
+			sniForwardFilter(t.o, port),
+			tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
+		}}
+	}
+	log := tcpAccessLog(t.o, port,
+		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, filter: "connection.requested_server_name != ''"}, noSNI)
+	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
+		tcpProxyFilter(name, BlackholeCluster, log),
+	}}
+}
+
+// tcpChain forwards plaintext TCP of one entry: by destination address when
+// the entry lists addresses, else every plaintext connection on the port.
+func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain {
+	e := hp.hp.Entry
+	name := fmt.Sprintf("tcp|%d|%s", port, e.Ref)
+	match := &listenerv3.FilterChainMatch{}
+	for _, pfx := range e.Addresses {
+		match.PrefixRanges = append(match.PrefixRanges, &corev3.CidrRange{
+			AddressPrefix: pfx.Masked().Addr().String(),
+			PrefixLen:     wrapperspb.UInt32(uint32(pfx.Bits())),
+		})
+	}
+	var cluster string
+	if e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0 {
+		cluster = t.addCluster(originalDstCluster(t.o))
+	} else {
+		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+	}
+	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: e.Ref.String()})
+	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{tcpProxyFilter(name, cluster, log)}}
+}
+
+// denyChain closes plaintext connections nothing claims, and logs them.
+func (t *translator) denyChain(port uint32) *listenerv3.FilterChain {
+	name := fmt.Sprintf("tcp|%d|unlisted", port)
+	reason := ReasonNotInRegistry
+	if t.o.Outbound == serviceentry.AllowAny {
+		// Without a Host or SNI the gateway cannot know where to go.
+		reason = ReasonUnidentifiedTCP
+	}
+	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: VerdictDeny, reason: reason})
+	return &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{tcpProxyFilter(name, BlackholeCluster, log)}}
+}
+
+// httpChain routes plaintext HTTP by Host through the port's route table.
+func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterChain, *routev3.RouteConfiguration) {
+	rc := &routev3.RouteConfiguration{Name: RouteName(p.number), ValidateClusters: wrapperspb.Bool(false)}
+	needDynamic := false
+	for _, hp := range p.http {
+		var cluster string
+		if dynamic(hp) {
+			needDynamic = true
+			cluster = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2())
+		} else {
+			cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			Name:    fmt.Sprintf("%s:%d", hp.host.Name, p.number),
+			Domains: []string{hp.host.Name, fmt.Sprintf("%s:%d", hp.host.Name, p.number)},
+			Routes: []*routev3.Route{{
+				Name:     "allow",
+				Match:    prefixMatch("/"),
+				Metadata: routeMetadata(VerdictAllow, ReasonAllowed, hp.hp.Entry.Ref.String()),
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+					// Streams and long polls are legitimate egress; idle
+					// timeouts bound them instead.
+					Timeout: durationpb.New(0),
+				}},
+			}},
+		})
+	}
+	rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost(p.number))
+	if t.o.Outbound == serviceentry.AllowAny {
+		needDynamic = true
+	}
+
+	var httpFilters []*hcmv3.HttpFilter
+	if needDynamic {
+		httpFilters = append(httpFilters, &hcmv3.HttpFilter{
+			Name:       "envoy.filters.http.dynamic_forward_proxy",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(t.o)}})},
+		})
+	}
+	httpFilters = append(httpFilters, &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{SuppressEnvoyHeaders: true})},
+	})
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: fmt.Sprintf("egress_http_%d", p.number),
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			RouteConfigName: rc.Name,
+			ConfigSource: &corev3.ConfigSource{
+				ResourceApiVersion:    corev3.ApiVersion_V3,
+				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+			},
+		}},
+		HttpFilters: httpFilters,
+		AccessLog:   httpAccessLog(t.o, p.number),
+		// Nothing about the cluster leaks to external hosts: no client
+		// addresses in X-Forwarded-For, no request ids, no Envoy headers.
+		UseRemoteAddress:  wrapperspb.Bool(true),
+		SkipXffAppend:     true,
+		GenerateRequestId: wrapperspb.Bool(false),
+	}
+	chain := &listenerv3.FilterChain{
+		Name: fmt.Sprintf("http|%d", p.number),
+		Filters: []*listenerv3.Filter{{
+			Name:       "envoy.filters.network.http_connection_manager",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+		}},
+	}
+	if afterTLS {
+		chain.FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer"}
+	}
+	return chain, rc
+}
+
+func (t *translator) dynamicHTTPCluster(http2 bool) string {
+	name := DynamicHTTPCluster
+	if http2 {
+		name += "2"
+	}
+	return t.addCluster(dynamicCluster(t.o, name, http2))
+}
+
+// unlistedVirtualHost takes every Host no entry allows: a 403 that says why
+// under REGISTRY_ONLY, dynamic forwarding under ALLOW_ANY.
+func (t *translator) unlistedVirtualHost(port uint32) *routev3.VirtualHost {
+	vh := &routev3.VirtualHost{Name: "unlisted", Domains: []string{"*"}}
+	if t.o.Outbound == serviceentry.AllowAny {
+		vh.Routes = []*routev3.Route{{
+			Name:     "allow_any",
+			Match:    prefixMatch("/"),
+			Metadata: routeMetadata(VerdictAllow, ReasonAllowAny, ""),
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.dynamicHTTPCluster(false)},
+				Timeout:          durationpb.New(0),
+			}},
+		}}
+		return vh
+	}
+	body := fmt.Sprintf("egressd: host %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry allows it on port %d\n",
+		serviceentry.RegistryOnly, port)
+	vh.Routes = []*routev3.Route{{
+		Name:     "deny",
+		Match:    prefixMatch("/"),
+		Metadata: routeMetadata(VerdictDeny, ReasonNotInRegistry, ""),
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 403,
+			BodyFormat: &corev3.SubstitutionFormatString{
+				Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}},
+				ContentType: "text/plain; charset=utf-8",
+			},
+		}},
+		ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonNotInRegistry},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}}
+	return vh
+}
+
+func prefixMatch(p string) *routev3.RouteMatch {
+	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: p}}
+}
+
+func routeMetadata(verdict, reason, serviceEntry string) *corev3.Metadata {
+	fields := map[string]*structpb.Value{
+		"verdict": structpb.NewStringValue(verdict),
+		"reason":  structpb.NewStringValue(reason),
+	}
+	if serviceEntry != "" {
+		fields["serviceentry"] = structpb.NewStringValue(serviceEntry)
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: fields}}}
+}
+
+func sniForwardFilter(o Options, port uint32) *listenerv3.Filter {
+	return &listenerv3.Filter{
+		Name: "envoy.filters.network.sni_dynamic_forward_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&snidfpv3.FilterConfig{
+			DnsCacheConfig: dnsCache(o),
+			PortSpecifier:  &snidfpv3.FilterConfig_PortValue{PortValue: port},
+		})},
+	}
+}
+
+func tcpProxyFilter(statPrefix, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+	return &listenerv3.Filter{
+		Name: "envoy.filters.network.tcp_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&tcpproxyv3.TcpProxy{
+			StatPrefix:       statPrefix,
+			ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
+			AccessLog:        logs,
+		})},
+	}
+}

@@ -1,0 +1,143 @@
+package xds
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/out")
+
+// compileFile reads one input case into an allowlist.
+func compileFile(t *testing.T, path string) *serviceentry.Allowlist {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, problems := serviceentry.Parse(filepath.Base(path), data)
+	return serviceentry.Compile(entries, problems)
+}
+
+// goldenOptions are the options of every golden case; a case whose name
+// ends in "allow-any" runs under ALLOW_ANY.
+func goldenOptions(name string) Options {
+	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout"}
+	if strings.HasSuffix(name, "allow-any") {
+		o.Outbound = serviceentry.AllowAny
+	}
+	return o
+}
+
+func toYAML[M proto.Message](t *testing.T, ms []M) []byte {
+	t.Helper()
+	var out []byte
+	for _, m := range ms {
+		j, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := yaml.JSONToYAML(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, "---\n"...)
+		out = append(out, y...)
+	}
+	return out
+}
+
+// TestTranslateGolden: testdata/in/<case>.yaml -> testdata/out/<case>.*.
+// Regenerate with `go test ./egress/xds -run Golden -update`.
+func TestTranslateGolden(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/in/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no inputs: %v", err)
+	}
+	want := map[string]bool{}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			a := compileFile(t, in)
+			res, err := Translate(a, goldenOptions(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := res.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := res.Snapshot(res.Version()); err != nil {
+				t.Fatal(err)
+			}
+			var problems []string
+			for _, p := range a.Problems() {
+				problems = append(problems, string(p.Severity)+": "+p.Error())
+			}
+			outputs := map[string][]byte{
+				"listeners.yaml": toYAML(t, res.Listeners),
+				"routes.yaml":    toYAML(t, res.Routes),
+				"clusters.yaml":  toYAML(t, res.Clusters),
+				"problems.txt":   []byte(strings.Join(problems, "\n") + "\n"),
+			}
+			for suffix, got := range outputs {
+				path := filepath.Join("testdata/out", name+"."+suffix)
+				want[path] = true
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				exp, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if d := cmp.Diff(string(exp), string(got)); d != "" {
+					t.Errorf("%s differs (-want +got):\n%s", path, d)
+				}
+			}
+		})
+	}
+	// Stale outputs of removed cases fail the test (or are deleted by -update).
+	outs, _ := filepath.Glob("testdata/out/*")
+	for _, o := range outs {
+		if want[o] {
+			continue
+		}
+		if *update {
+			os.Remove(o)
+		} else {
+			t.Errorf("stale golden file %s (run with -update)", o)
+		}
+	}
+}
+
+// TestTranslateDeterministic: the same allowlist twice gives the same bytes.
+func TestTranslateDeterministic(t *testing.T) {
+	for _, in := range []string{"testdata/in/tls-passthrough.yaml", "testdata/in/tcp-addresses.yaml", "testdata/in/http-static.yaml"} {
+		a1, a2 := compileFile(t, in), compileFile(t, in)
+		r1, err := Translate(a1, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := Translate(a2, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r1.Version() != r2.Version() {
+			t.Errorf("%s: versions differ: %s vs %s", in, r1.Version(), r2.Version())
+		}
+		if a1.Version() != a2.Version() {
+			t.Errorf("%s: allowlist versions differ", in)
+		}
+	}
+}
