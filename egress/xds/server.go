@@ -39,6 +39,7 @@ type Server struct {
 	version  string            // last published version
 	acked    map[string]string // type URL -> last version a gateway ACKed
 	nacked   string            // last NACK message
+	rejected map[string]string // version -> NACK message
 	streams  int
 	ackWatch chan struct{} // closed and replaced on every ACK
 }
@@ -54,6 +55,7 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		opts:     o,
 		cache:    cachev3.NewSnapshotCache(true, oneGroup{}, log.Sugar()),
 		acked:    map[string]string{},
+		rejected: map[string]string{},
 		ackWatch: make(chan struct{}),
 	}, nil
 }
@@ -78,6 +80,19 @@ func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string,
 	if err != nil {
 		return "", err
 	}
+	version, err := s.publish(ctx, res)
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("published gateway configuration",
+		zap.String("version", version), zap.String("allowlist", a.Version()),
+		zap.Int("listeners", len(res.Listeners)), zap.Int("routes", len(res.Routes)), zap.Int("clusters", len(res.Clusters)))
+	return version, nil
+}
+
+// publish validates res and sets it as the gateways' snapshot, unless it
+// equals the current one.
+func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	if err := res.Validate(); err != nil {
 		return "", err
 	}
@@ -98,9 +113,6 @@ func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string,
 	s.mu.Lock()
 	s.version = version
 	s.mu.Unlock()
-	s.log.Info("published gateway configuration",
-		zap.String("version", version), zap.String("allowlist", a.Version()),
-		zap.Int("listeners", len(res.Listeners)), zap.Int("routes", len(res.Routes)), zap.Int("clusters", len(res.Clusters)))
 	return version, nil
 }
 
@@ -123,6 +135,14 @@ func (s *Server) Acked() map[string]string {
 	return out
 }
 
+// Rejected returns the error of the last configuration a gateway
+// rejected (NACKed), or "" if none was.
+func (s *Server) Rejected() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nacked
+}
+
 // WaitAcked blocks until a gateway has ACKed version for listeners,
 // routes and clusters, or ctx ends.
 func (s *Server) WaitAcked(ctx context.Context, version string) error {
@@ -135,9 +155,13 @@ func (s *Server) WaitAcked(ctx context.Context, version string) error {
 			}
 		}
 		watch := s.ackWatch
+		nacked := s.rejected[version]
 		s.mu.Unlock()
 		if done {
 			return nil
+		}
+		if nacked != "" {
+			return fmt.Errorf("xds: gateway rejected configuration while waiting for %s: %s", version, nacked)
 		}
 		select {
 		case <-ctx.Done():
@@ -199,6 +223,11 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			if req.GetErrorDetail() != nil {
 				s.mu.Lock()
 				s.nacked = req.GetErrorDetail().GetMessage()
+				// The snapshot cache always sends the current snapshot,
+				// so the current version is the rejected one.
+				s.rejected[s.version] = s.nacked
+				close(s.ackWatch) // wake waiters: a NACK is an answer too
+				s.ackWatch = make(chan struct{})
 				s.mu.Unlock()
 				s.log.Error("gateway rejected configuration",
 					zap.String("type", req.GetTypeUrl()), zap.String("node", req.GetNode().GetId()),
