@@ -150,6 +150,9 @@ func (c *portClaims) claim(e *Entry, p Port) string {
 		}
 	case ClassTCP:
 		if len(e.Addresses) == 0 {
+			if e.Resolution == ResolutionNone && IsWildcard(e.Hosts[0]) {
+				return fmt.Sprintf("port %d: TCP with resolution NONE, no addresses and the wildcard host %q leaves the gateway no destination to connect to; add spec.addresses, endpoints, or an exact host", p.Number, e.Hosts[0])
+			}
 			if prev, ok := c.wholePort[p.Number]; ok && prev != e {
 				return fmt.Sprintf("port %d: TCP without addresses is already claimed by ServiceEntry %s; the gateway can tell such connections apart only by address, so add spec.addresses", p.Number, prev.Ref)
 			}

@@ -108,7 +108,6 @@ func http2Options() map[string]*anyType {
 // setDNS configures how Envoy resolves a DNS cluster.
 func setDNS(o Options, c *clusterv3.Cluster) {
 	c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
-	c.RespectDnsTtl = true
 	c.TypedDnsResolverConfig = dnsResolver(o)
 }
 

@@ -40,6 +40,7 @@ type Server struct {
 	acked    map[string]string // type URL -> last version a gateway ACKed
 	nacked   string            // last NACK message
 	rejected map[string]string // version -> NACK message
+	sent     map[string]string // response nonce -> version, until answered
 	streams  int
 	ackWatch chan struct{} // closed and replaced on every ACK
 }
@@ -56,6 +57,7 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		cache:    cachev3.NewSnapshotCache(true, oneGroup{}, log.Sugar()),
 		acked:    map[string]string{},
 		rejected: map[string]string{},
+		sent:     map[string]string{},
 		ackWatch: make(chan struct{}),
 	}, nil
 }
@@ -219,13 +221,25 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			s.mu.Unlock()
 			s.log.Info("gateway disconnected", zap.Int64("stream", id), zap.String("node", node.GetId()))
 		},
+		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			// Remember which version each response carried, so a NACK
+			// (which names the response by nonce) blames the right one.
+			s.mu.Lock()
+			if len(s.sent) > 4096 {
+				// Responses on streams that closed unanswered; forget them.
+				clear(s.sent)
+			}
+			s.sent[resp.GetNonce()] = resp.GetVersionInfo()
+			s.mu.Unlock()
+		},
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
 				s.mu.Lock()
 				s.nacked = req.GetErrorDetail().GetMessage()
-				// The snapshot cache always sends the current snapshot,
-				// so the current version is the rejected one.
-				s.rejected[s.version] = s.nacked
+				if v, ok := s.sent[req.GetResponseNonce()]; ok {
+					s.rejected[v] = s.nacked
+					delete(s.sent, req.GetResponseNonce())
+				}
 				close(s.ackWatch) // wake waiters: a NACK is an answer too
 				s.ackWatch = make(chan struct{})
 				s.mu.Unlock()
@@ -238,6 +252,7 @@ func (s *Server) callbacks() serverv3.Callbacks {
 				return nil
 			}
 			s.mu.Lock()
+			delete(s.sent, req.GetResponseNonce())
 			if s.acked[req.GetTypeUrl()] != req.GetVersionInfo() {
 				s.acked[req.GetTypeUrl()] = req.GetVersionInfo()
 				close(s.ackWatch)

@@ -96,7 +96,7 @@ func planPorts(a *serviceentry.Allowlist, o Options) []*portPlan {
 				p.tls = append(p.tls, hostPort{h, hp})
 			default:
 				key := fmt.Sprintf("%s|%d", hp.Entry.Ref, hp.Number)
-				if !seenTCP[key] && !h.Wildcard {
+				if !seenTCP[key] {
 					seenTCP[key] = true
 					p.tcp = append(p.tcp, hostPort{h, hp})
 				}
@@ -127,9 +127,10 @@ func (t *translator) addCluster(c *clusterv3.Cluster) string {
 }
 
 // dynamic reports whether the gateway must resolve the destination itself
-// from the Host header or SNI: wildcards and resolution NONE.
+// from the Host header or SNI: resolution NONE (validation refuses DNS
+// wildcards without endpoints; wildcards with endpoints go to those).
 func dynamic(hp hostPort) bool {
-	return hp.host.Wildcard || hp.hp.Entry.Resolution == serviceentry.ResolutionNone
+	return hp.hp.Entry.Resolution == serviceentry.ResolutionNone
 }
 
 func (t *translator) port(p *portPlan) error {
