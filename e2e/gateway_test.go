@@ -199,6 +199,40 @@ spec:
 		}
 	})
 
+	t.Run("TCP is routed by destination address", func(t *testing.T) {
+		echo := upstreamEcho(t)
+		// The gateway's own loopback IP stands for the partner's address:
+		// a client connecting to it is what a redirected connection to
+		// that address looks like to the gateway.
+		writeFile(t, dir, "db.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: e2e}
+spec:
+  hosts: [db.partner.test]
+  addresses: [%s/32]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {pg: %d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: elsewhere, namespace: e2e}
+spec:
+  hosts: [other.partner.test]
+  addresses: [198.18.0.99/32]
+  ports: [{number: 6000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {tcp: %d}}]
+`, g.IP, echo, echo))
+		eventually(t, 2*time.Second, "listed address echoes", func() error { return tcpEcho(g.Addr(5432)) })
+		g.accessLogEntry(t, map[string]string{"layer": "tcp", "verdict": "allow", "serviceentry": "e2e/db", "port": "5432"})
+		// Port 6000 is served, but only for 198.18.0.99: this destination is not listed.
+		if err := tcpEcho(g.Addr(6000)); err == nil {
+			t.Fatal("a connection to an unlisted address was proxied")
+		}
+		g.accessLogEntry(t, map[string]string{"layer": "tcp", "verdict": "deny", "reason": "not_in_registry", "port": "6000"})
+	})
+
 	if pid := g.EnvoyPID(); pid != envoyPID {
 		t.Errorf("Envoy was restarted (pid %d -> %d); configuration changes must not restart it", envoyPID, pid)
 	}

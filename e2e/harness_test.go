@@ -308,6 +308,12 @@ func upstreamHTTP(t *testing.T, name string) int {
 // for the given names; it returns the port and the certificate.
 func upstreamTLS(t *testing.T, names ...string) (int, *x509.Certificate) {
 	t.Helper()
+	return upstreamTLSOn(t, "127.0.0.1:0", names...)
+}
+
+// upstreamTLSOn is upstreamTLS on a given address.
+func upstreamTLSOn(t *testing.T, addr string, names ...string) (int, *x509.Certificate) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -332,6 +338,14 @@ func upstreamTLS(t *testing.T, names ...string) (int, *x509.Certificate) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello over TLS from %s\n", r.TLS.ServerName)
 	}))
+	if addr != "127.0.0.1:0" {
+		srv.Listener.Close()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Listener = ln
+	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -368,4 +382,61 @@ spec:
   - address: 127.0.0.1
     ports: {p: %d}
 `, name, host, servicePort, protocol, upstreamPort)
+}
+
+// upstreamEcho starts a TCP server that echoes what it reads.
+func upstreamEcho(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tcpEcho sends a line to addr and expects it back.
+func tcpEcho(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("no echo: %w", err)
+	}
+	if line != "ping\n" {
+		return fmt.Errorf("echo %q", line)
+	}
+	return nil
+}
+
+// tlsClient runs a TLS handshake over raw with the given SNI, verifying the
+// server against roots.
+func tlsClient(raw net.Conn, sni string, roots *x509.CertPool) (*tls.Conn, error) {
+	conn := tls.Client(raw, &tls.Config{ServerName: sni, RootCAs: roots})
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if err := conn.Handshake(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return conn, nil
 }
