@@ -24,6 +24,7 @@ const usage = `egressd: egress gateway control plane
 Usage:
   egressd run [flags]              serve the allowlist to the Envoy gateway
   egressd validate [--config DIR]  check ServiceEntry files and exit (1 if any is invalid)
+  egressd bootstrap [flags]        print the Envoy bootstrap for --envoy=external gateways
   egressd version
 
 Run "egressd run -h" for the flags.
@@ -43,6 +44,8 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCommand(ctx, args[1:], stderr)
 	case "validate":
 		return validateCommand(args[1:], stdout, stderr)
+	case "bootstrap":
+		return bootstrapCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "egressd", version)
 		return 0

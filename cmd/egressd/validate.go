@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/source"
@@ -20,6 +21,12 @@ func validateCommand(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// Without this, "egressd validate ./config" would check the
+		// default folder and report it valid.
+		fmt.Fprintf(stderr, "egressd validate: unexpected arguments: %s; name the folder with --config\n", strings.Join(fs.Args(), " "))
 		return 2
 	}
 	a, err := source.LoadDir(*dir)

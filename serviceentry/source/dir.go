@@ -65,8 +65,21 @@ func listFiles(dir string) ([]string, error) {
 
 // walk visits dir recursively, following symlinks to files and folders,
 // skipping hidden names ("..data" of ConfigMap mounts is reached through
-// the visible symlinks instead).
+// the visible symlinks instead). A folder reached twice (a symlink loop, or
+// two links to one folder) is visited once, under the first path in name
+// order.
 func walk(dir string, visit func(path string, isDir bool)) error {
+	return walkDir(dir, map[string]bool{}, visit)
+}
+
+// walkDir is walk with the real paths of the folders visited so far.
+func walkDir(dir string, seen map[string]bool, visit func(path string, isDir bool)) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if seen[real] {
+			return nil
+		}
+		seen[real] = true
+	}
 	visit(dir, true)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -82,7 +95,7 @@ func walk(dir string, visit func(path string, isDir bool)) error {
 			continue // a dangling link, or gone meanwhile
 		}
 		if info.IsDir() {
-			if err := walk(path, visit); err != nil {
+			if err := walkDir(path, seen, visit); err != nil {
 				return err
 			}
 			continue
@@ -120,6 +133,9 @@ type Dir struct {
 func (d *Dir) Start(ctx context.Context) error {
 	if d.Debounce <= 0 {
 		d.Debounce = 100 * time.Millisecond
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {

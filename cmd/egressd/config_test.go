@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// defaultConfig is the Config of `egressd run` without flags, with
+// XDG_RUNTIME_DIR=/run/user/1000.
+func defaultConfig() Config {
+	return Config{
+		ConfigDir:      "examples",
+		Outbound:       serviceentry.RegistryOnly,
+		XDSListen:      "127.0.0.1:18000",
+		Envoy:          "managed",
+		EnvoyPath:      "",
+		EnvoyAdmin:     "127.0.0.1:15001",
+		EnvoyLogLevel:  "warn",
+		NodeID:         "egress-gateway",
+		RunDir:         "/run/user/1000/egressd",
+		GatewayAddress: "127.0.0.1",
+		PortOffset:     0,
+		AccessLog:      "/dev/stdout",
+		DNSResolvers:   nil,
+		ConnectTimeout: 5 * time.Second,
+		LogLevel:       "info",
+		LogFormat:      "json",
+	}
+}
+
+func TestNewConfigDefaults(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	c, err := NewConfig(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(defaultConfig(), *c); d != "" {
+		t.Errorf("defaults (-want +got):\n%s", d)
+	}
+}
+
+func TestNewConfigRunDirWithoutXDG(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	c, err := NewConfig(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(os.TempDir(), fmt.Sprintf("egressd-%d", os.Getuid()))
+	if c.RunDir != want {
+		t.Errorf("RunDir = %q, want %q", c.RunDir, want)
+	}
+}
+
+func TestNewConfigFlags(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	tests := map[string]struct {
+		args []string
+		want func(c *Config) // changes to defaultConfig
+	}{
+		"config":                   {[]string{"--config", "/etc/egressd"}, func(c *Config) { c.ConfigDir = "/etc/egressd" }},
+		"outbound":                 {[]string{"--outbound=ALLOW_ANY"}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
+		"outbound, any case":       {[]string{"--outbound", " allow_any "}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
+		"outbound registry only":   {[]string{"-outbound=registry_only"}, func(c *Config) {}},
+		"xds-listen":               {[]string{"--xds-listen=0.0.0.0:18001"}, func(c *Config) { c.XDSListen = "0.0.0.0:18001" }},
+		"envoy external":           {[]string{"--envoy=external"}, func(c *Config) { c.Envoy = "external" }},
+		"envoy managed":            {[]string{"--envoy=managed"}, func(c *Config) {}},
+		"envoy-path":               {[]string{"--envoy-path=/usr/local/bin/envoy"}, func(c *Config) { c.EnvoyPath = "/usr/local/bin/envoy" }},
+		"envoy-admin":              {[]string{"--envoy-admin=127.0.0.1:9901"}, func(c *Config) { c.EnvoyAdmin = "127.0.0.1:9901" }},
+		"envoy-log-level":          {[]string{"--envoy-log-level=debug"}, func(c *Config) { c.EnvoyLogLevel = "debug" }},
+		"node-id":                  {[]string{"--node-id=gw-1"}, func(c *Config) { c.NodeID = "gw-1" }},
+		"run-dir":                  {[]string{"--run-dir=/var/run/egressd"}, func(c *Config) { c.RunDir = "/var/run/egressd" }},
+		"gateway-address":          {[]string{"--gateway-address=0.0.0.0"}, func(c *Config) { c.GatewayAddress = "0.0.0.0" }},
+		"gateway-address IPv6":     {[]string{"--gateway-address=::"}, func(c *Config) { c.GatewayAddress = "::" }},
+		"port-offset":              {[]string{"--port-offset=10000"}, func(c *Config) { c.PortOffset = 10000 }},
+		"port-offset at its limit": {[]string{"--port-offset=60000"}, func(c *Config) { c.PortOffset = 60000 }},
+		"access-log":               {[]string{"--access-log=/var/log/egress.json"}, func(c *Config) { c.AccessLog = "/var/log/egress.json" }},
+		"gateway-dns": {
+			[]string{"--gateway-dns= 1.1.1.1:53, [2001:db8::53]:5353 ,,"},
+			func(c *Config) { c.DNSResolvers = []string{"1.1.1.1:53", "[2001:db8::53]:5353"} },
+		},
+		"gateway-dns empty":  {[]string{"--gateway-dns="}, func(c *Config) {}},
+		"connect-timeout":    {[]string{"--connect-timeout=1m30s"}, func(c *Config) { c.ConnectTimeout = 90 * time.Second }},
+		"log-level":          {[]string{"--log-level=debug"}, func(c *Config) { c.LogLevel = "debug" }},
+		"log-format console": {[]string{"--log-format=console"}, func(c *Config) { c.LogFormat = "console" }},
+		"several": {
+			[]string{"--envoy", "external", "--port-offset", "10000", "--outbound", "ALLOW_ANY", "--log-format", "console"},
+			func(c *Config) {
+				c.Envoy, c.PortOffset, c.Outbound, c.LogFormat = "external", 10000, serviceentry.AllowAny, "console"
+			},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			c, err := NewConfig(tt.args, &out)
+			if err != nil {
+				t.Fatalf("NewConfig(%q): %v\n%s", tt.args, err, out.String())
+			}
+			want := defaultConfig()
+			tt.want(&want)
+			if d := cmp.Diff(want, *c); d != "" {
+				t.Errorf("NewConfig(%q) (-want +got):\n%s", tt.args, d)
+			}
+			if out.Len() != 0 {
+				t.Errorf("unexpected output:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func TestNewConfigInvalid(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want string
+		// wantUsage: the flag package printed the error and the usage.
+		wantUsage bool
+	}{
+		"outbound":                  {args: []string{"--outbound=DENY"}, want: `--outbound: unknown outbound mode "DENY": use REGISTRY_ONLY or ALLOW_ANY`},
+		"outbound empty":            {args: []string{"--outbound="}, want: `--outbound: unknown outbound mode "": use REGISTRY_ONLY or ALLOW_ANY`},
+		"envoy":                     {args: []string{"--envoy=docker"}, want: `--envoy: "docker" is neither managed nor external`},
+		"envoy, case matters":       {args: []string{"--envoy=Managed"}, want: `--envoy: "Managed" is neither managed nor external`},
+		"gateway-address host name": {args: []string{"--gateway-address=localhost"}, want: `--gateway-address: "localhost" is not an IP address`},
+		"gateway-address with port": {args: []string{"--gateway-address=127.0.0.1:80"}, want: `--gateway-address: "127.0.0.1:80" is not an IP address`},
+		"gateway-address empty":     {args: []string{"--gateway-address="}, want: `--gateway-address: "" is not an IP address`},
+		"port-offset too large":     {args: []string{"--port-offset=60001"}, want: `--port-offset: 60001 leaves no room for service ports`},
+		"port-offset negative": {
+			args: []string{"--port-offset=-1"}, want: `invalid value "-1" for flag -port-offset: parse error`, wantUsage: true,
+		},
+		"gateway-dns without port": {args: []string{"--gateway-dns=1.1.1.1"}, want: `--gateway-dns: "1.1.1.1" is not ip:port`},
+		"gateway-dns host name":    {args: []string{"--gateway-dns=1.1.1.1:53,dns.google:53"}, want: `--gateway-dns: "dns.google:53" is not ip:port`},
+		"gateway-dns IPv6 without brackets": {
+			args: []string{"--gateway-dns=2001:db8::53:53"}, want: `--gateway-dns: "2001:db8::53:53" is not ip:port`,
+		},
+		"connect-timeout zero":     {args: []string{"--connect-timeout=0s"}, want: `--connect-timeout must be positive`},
+		"connect-timeout negative": {args: []string{"--connect-timeout=-1s"}, want: `--connect-timeout must be positive`},
+		"connect-timeout without unit": {
+			args: []string{"--connect-timeout=5"}, want: `invalid value "5" for flag -connect-timeout: parse error`, wantUsage: true,
+		},
+		"log-format":                   {args: []string{"--log-format=text"}, want: `--log-format: "text" is neither json nor console`},
+		"extra argument":               {args: []string{"serve"}, want: `unexpected arguments: serve`},
+		"extra arguments after flags":  {args: []string{"--config", "dir", "a", "b"}, want: `unexpected arguments: a b`},
+		"flag after an extra argument": {args: []string{"dir", "--envoy=external"}, want: `unexpected arguments: dir --envoy=external`},
+		"unknown flag": {
+			args: []string{"--listen=:80"}, want: `flag provided but not defined: -listen`, wantUsage: true,
+		},
+		"help": {args: []string{"-h"}, want: flag.ErrHelp.Error(), wantUsage: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			c, err := NewConfig(tt.args, &out)
+			if err == nil {
+				t.Fatalf("NewConfig(%q) = %+v, want error %q", tt.args, c, tt.want)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("NewConfig(%q) error:\n got %q\nwant %q", tt.args, err, tt.want)
+			}
+			if usage := strings.Contains(out.String(), "Usage of egressd run:"); usage != tt.wantUsage {
+				t.Errorf("usage printed = %v, want %v; output:\n%s", usage, tt.wantUsage, out.String())
+			}
+		})
+	}
+}
+
+func TestNewConfigHelpIsErrHelp(t *testing.T) {
+	_, err := NewConfig([]string{"--help"}, io.Discard)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("NewConfig(--help) error = %v, want flag.ErrHelp", err)
+	}
+}
