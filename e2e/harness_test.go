@@ -113,9 +113,12 @@ type Gateway struct {
 	IP         string
 	PortOffset int
 	AdminAddr  string
-	cmd        *exec.Cmd
-	logPath    string // egressd's (and its Envoy's) output
-	exited     chan struct{}
+	// EgressdAdmin is egressd's /metrics address; DNSAddr its DNS proxy.
+	EgressdAdmin string
+	DNSAddr      string
+	cmd          *exec.Cmd
+	logPath      string // egressd's (and its Envoy's) output
+	exited       chan struct{}
 }
 
 // startGateway runs egressd with a managed Envoy on a config folder.
@@ -133,10 +136,14 @@ func startGateway(t *testing.T, configDir string, extra ...string) *Gateway {
 		logPath:    filepath.Join(tmp, "egressd.log"),
 		exited:     make(chan struct{}),
 	}
+	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
+	g.DNSAddr = net.JoinHostPort(g.IP, "15053")
 	args := append([]string{"run",
 		"--config", configDir,
 		"--xds-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--envoy-admin", g.AdminAddr,
+		"--admin-listen", g.EgressdAdmin,
+		"--dns-listen", g.DNSAddr,
 		"--run-dir", g.RunDir,
 		"--gateway-address", g.IP,
 		"--port-offset", strconv.Itoa(g.PortOffset),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egressd/egressd/dnsproxy"
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -38,6 +39,17 @@ type Config struct {
 	ConnectTimeout time.Duration
 	LogLevel       string
 	LogFormat      string
+	AdminListen    string
+
+	DNSListen        string // "" disables the DNS proxy
+	DNSMode          dnsproxy.Mode
+	DNSGatewayIPs    []netip.Addr
+	DNSUpstreams     []string
+	DNSPassthrough   []string
+	DNSRefuse        string // NXDOMAIN | REFUSED
+	DNSVIPRange      netip.Prefix
+	DNSAllowPrivate  bool
+	DNSUpstreamsFrom string // resolv.conf the default upstreams come from
 }
 
 // defaultRunDir is a per-user state folder: the Envoy bootstrap and the pid
@@ -55,7 +67,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet("egressd run", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var outbound, resolvers string
+	var outbound, resolvers, dnsMode, dnsGatewayIPs, dnsUpstreams, dnsZones, dnsVIPs string
 	fs.StringVar(&c.ConfigDir, "config", "examples", "folder of ServiceEntry YAML files, watched for changes")
 	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted) or ALLOW_ANY")
 	fs.StringVar(&c.XDSListen, "xds-listen", "127.0.0.1:18000", "address of the xDS (ADS) gRPC server Envoy connects to")
@@ -72,6 +84,16 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout of the gateway")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz (\"\" disables it)")
+	fs.StringVar(&c.DNSListen, "dns-listen", dnsproxy.DefaultListen, "DNS proxy address, UDP and TCP (\"\" disables the DNS proxy)")
+	fs.StringVar(&dnsMode, "dns-mode", string(dnsproxy.ModeGateway), "gateway: answer allowed names with the gateway's IPs; forward: answer them with the real records")
+	fs.StringVar(&dnsGatewayIPs, "dns-gateway-ip", "", "comma-separated IPs the DNS proxy answers allowed names with in gateway mode (default: --gateway-address unless it is 0.0.0.0)")
+	fs.StringVar(&dnsUpstreams, "dns-upstream", "", "comma-separated ip:port upstream resolvers, tried in order (default: the nameservers of --dns-resolv-conf)")
+	fs.StringVar(&c.DNSUpstreamsFrom, "dns-resolv-conf", "/etc/resolv.conf", "where the default upstream resolvers are read from")
+	fs.StringVar(&dnsZones, "dns-passthrough-zones", strings.Join(dnsproxy.DefaultPassthroughZones, ","), "comma-separated zones forwarded upstream unchanged")
+	fs.StringVar(&c.DNSRefuse, "dns-refuse", "NXDOMAIN", "answer for refused names: NXDOMAIN or REFUSED")
+	fs.StringVar(&dnsVIPs, "dns-vip-range", dnsproxy.DefaultVIPRange.String(), "range of auto-allocated VIPs for TCP ServiceEntries without addresses")
+	fs.BoolVar(&c.DNSAllowPrivate, "dns-allow-private", false, "turn off the rebinding guard (private, loopback and link-local answers for DNS-resolved entries are dropped unless listed)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -91,10 +113,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	if c.PortOffset > 60000 {
 		return nil, fmt.Errorf("--port-offset: %d leaves no room for service ports", c.PortOffset)
 	}
-	for _, r := range strings.Split(resolvers, ",") {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
+	for _, r := range splitList(resolvers) {
 		if _, err := netip.ParseAddrPort(r); err != nil {
 			return nil, fmt.Errorf("--gateway-dns: %q is not ip:port", r)
 		}
@@ -106,5 +125,56 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return nil, fmt.Errorf("--log-format: %q is neither json nor console", c.LogFormat)
 	}
+	if err := c.parseDNS(dnsMode, dnsGatewayIPs, dnsUpstreams, dnsZones, dnsVIPs); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseDNS checks the DNS proxy's flags.
+func (c *Config) parseDNS(mode, gatewayIPs, upstreams, zones, vips string) error {
+	var err error
+	if c.DNSMode, err = dnsproxy.ParseMode(mode); err != nil {
+		return fmt.Errorf("--dns-mode: %w", err)
+	}
+	for _, s := range splitList(gatewayIPs) {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("--dns-gateway-ip: %q is not an IP address", s)
+		}
+		c.DNSGatewayIPs = append(c.DNSGatewayIPs, ip)
+	}
+	if len(c.DNSGatewayIPs) == 0 {
+		if ip := netip.MustParseAddr(c.GatewayAddress); !ip.IsUnspecified() {
+			c.DNSGatewayIPs = []netip.Addr{ip}
+		} else if c.DNSListen != "" && c.DNSMode == dnsproxy.ModeGateway {
+			return fmt.Errorf("--dns-gateway-ip: required when --gateway-address is %s (the DNS proxy must answer with an address clients can reach)", c.GatewayAddress)
+		}
+	}
+	c.DNSUpstreams = splitList(upstreams)
+	c.DNSPassthrough = splitList(zones)
+	if c.DNSPassthrough == nil {
+		c.DNSPassthrough = []string{}
+	}
+	switch strings.ToUpper(c.DNSRefuse) {
+	case "NXDOMAIN", "REFUSED":
+		c.DNSRefuse = strings.ToUpper(c.DNSRefuse)
+	default:
+		return fmt.Errorf("--dns-refuse: %q is neither NXDOMAIN nor REFUSED", c.DNSRefuse)
+	}
+	if c.DNSVIPRange, err = netip.ParsePrefix(vips); err != nil {
+		return fmt.Errorf("--dns-vip-range: %q is not a CIDR range", vips)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/egressd/egressd/dnsproxy"
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -36,8 +39,20 @@ func defaultConfig() Config {
 		ConnectTimeout: 5 * time.Second,
 		LogLevel:       "info",
 		LogFormat:      "json",
+		AdminListen:    "127.0.0.1:15000",
+
+		DNSListen:        "127.0.0.1:15053",
+		DNSMode:          dnsproxy.ModeGateway,
+		DNSGatewayIPs:    []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		DNSPassthrough:   []string{"cluster.local."},
+		DNSRefuse:        "NXDOMAIN",
+		DNSVIPRange:      netip.MustParsePrefix("240.240.0.0/16"),
+		DNSUpstreamsFrom: "/etc/resolv.conf",
 	}
 }
+
+// netipOpt lets cmp compare netip values (they have unexported fields).
+var netipOpt = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 func TestNewConfigDefaults(t *testing.T) {
 	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
@@ -45,7 +60,7 @@ func TestNewConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(defaultConfig(), *c); d != "" {
+	if d := cmp.Diff(defaultConfig(), *c, netipOpt); d != "" {
 		t.Errorf("defaults (-want +got):\n%s", d)
 	}
 }
@@ -68,20 +83,55 @@ func TestNewConfigFlags(t *testing.T) {
 		args []string
 		want func(c *Config) // changes to defaultConfig
 	}{
-		"config":                   {[]string{"--config", "/etc/egressd"}, func(c *Config) { c.ConfigDir = "/etc/egressd" }},
-		"outbound":                 {[]string{"--outbound=ALLOW_ANY"}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
-		"outbound, any case":       {[]string{"--outbound", " allow_any "}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
-		"outbound registry only":   {[]string{"-outbound=registry_only"}, func(c *Config) {}},
-		"xds-listen":               {[]string{"--xds-listen=0.0.0.0:18001"}, func(c *Config) { c.XDSListen = "0.0.0.0:18001" }},
-		"envoy external":           {[]string{"--envoy=external"}, func(c *Config) { c.Envoy = "external" }},
-		"envoy managed":            {[]string{"--envoy=managed"}, func(c *Config) {}},
-		"envoy-path":               {[]string{"--envoy-path=/usr/local/bin/envoy"}, func(c *Config) { c.EnvoyPath = "/usr/local/bin/envoy" }},
-		"envoy-admin":              {[]string{"--envoy-admin=127.0.0.1:9901"}, func(c *Config) { c.EnvoyAdmin = "127.0.0.1:9901" }},
-		"envoy-log-level":          {[]string{"--envoy-log-level=debug"}, func(c *Config) { c.EnvoyLogLevel = "debug" }},
-		"node-id":                  {[]string{"--node-id=gw-1"}, func(c *Config) { c.NodeID = "gw-1" }},
-		"run-dir":                  {[]string{"--run-dir=/var/run/egressd"}, func(c *Config) { c.RunDir = "/var/run/egressd" }},
-		"gateway-address":          {[]string{"--gateway-address=0.0.0.0"}, func(c *Config) { c.GatewayAddress = "0.0.0.0" }},
-		"gateway-address IPv6":     {[]string{"--gateway-address=::"}, func(c *Config) { c.GatewayAddress = "::" }},
+		"config":                 {[]string{"--config", "/etc/egressd"}, func(c *Config) { c.ConfigDir = "/etc/egressd" }},
+		"outbound":               {[]string{"--outbound=ALLOW_ANY"}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
+		"outbound, any case":     {[]string{"--outbound", " allow_any "}, func(c *Config) { c.Outbound = serviceentry.AllowAny }},
+		"outbound registry only": {[]string{"-outbound=registry_only"}, func(c *Config) {}},
+		"xds-listen":             {[]string{"--xds-listen=0.0.0.0:18001"}, func(c *Config) { c.XDSListen = "0.0.0.0:18001" }},
+		"envoy external":         {[]string{"--envoy=external"}, func(c *Config) { c.Envoy = "external" }},
+		"envoy managed":          {[]string{"--envoy=managed"}, func(c *Config) {}},
+		"envoy-path":             {[]string{"--envoy-path=/usr/local/bin/envoy"}, func(c *Config) { c.EnvoyPath = "/usr/local/bin/envoy" }},
+		"envoy-admin":            {[]string{"--envoy-admin=127.0.0.1:9901"}, func(c *Config) { c.EnvoyAdmin = "127.0.0.1:9901" }},
+		"envoy-log-level":        {[]string{"--envoy-log-level=debug"}, func(c *Config) { c.EnvoyLogLevel = "debug" }},
+		"node-id":                {[]string{"--node-id=gw-1"}, func(c *Config) { c.NodeID = "gw-1" }},
+		"run-dir":                {[]string{"--run-dir=/var/run/egressd"}, func(c *Config) { c.RunDir = "/var/run/egressd" }},
+		"gateway-address": {
+			[]string{"--gateway-address=0.0.0.0", "--dns-gateway-ip=198.18.0.1"},
+			func(c *Config) {
+				c.GatewayAddress, c.DNSGatewayIPs = "0.0.0.0", []netip.Addr{netip.MustParseAddr("198.18.0.1")}
+			},
+		},
+		"gateway-address IPv6, no DNS proxy": {
+			[]string{"--gateway-address=::", "--dns-listen="},
+			func(c *Config) { c.GatewayAddress, c.DNSListen, c.DNSGatewayIPs = "::", "", nil },
+		},
+		"gateway-address specific IP answers DNS": {
+			[]string{"--gateway-address=198.18.0.7"},
+			func(c *Config) {
+				c.GatewayAddress, c.DNSGatewayIPs = "198.18.0.7", []netip.Addr{netip.MustParseAddr("198.18.0.7")}
+			},
+		},
+		"dns forward mode on 0.0.0.0 needs no gateway IP": {
+			[]string{"--gateway-address=0.0.0.0", "--dns-mode=forward"},
+			func(c *Config) { c.GatewayAddress, c.DNSMode, c.DNSGatewayIPs = "0.0.0.0", dnsproxy.ModeForward, nil },
+		},
+		"dns flags": {
+			[]string{"--dns-listen=0.0.0.0:53", "--dns-gateway-ip=198.18.0.1,fd00::1", "--dns-upstream=10.96.0.10:53, 10.96.0.11:53",
+				"--dns-passthrough-zones=cluster.local.,svc.example.", "--dns-refuse=refused", "--dns-vip-range=240.241.0.0/20",
+				"--dns-allow-private", "--dns-resolv-conf=/tmp/resolv.conf", "--admin-listen="},
+			func(c *Config) {
+				c.DNSListen = "0.0.0.0:53"
+				c.DNSGatewayIPs = []netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")}
+				c.DNSUpstreams = []string{"10.96.0.10:53", "10.96.0.11:53"}
+				c.DNSPassthrough = []string{"cluster.local.", "svc.example."}
+				c.DNSRefuse = "REFUSED"
+				c.DNSVIPRange = netip.MustParsePrefix("240.241.0.0/20")
+				c.DNSAllowPrivate = true
+				c.DNSUpstreamsFrom = "/tmp/resolv.conf"
+				c.AdminListen = ""
+			},
+		},
+		"no pass-through zones":    {[]string{"--dns-passthrough-zones="}, func(c *Config) { c.DNSPassthrough = []string{} }},
 		"port-offset":              {[]string{"--port-offset=10000"}, func(c *Config) { c.PortOffset = 10000 }},
 		"port-offset at its limit": {[]string{"--port-offset=60000"}, func(c *Config) { c.PortOffset = 60000 }},
 		"access-log":               {[]string{"--access-log=/var/log/egress.json"}, func(c *Config) { c.AccessLog = "/var/log/egress.json" }},
@@ -109,7 +159,7 @@ func TestNewConfigFlags(t *testing.T) {
 			}
 			want := defaultConfig()
 			tt.want(&want)
-			if d := cmp.Diff(want, *c); d != "" {
+			if d := cmp.Diff(want, *c, netipOpt); d != "" {
 				t.Errorf("NewConfig(%q) (-want +got):\n%s", tt.args, d)
 			}
 			if out.Len() != 0 {
@@ -147,6 +197,14 @@ func TestNewConfigInvalid(t *testing.T) {
 		"connect-timeout without unit": {
 			args: []string{"--connect-timeout=5"}, want: `invalid value "5" for flag -connect-timeout: parse error`, wantUsage: true,
 		},
+		"0.0.0.0 without dns-gateway-ip": {
+			args: []string{"--gateway-address=0.0.0.0"},
+			want: `--dns-gateway-ip: required when --gateway-address is 0.0.0.0 (the DNS proxy must answer with an address clients can reach)`,
+		},
+		"dns-mode":                     {args: []string{"--dns-mode=proxy"}, want: `--dns-mode: unknown DNS mode "proxy": use gateway or forward`},
+		"dns-gateway-ip":               {args: []string{"--dns-gateway-ip=gw.local"}, want: `--dns-gateway-ip: "gw.local" is not an IP address`},
+		"dns-refuse":                   {args: []string{"--dns-refuse=SERVFAIL"}, want: `--dns-refuse: "SERVFAIL" is neither NXDOMAIN nor REFUSED`},
+		"dns-vip-range":                {args: []string{"--dns-vip-range=240.240.0.0"}, want: `--dns-vip-range: "240.240.0.0" is not a CIDR range`},
 		"log-format":                   {args: []string{"--log-format=text"}, want: `--log-format: "text" is neither json nor console`},
 		"extra argument":               {args: []string{"serve"}, want: `unexpected arguments: serve`},
 		"extra arguments after flags":  {args: []string{"--config", "dir", "a", "b"}, want: `unexpected arguments: a b`},

@@ -6,12 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"sync/atomic"
 
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/egressd/egressd/dnsproxy"
 	"github.com/egressd/egressd/egress/envoy"
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
@@ -83,6 +89,15 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	log.Info("egressd starting", zap.String("version", version), zap.String("config", cfg.ConfigDir),
 		zap.String("outbound", string(cfg.Outbound)), zap.String("xds", addr.String()), zap.String("envoy", cfg.Envoy))
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var dnsServer *dnsproxy.Server
+	if cfg.DNSListen != "" {
+		if dnsServer, err = newDNSProxy(cfg, log, registry); err != nil {
+			return err
+		}
+	}
+	var loaded atomic.Bool
 	dir := &source.Dir{
 		Path: cfg.ConfigDir,
 		Log:  log.Named("source"),
@@ -92,6 +107,10 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			if _, err := server.Update(ctx, a); err != nil {
 				log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
 			}
+			if dnsServer != nil {
+				dnsServer.SetAllowlist(a)
+			}
+			loaded.Store(true)
 		},
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -100,7 +119,44 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	if supervisor != nil {
 		g.Go(func() error { return supervisor.Start(ctx) })
 	}
+	if dnsServer != nil {
+		g.Go(func() error { return dnsServer.Start(ctx) })
+	}
+	if cfg.AdminListen != "" {
+		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, log: log.Named("admin")}
+		g.Go(func() error { return admin.Start(ctx) })
+	}
 	return g.Wait()
+}
+
+func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer) (*dnsproxy.Server, error) {
+	upstreams := cfg.DNSUpstreams
+	if len(upstreams) == 0 {
+		rc, err := dns.ClientConfigFromFile(cfg.DNSUpstreamsFrom)
+		if err != nil {
+			return nil, fmt.Errorf("--dns-upstream not set and %s unreadable: %w", cfg.DNSUpstreamsFrom, err)
+		}
+		for _, s := range rc.Servers {
+			upstreams = append(upstreams, net.JoinHostPort(s, rc.Port))
+		}
+	}
+	refuse := dns.RcodeNameError
+	if cfg.DNSRefuse == "REFUSED" {
+		refuse = dns.RcodeRefused
+	}
+	return dnsproxy.New(dnsproxy.Config{
+		Listen:           cfg.DNSListen,
+		Mode:             cfg.DNSMode,
+		GatewayIPs:       cfg.DNSGatewayIPs,
+		Upstreams:        upstreams,
+		PassthroughZones: cfg.DNSPassthrough,
+		Outbound:         cfg.Outbound,
+		RefuseRcode:      refuse,
+		VIPRange:         cfg.DNSVIPRange,
+		AllowPrivate:     cfg.DNSAllowPrivate,
+		Log:              log.Named("dns"),
+		Registerer:       reg,
+	})
 }
 
 func newSupervisor(cfg *Config, xdsAddress string, log *zap.Logger) (*envoy.Supervisor, error) {
