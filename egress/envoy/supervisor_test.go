@@ -223,14 +223,7 @@ func TestSupervisorRestartsEnvoy(t *testing.T) {
 	port := freePort(t)
 	boot := testBootstrap(t, port)
 	out := envoyLog(t)
-	s, err := NewSupervisor(SupervisorConfig{
-		BinaryPath: bin, Bootstrap: boot, RunDir: run,
-		Logger: zaptest.NewLogger(t), Stdout: out, Stderr: out,
-		RestartBackoff: 100 * time.Millisecond, StopTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := realEnvoySupervisor(t, bin, boot, run, out)
 	cancel, errc := runSupervisor(t, s)
 
 	eventually(t, 10*time.Second, "envoy to start", func() bool { return s.PID() != 0 })
@@ -365,14 +358,7 @@ func TestEnvoySurvivesEgressdAndIsAdopted(t *testing.T) {
 		}
 	}
 
-	s, err := NewSupervisor(SupervisorConfig{
-		BinaryPath: bin, Bootstrap: boot, RunDir: run,
-		Logger: zaptest.NewLogger(t), Stdout: out, Stderr: out,
-		RestartBackoff: 100 * time.Millisecond, StopTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := realEnvoySupervisor(t, bin, boot, run, out)
 	cancel, errc := runSupervisor(t, s)
 	eventually(t, 5*time.Second, "supervisor to adopt envoy", func() bool { return s.PID() == envoyPID })
 	time.Sleep(3 * adoptedPollInterval) // give a wrong supervisor time to misbehave
@@ -408,14 +394,7 @@ func TestSupervisorReplacesDeadAdoptedEnvoy(t *testing.T) {
 	port := freePort(t)
 	boot := testBootstrap(t, port)
 	out := envoyLog(t)
-	s, err := NewSupervisor(SupervisorConfig{
-		BinaryPath: bin, Bootstrap: boot, RunDir: run,
-		Logger: zaptest.NewLogger(t), Stdout: out, Stderr: out,
-		RestartBackoff: 100 * time.Millisecond, StopTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := realEnvoySupervisor(t, bin, boot, run, out)
 
 	// An Envoy left by an earlier egressd: same binary, arguments, run folder.
 	if err := os.WriteFile(filepath.Join(run, BootstrapFile), boot, 0o644); err != nil {
@@ -463,4 +442,19 @@ func TestSupervisorReplacesDeadAdoptedEnvoy(t *testing.T) {
 	if !gone(fresh) {
 		t.Errorf("envoy %d still runs after Start returned", fresh)
 	}
+}
+
+// realEnvoySupervisor is the Supervisor of the real-Envoy tests: quick
+// restarts, a generous stop timeout, Envoy's output in out.
+func realEnvoySupervisor(t *testing.T, bin string, boot []byte, run string, out *os.File) *Supervisor {
+	t.Helper()
+	s, err := NewSupervisor(SupervisorConfig{
+		BinaryPath: bin, Bootstrap: boot, RunDir: run,
+		Logger: zaptest.NewLogger(t), Stdout: out, Stderr: out,
+		RestartBackoff: 100 * time.Millisecond, StopTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -58,21 +58,12 @@ const routeMetadataKey = "egressd"
 // from the matched route's metadata.
 func httpAccessLog(o Options, port uint32) []*accesslogv3.AccessLog {
 	meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
-	return []*accesslogv3.AccessLog{fileLog(o, nil, map[string]string{
-		LogTime:         "%START_TIME%",
+	return []*accesslogv3.AccessLog{fileLog(o, nil, port, map[string]string{
 		LogLayer:        "http",
 		LogVerdict:      meta("verdict"),
 		LogReason:       meta("reason"),
 		LogServiceEntry: meta("serviceentry"),
 		LogHost:         "%REQ(:AUTHORITY)%",
-		LogPort:         fmt.Sprint(port),
-		LogSource:       "%DOWNSTREAM_REMOTE_ADDRESS%",
-		LogUpstream:     "%UPSTREAM_HOST%",
-		LogCluster:      "%UPSTREAM_CLUSTER%",
-		LogFlags:        "%RESPONSE_FLAGS%",
-		LogDurationMs:   "%DURATION%",
-		LogBytesIn:      "%BYTES_RECEIVED%",
-		LogBytesOut:     "%BYTES_SENT%",
 		LogMethod:       "%REQ(:METHOD)%",
 		LogPath:         "%REQ(:PATH)%",
 		LogProtocol:     "%PROTOCOL%",
@@ -102,30 +93,37 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 				},
 			}}
 		}
-		out = append(out, fileLog(o, filter, map[string]string{
-			LogTime:         "%START_TIME%",
+		out = append(out, fileLog(o, filter, port, map[string]string{
 			LogLayer:        l.layer,
 			LogVerdict:      l.verdict,
 			LogReason:       l.reason,
 			LogServiceEntry: l.serviceEntry,
 			LogHost:         "%REQUESTED_SERVER_NAME%",
-			LogPort:         fmt.Sprint(port),
-			LogSource:       "%DOWNSTREAM_REMOTE_ADDRESS%",
 			LogDestination:  "%DOWNSTREAM_LOCAL_ADDRESS%",
-			LogUpstream:     "%UPSTREAM_HOST%",
-			LogCluster:      "%UPSTREAM_CLUSTER%",
-			LogFlags:        "%RESPONSE_FLAGS%",
-			LogDurationMs:   "%DURATION%",
-			LogBytesIn:      "%BYTES_RECEIVED%",
-			LogBytesOut:     "%BYTES_SENT%",
 			LogChain:        "%FILTER_CHAIN_NAME%",
 		}))
 	}
 	return out
 }
 
-func fileLog(o Options, filter *accesslogv3.AccessLogFilter, fields map[string]string) *accesslogv3.AccessLog {
+// fileLog is a JSON file access log with the fields every line has (time,
+// port, source, upstream, flags, duration, bytes) plus the given ones.
+func fileLog(o Options, filter *accesslogv3.AccessLogFilter, port uint32, fields map[string]string) *accesslogv3.AccessLog {
 	format := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	common := map[string]string{
+		LogTime:       "%START_TIME%",
+		LogPort:       fmt.Sprint(port),
+		LogSource:     "%DOWNSTREAM_REMOTE_ADDRESS%",
+		LogUpstream:   "%UPSTREAM_HOST%",
+		LogCluster:    "%UPSTREAM_CLUSTER%",
+		LogFlags:      "%RESPONSE_FLAGS%",
+		LogDurationMs: "%DURATION%",
+		LogBytesIn:    "%BYTES_RECEIVED%",
+		LogBytesOut:   "%BYTES_SENT%",
+	}
+	for k, v := range common {
+		format.Fields[k] = structpb.NewStringValue(v)
+	}
 	for k, v := range fields {
 		format.Fields[k] = structpb.NewStringValue(v)
 	}
