@@ -121,6 +121,11 @@ type Dir struct {
 	// Debounce groups bursts of file events (editors write several) into
 	// one reload. Default 100 ms.
 	Debounce time.Duration
+	// Resync reloads the folder this often even without file events, a
+	// safety net for events the watcher cannot deliver (the folder itself
+	// removed and recreated, an overflowing event queue). An unchanged
+	// folder publishes nothing. Default 30 s.
+	Resync time.Duration
 	// Log receives reload and problem reports.
 	Log *zap.Logger
 	// OnUpdate is called with every newly loaded snapshot, first on Start,
@@ -137,6 +142,9 @@ func (d *Dir) Start(ctx context.Context) error {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
+	if d.Resync <= 0 {
+		d.Resync = 30 * time.Second
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", d.Path, err)
@@ -150,10 +158,16 @@ func (d *Dir) Start(ctx context.Context) error {
 		return err
 	}
 	var timer <-chan time.Time
+	resync := time.NewTicker(d.Resync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-resync.C:
+			if timer == nil {
+				timer = time.After(0)
+			}
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("file watcher closed")

@@ -553,3 +553,42 @@ func TestDirStartCancel(t *testing.T) {
 		t.Fatal("Start did not return after cancel")
 	}
 }
+
+// TestDirResyncFindsARecreatedFolder: the folder itself removed and made
+// again delivers no event to the old watch; the periodic resync notices.
+func TestDirResyncFindsARecreatedFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "a.yaml", seYAML("a", "a.example.com"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	updates := make(chan *serviceentry.Allowlist, 16)
+	d := &Dir{Path: dir, Debounce: 20 * time.Millisecond, Resync: 500 * time.Millisecond, Log: zaptest.NewLogger(t),
+		OnUpdate: func(_ context.Context, a *serviceentry.Allowlist) { updates <- a }}
+	go func() { _ = d.Start(ctx) }()
+	nextUpdate(t, updates)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Let the removal's reload run (and fail) while the folder is gone, so
+	// its watch is lost; nothing observable marks that moment.
+	time.Sleep(150 * time.Millisecond)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "b.yaml", seYAML("b", "b.example.com"))
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case a := <-updates:
+			if d := cmp.Diff([]string{"b.example.com"}, hostNames(a)); d == "" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the recreated folder's content was never published")
+		}
+	}
+}
