@@ -165,9 +165,9 @@ func runSupervisor(t *testing.T, s *Supervisor) (context.CancelFunc, <-chan erro
 	return cancel, errc
 }
 
-// envoyProcessesWith lists the pids of running processes whose command line
-// holds arg.
-func envoyProcessesWith(t *testing.T, arg string) []int {
+// processesWhere lists the pids of processes whose /proc/<pid>/<file>
+// content matches.
+func processesWhere(t *testing.T, file string, match func(pid int, content []byte) bool) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -179,41 +179,31 @@ func envoyProcessesWith(t *testing.T, arg string) []int {
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || gone(pid) {
-			continue
-		}
-		args := strings.Split(string(raw), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == "envoy" && slices.Contains(args, arg) {
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), file))
+		if err == nil && match(pid, raw) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
+// envoyProcessesWith lists the pids of running processes whose command line
+// holds arg.
+func envoyProcessesWith(t *testing.T, arg string) []int {
+	t.Helper()
+	return processesWhere(t, "cmdline", func(pid int, raw []byte) bool {
+		args := strings.Split(string(raw), "\x00")
+		return !gone(pid) && len(args) > 0 && filepath.Base(args[0]) == "envoy" && slices.Contains(args, arg)
+	})
+}
+
 // groupMembers lists the live (not zombie) processes in process group pgid.
 func groupMembers(t *testing.T, pgid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
+	return processesWhere(t, "stat", func(_ int, raw []byte) bool {
 		// "pid (comm) state ppid pgrp ..."
 		i := strings.LastIndexByte(string(raw), ')')
 		f := strings.Fields(string(raw[i+1:]))
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+		return len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid)
+	})
 }

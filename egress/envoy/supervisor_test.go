@@ -240,19 +240,7 @@ func TestSupervisorRestartsEnvoy(t *testing.T) {
 		t.Errorf("envoy process group = %d, %v; want its own (%d)", pg, err, first)
 	}
 
-	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "a new envoy", func() bool { p := s.PID(); return p != 0 && p != first })
-	second := s.PID()
-	r.track(t, second)
-	if n := s.Restarts(); n != 1 {
-		t.Errorf("Restarts() = %d, want 1", n)
-	}
-	eventually(t, 30*time.Second, "restarted envoy admin to answer", func() bool { return adminUp(port) })
-	if got := readPIDFile(t, run); got != second {
-		t.Errorf("pid file = %d after restart, want %d", got, second)
-	}
+	second := killAndExpectReplacement(t, s, r, run, port, first)
 
 	cancel()
 	waitStart(t, errc, s.cfg.StopTimeout+2*time.Second)
@@ -423,19 +411,7 @@ func TestSupervisorReplacesDeadAdoptedEnvoy(t *testing.T) {
 		t.Fatalf("PID() = %d, Restarts() = %d; want adopted %d and 0 restarts", p, n, oldPID)
 	}
 
-	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "a new envoy", func() bool { p := s.PID(); return p != 0 && p != oldPID })
-	fresh := s.PID()
-	r.track(t, fresh)
-	if n := s.Restarts(); n != 1 {
-		t.Errorf("Restarts() = %d, want 1", n)
-	}
-	eventually(t, 30*time.Second, "new envoy admin to answer", func() bool { return adminUp(port) })
-	if got := readPIDFile(t, run); got != fresh {
-		t.Errorf("pid file = %d, want %d", got, fresh)
-	}
+	fresh := killAndExpectReplacement(t, s, r, run, port, oldPID)
 
 	cancel()
 	waitStart(t, errc, s.cfg.StopTimeout+2*time.Second)
@@ -457,4 +433,25 @@ func realEnvoySupervisor(t *testing.T, bin string, boot []byte, run string, out 
 		t.Fatal(err)
 	}
 	return s
+}
+
+// killAndExpectReplacement SIGKILLs Envoy old and checks that the
+// supervisor starts a new one: counted as the first restart, its admin on
+// port answering, its pid in run's pid file. It returns the new pid.
+func killAndExpectReplacement(t *testing.T, s *Supervisor, r *reaper, run string, port, old int) int {
+	t.Helper()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a new envoy", func() bool { p := s.PID(); return p != 0 && p != old })
+	fresh := s.PID()
+	r.track(t, fresh)
+	if n := s.Restarts(); n != 1 {
+		t.Errorf("Restarts() = %d, want 1", n)
+	}
+	eventually(t, 30*time.Second, "new envoy admin to answer", func() bool { return adminUp(port) })
+	if got := readPIDFile(t, run); got != fresh {
+		t.Errorf("pid file = %d after restart, want %d", got, fresh)
+	}
+	return fresh
 }
