@@ -41,8 +41,7 @@ type Server struct {
 	nacked   string            // last NACK message
 	rejected map[string]string // version -> NACK message
 	sent     map[string]string // response nonce -> version, until answered
-	streams  int
-	ackWatch chan struct{} // closed and replaced on every ACK
+	ackWatch chan struct{}     // closed and replaced on every ACK
 }
 
 // NewServer returns a Server that will translate allowlists with opts.
@@ -209,16 +208,10 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
 		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			s.mu.Lock()
-			s.streams++
-			s.mu.Unlock()
 			s.log.Info("gateway connected", zap.Int64("stream", id))
 			return nil
 		},
 		StreamClosedFunc: func(id int64, node *corev3.Node) {
-			s.mu.Lock()
-			s.streams--
-			s.mu.Unlock()
 			s.log.Info("gateway disconnected", zap.Int64("stream", id), zap.String("node", node.GetId()))
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
