@@ -93,14 +93,15 @@ type Config struct {
 	// rebinding and SSRF guard. (It is a negative flag so that the zero
 	// Config keeps the guard on.)
 	AllowPrivate bool
-	// Log receives one line per refusal (and debug lines for the rest).
-	// Default: no logging.
+	// Log receives operational lines, and one line per refusal when
+	// OnDecision is nil (debug lines for the rest). Default: no logging.
 	Log *zap.Logger
 	// Registerer receives the metrics (metrics.go). nil: no metrics.
 	Registerer prometheus.Registerer
-	// OnDecision, when set, is called for every refusal, for every answer
-	// whose CNAME chain leaves the allowlist, and for every address the
-	// rebinding guard drops. It runs on the query path: it must not block.
+	// OnDecision, when set, is called for every refusal, for every unlisted
+	// name answered under AUDIT, for every answer whose CNAME chain leaves
+	// the allowlist, and for every address the rebinding guard drops,
+	// instead of logging them. It runs on the query path: it must not block.
 	OnDecision func(Decision)
 }
 
@@ -167,9 +168,9 @@ func (c Config) validate() (*config, error) {
 	switch o.Outbound {
 	case "":
 		o.Outbound = serviceentry.RegistryOnly
-	case serviceentry.RegistryOnly, serviceentry.AllowAny:
+	case serviceentry.RegistryOnly, serviceentry.AllowAny, serviceentry.Audit:
 	default:
-		return nil, fmt.Errorf("outbound mode %q: use %s or %s", o.Outbound, serviceentry.RegistryOnly, serviceentry.AllowAny)
+		return nil, fmt.Errorf("outbound mode %q: use %s, %s or %s", o.Outbound, serviceentry.RegistryOnly, serviceentry.AllowAny, serviceentry.Audit)
 	}
 	switch o.RefuseRcode {
 	case 0:

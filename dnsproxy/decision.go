@@ -22,7 +22,8 @@ type Decision struct {
 	Host string
 	// QType is the query type ("A", "AAAA", "TXT", ...).
 	QType string
-	// Verdict is VerdictAllow (the query was answered) or VerdictDeny.
+	// Verdict is VerdictAllow (the query was answered), VerdictDeny or
+	// VerdictAuditDeny (answered under AUDIT, refused under REGISTRY_ONLY).
 	Verdict string
 	// Reason is one of the Reason* constants.
 	Reason string
@@ -39,8 +40,9 @@ const LayerDNS = "dns"
 
 // Verdicts.
 const (
-	VerdictAllow = "allow"
-	VerdictDeny  = "deny"
+	VerdictAllow     = "allow"
+	VerdictDeny      = "deny"
+	VerdictAuditDeny = "audit-deny"
 )
 
 // Reasons: a small fixed set, also used as metric label values.
@@ -81,9 +83,15 @@ const (
 	keyLayer        = "layer"
 )
 
-// record logs d, and hands it to the OnDecision hook.
+// record hands d to the OnDecision hook, which must not block (egressd
+// puts it on its decision stream, whose consumers write the log line off
+// the query path). Without a hook, d is logged here.
 func (s *Server) record(d Decision) {
 	d.Layer = LayerDNS
+	if s.cfg.OnDecision != nil {
+		s.cfg.OnDecision(d)
+		return
+	}
 	if ce := s.decisionLog.Check(zap.InfoLevel, "dns decision"); ce != nil {
 		var buf [7]zap.Field
 		fields := append(buf[:0],
@@ -100,8 +108,5 @@ func (s *Server) record(d Decision) {
 			fields = append(fields, zap.String(keyDetail, d.Detail))
 		}
 		ce.Write(fields...)
-	}
-	if s.cfg.OnDecision != nil {
-		s.cfg.OnDecision(d)
 	}
 }

@@ -60,12 +60,14 @@
 // Names in pass-through zones (default cluster.local.) are forwarded
 // unchanged, before the allowlist is consulted. Unlisted names are refused
 // under REGISTRY_ONLY with Config.RefuseRcode (NXDOMAIN, or REFUSED), and
-// forwarded unchanged under ALLOW_ANY. Before the first SetAllowlist every
+// forwarded unchanged under ALLOW_ANY and AUDIT (under AUDIT each is recorded
+// with verdict audit-deny, reason not_in_registry). Before the first SetAllowlist every
 // other query gets SERVFAIL (fail closed; EDE 14, reason not_ready). A
 // refusal carries an Extended DNS Error (RFC 8914, code 15 "Blocked", with
-// a short reason text) when the client sent EDNS0, is logged (zap, one
-// line, fields verdict, reason, host, qtype, source), handed to
-// Config.OnDecision and counted in egressd_dns_queries_total{verdict,reason}.
+// a short reason text) when the client sent EDNS0, is handed to
+// Config.OnDecision (or, without one, logged: zap, one line, fields
+// verdict, reason, host, qtype, source) and counted in
+// egressd_dns_queries_total{verdict,reason}.
 // Allowed queries are counted too. Malformed queries (not a query, not
 // exactly one question, class other than IN, zone transfers) get FORMERR,
 // NOTIMP or REFUSED and are counted with reason "malformed", without a
@@ -77,10 +79,10 @@
 // them all would open a channel to whoever runs the reverse zone of an
 // address.
 //
-// Decisions are logged and handed to OnDecision synchronously, on the
-// query path: in production give the logger a buffered or asynchronous
-// WriteSyncer (zapcore.BufferedWriteSyncer), and make OnDecision
-// non-blocking, so a slow log sink never delays answers.
+// Decisions are handed to OnDecision synchronously, on the query path, so
+// OnDecision must not block: egressd enqueues them on its decision stream,
+// whose consumers write the log line, count and store them off the query
+// path. Without OnDecision the proxy logs each one itself, synchronously.
 //
 // # Upstreams
 //
@@ -112,5 +114,5 @@
 // Decision (verdict allow, reason blocked_address); dropping every address
 // of the asked type refuses the query like an unlisted name (RefuseRcode,
 // EDE 15) with verdict deny. Config.AllowPrivate turns the guard off.
-// Pass-through zones and ALLOW_ANY answers are not filtered.
+// Pass-through zones and ALLOW_ANY and AUDIT answers for unlisted names are not filtered.
 package dnsproxy

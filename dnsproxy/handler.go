@@ -143,8 +143,14 @@ func (s *Server) answer(rq *request) *dns.Msg {
 		}
 	}
 	if plan == nil {
-		if s.cfg.Outbound == serviceentry.AllowAny {
+		switch s.cfg.Outbound {
+		case serviceentry.AllowAny:
 			return s.forwardUnchanged(rq, ReasonAllowAny)
+		case serviceentry.Audit:
+			// Answered like ALLOW_ANY, recorded as what REGISTRY_ONLY
+			// would have refused.
+			s.record(rq.decision(VerdictAuditDeny, ReasonNotInRegistry))
+			return s.forwardUnchanged(rq, ReasonNotInRegistry)
 		}
 		rq.reason = ReasonNotInRegistry
 		s.record(rq.decision(VerdictDeny, ReasonNotInRegistry))
@@ -275,6 +281,9 @@ func (s *Server) forwardUnchanged(rq *request, reason string) *dns.Msg {
 		return s.upstreamFailed(rq, "", err)
 	}
 	rq.verdict, rq.reason = VerdictAllow, reason
+	if s.cfg.Outbound == serviceentry.Audit && reason == ReasonNotInRegistry {
+		rq.verdict = VerdictAuditDeny
+	}
 	if ce := s.log.Check(zap.DebugLevel, "dns answer"); ce != nil {
 		ce.Write(zap.String(keyVerdict, rq.verdict), zap.String(keyReason, rq.reason),
 			zap.String(keyHost, rq.name), zap.String(keyQType, dns.TypeToString[rq.q.Qtype]))

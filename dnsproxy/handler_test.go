@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -243,6 +245,27 @@ func TestAllowAny(t *testing.T) {
 	})
 }
 
+// TestAudit: under AUDIT unlisted names are answered like ALLOW_ANY, and
+// each is recorded and counted as audit-deny, not_in_registry.
+func TestAudit(t *testing.T) {
+	up := startFake(t, zoneHandler)
+	reg := prometheus.NewRegistry()
+	s, d := newTestServer(t, Config{GatewayIPs: []netip.Addr{gw4}, Upstreams: []string{up.addr}, Outbound: serviceentry.Audit, Registerer: reg})
+	runHandlerCases(t, s, d, map[string]handlerCase{
+		"unlisted forwarded and recorded": {name: "evil.example.net.", qtype: dns.TypeA, want: []string{"A 192.0.2.66"}, reasons: []string{ReasonNotInRegistry}},
+		"listed still steered":            {name: "www.example.test.", qtype: dns.TypeA, want: []string{"A 198.51.100.1"}},
+	})
+	d.reset()
+	ask(t, s, "evil.example.net.", dns.TypeAAAA)
+	got := d.all()
+	if len(got) != 1 || got[0].Verdict != VerdictAuditDeny || got[0].Host != "evil.example.net" || got[0].QType != "AAAA" {
+		t.Errorf("decisions %+v, want one audit-deny for evil.example.net AAAA", got)
+	}
+	if n := testutil.ToFloat64(s.metrics.queries.WithLabelValues(VerdictAuditDeny, ReasonNotInRegistry)); n != 2 {
+		t.Errorf("egressd_dns_queries_total{verdict=audit-deny,reason=not_in_registry} = %v, want 2", n)
+	}
+}
+
 // TestNotReady: before the first allowlist nothing is answered but the
 // pass-through zones (fail closed).
 func TestNotReady(t *testing.T) {
@@ -337,11 +360,15 @@ func TestMalformed(t *testing.T) {
 	})
 }
 
-// TestRefusalLogLine: every refusal is one zap line with the decision's
-// fields.
+// TestRefusalLogLine: without an OnDecision hook every refusal is one zap
+// line with the decision's fields; with one, the hook gets it instead.
 func TestRefusalLogLine(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	s, _ := newTestServer(t, Config{GatewayIPs: []netip.Addr{gw4}, Log: zap.New(core)})
+	s, err := New(Config{GatewayIPs: []netip.Addr{gw4}, Log: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAllowlist(loadAllowlist(t, "testdata/allowlist.yaml"))
 	logs.TakeAll() // the allowlist update
 	ask(t, s, "Evil.Example.NET.", dns.TypeAAAA)
 	ask(t, s, "www.example.test.", dns.TypeA) // allowed: no info line
@@ -356,6 +383,16 @@ func TestRefusalLogLine(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log fields (-want +got):\n%s", diff)
+	}
+
+	hooked, d := newTestServer(t, Config{GatewayIPs: []netip.Addr{gw4}, Log: zap.New(core)})
+	logs.TakeAll()
+	ask(t, hooked, "evil.example.net.", dns.TypeA)
+	if entries := logs.FilterMessage("dns decision").TakeAll(); len(entries) != 0 {
+		t.Errorf("with OnDecision the proxy still logged %v", entries)
+	}
+	if got := d.all(); len(got) != 1 || got[0].Reason != ReasonNotInRegistry {
+		t.Errorf("OnDecision got %+v, want one not_in_registry refusal", got)
 	}
 }
 

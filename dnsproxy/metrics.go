@@ -25,8 +25,9 @@ type metrics struct {
 
 // reasonsByVerdict lists every label pair egressd_dns_queries_total uses.
 var reasonsByVerdict = map[string][]string{
-	VerdictAllow: {ReasonAllowed, ReasonPassthrough, ReasonAllowAny, ReasonCNAMEToUnlisted, ReasonBlockedAddress},
-	VerdictDeny:  {ReasonNotInRegistry, ReasonBlockedAddress, ReasonUpstreamError, ReasonNotReady, ReasonMalformed},
+	VerdictAllow:     {ReasonAllowed, ReasonPassthrough, ReasonAllowAny, ReasonCNAMEToUnlisted, ReasonBlockedAddress},
+	VerdictDeny:      {ReasonNotInRegistry, ReasonBlockedAddress, ReasonUpstreamError, ReasonNotReady, ReasonMalformed},
+	VerdictAuditDeny: {ReasonNotInRegistry},
 }
 
 func newMetrics(reg prometheus.Registerer, cacheLen func() int) (*metrics, error) {

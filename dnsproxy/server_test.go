@@ -168,7 +168,7 @@ func TestConfig(t *testing.T) {
 		"bad upstream":             {Mode: ModeForward, Upstreams: []string{"dns.example:53"}},
 		"upstream port 0":          {Mode: ModeForward, Upstreams: []string{"192.0.2.1:0"}},
 		"bad rcode":                {Mode: ModeForward, RefuseRcode: dns.RcodeServerFailure},
-		"bad outbound":             {Mode: ModeForward, Outbound: "AUDIT"},
+		"bad outbound":             {Mode: ModeForward, Outbound: "DENY"},
 		"VIP range too small":      {Mode: ModeForward, VIPRange: netip.MustParsePrefix("240.240.0.0/31")},
 		"bad listen":               {Mode: ModeForward, Listen: "15053"},
 		"bad zone":                 {Mode: ModeForward, PassthroughZones: []string{"a..b"}},

@@ -2,12 +2,18 @@ package xds
 
 import (
 	"fmt"
+	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
+	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Access log field names. Every gateway log line is one JSON object with
@@ -38,10 +44,37 @@ const (
 	LogChain        = "filter_chain"
 )
 
+// Custom tags on the gRPC access log entries egressd receives
+// (AccessLogCommon.custom_tags): what the gateway decided, so the intake
+// does not have to guess it from the entry.
+const (
+	TagLayer        = "egressd.layer"
+	TagVerdict      = "egressd.verdict"
+	TagReason       = "egressd.reason"
+	TagServiceEntry = "egressd.serviceentry"
+	TagPort         = "egressd.port"
+	// TagChain is the filter chain's name: "tcp|<port>|<ns>/<name>" for a
+	// TCP entry's chain, "tls|<port>|<host>" for a passthrough host.
+	TagChain = "egressd.chain"
+)
+
+// ALSLogName is the log_name of every gateway gRPC access log.
+const ALSLogName = "egressd"
+
+// alsFlushInterval bounds how long Envoy holds access log entries before
+// sending them: decisions reach egressd within it.
+const alsFlushInterval = 200 * time.Millisecond
+
+// alsBufferBytes is how much Envoy buffers per logger before it flushes
+// early. Envoy drops entries (and counts them in its logs_dropped stat)
+// rather than block traffic when egressd cannot keep up.
+const alsBufferBytes = 64 * 1024
+
 // Verdicts and reasons written by the gateway.
 const (
-	VerdictAllow = "allow"
-	VerdictDeny  = "deny"
+	VerdictAllow     = "allow"
+	VerdictDeny      = "deny"
+	VerdictAuditDeny = "audit-deny"
 
 	ReasonAllowed         = "allowed"
 	ReasonAllowAny        = "allow_any"
@@ -57,20 +90,69 @@ const routeMetadataKey = "egressd"
 // httpAccessLog logs every HTTP request on a gateway port; the verdict comes
 // from the matched route's metadata.
 func httpAccessLog(o Options, port uint32) []*accesslogv3.AccessLog {
-	meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
-	return []*accesslogv3.AccessLog{fileLog(o, nil, port, map[string]string{
-		LogLayer:        "http",
-		LogVerdict:      meta("verdict"),
-		LogReason:       meta("reason"),
-		LogServiceEntry: meta("serviceentry"),
-		LogHost:         "%REQ(:AUTHORITY)%",
-		LogMethod:       "%REQ(:METHOD)%",
-		LogPath:         "%REQ(:PATH)%",
-		LogProtocol:     "%PROTOCOL%",
-		LogStatus:       "%RESPONSE_CODE%",
-		LogLocation:     "%RESP(LOCATION)%",
-		LogDetails:      "%RESPONSE_CODE_DETAILS%",
-	})}
+	var out []*accesslogv3.AccessLog
+	if o.AccessLogPath != "" {
+		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
+		out = append(out, fileLog(o, nil, port, map[string]string{
+			LogLayer:        "http",
+			LogVerdict:      meta("verdict"),
+			LogReason:       meta("reason"),
+			LogServiceEntry: meta("serviceentry"),
+			LogHost:         "%REQ(:AUTHORITY)%",
+			LogMethod:       "%REQ(:METHOD)%",
+			LogPath:         "%REQ(:PATH)%",
+			LogProtocol:     "%PROTOCOL%",
+			LogStatus:       "%RESPONSE_CODE%",
+			LogLocation:     "%RESP(LOCATION)%",
+			LogDetails:      "%RESPONSE_CODE_DETAILS%",
+		}))
+	}
+	if o.ALSCluster != "" {
+		routeTag := func(tag, key string) *tracingv3.CustomTag {
+			return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
+				Kind:        &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}},
+				MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
+			}}}
+		}
+		out = append(out, &accesslogv3.AccessLog{
+			Name: "envoy.access_loggers.http_grpc",
+			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
+				CommonConfig: alsCommon(o, []*tracingv3.CustomTag{
+					literalTag(TagLayer, "http"),
+					literalTag(TagPort, fmt.Sprint(port)),
+					routeTag(TagVerdict, "verdict"),
+					routeTag(TagReason, "reason"),
+					routeTag(TagServiceEntry, "serviceentry"),
+				}),
+				// Redirects: the intake links a 3xx to the request that
+				// follows its Location.
+				AdditionalResponseHeadersToLog: []string{"location"},
+			})},
+		})
+	}
+	return out
+}
+
+func literalTag(tag, value string) *tracingv3.CustomTag {
+	return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Literal_{Literal: &tracingv3.CustomTag_Literal{Value: value}}}
+}
+
+// alsCommon is the gRPC access log configuration every gateway logger
+// shares but for its tags. Envoy opens one stream per distinct
+// configuration, so tags never name a host or an entry: they carry only a
+// bounded set of values (layer, verdict, reason, port), and the filter
+// chain's name comes from the one formatter tag every logger has.
+func alsCommon(o Options, tags []*tracingv3.CustomTag) *grpcalsv3.CommonGrpcAccessLogConfig {
+	return &grpcalsv3.CommonGrpcAccessLogConfig{
+		LogName: ALSLogName,
+		GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: o.ALSCluster},
+		}},
+		TransportApiVersion: corev3.ApiVersion_V3,
+		BufferFlushInterval: durationpb.New(alsFlushInterval),
+		BufferSizeBytes:     wrapperspb.UInt32(alsBufferBytes),
+		CustomTags:          tags,
+	}
 }
 
 // tcpLog describes the fixed part of a TCP or TLS chain's log lines.
@@ -82,7 +164,7 @@ type tcpLog struct {
 
 // tcpAccessLog logs every connection on one filter chain.
 func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessLog {
-	out := make([]*accesslogv3.AccessLog, 0, len(logs))
+	out := make([]*accesslogv3.AccessLog, 0, 2*len(logs))
 	for _, l := range logs {
 		var filter *accesslogv3.AccessLogFilter
 		if l.filter != "" {
@@ -93,15 +175,32 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 				},
 			}}
 		}
-		out = append(out, fileLog(o, filter, port, map[string]string{
-			LogLayer:        l.layer,
-			LogVerdict:      l.verdict,
-			LogReason:       l.reason,
-			LogServiceEntry: l.serviceEntry,
-			LogHost:         "%REQUESTED_SERVER_NAME%",
-			LogDestination:  "%DOWNSTREAM_LOCAL_ADDRESS%",
-			LogChain:        "%FILTER_CHAIN_NAME%",
-		}))
+		if o.AccessLogPath != "" {
+			out = append(out, fileLog(o, filter, port, map[string]string{
+				LogLayer:        l.layer,
+				LogVerdict:      l.verdict,
+				LogReason:       l.reason,
+				LogServiceEntry: l.serviceEntry,
+				LogHost:         "%REQUESTED_SERVER_NAME%",
+				LogDestination:  "%DOWNSTREAM_LOCAL_ADDRESS%",
+				LogChain:        "%FILTER_CHAIN_NAME%",
+			}))
+		}
+		if o.ALSCluster != "" {
+			out = append(out, &accesslogv3.AccessLog{
+				Name:   "envoy.access_loggers.tcp_grpc",
+				Filter: filter,
+				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.TcpGrpcAccessLogConfig{
+					CommonConfig: alsCommon(o, []*tracingv3.CustomTag{
+						literalTag(TagLayer, l.layer),
+						literalTag(TagVerdict, l.verdict),
+						literalTag(TagReason, l.reason),
+						literalTag(TagPort, fmt.Sprint(port)),
+						{Tag: TagChain, Type: &tracingv3.CustomTag_Value{Value: "%FILTER_CHAIN_NAME%"}},
+					}),
+				})},
+			})
+		}
 	}
 	return out
 }

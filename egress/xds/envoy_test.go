@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,7 +32,10 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := zaptest.NewLogger(t)
-	srv, err := NewServer(log, Options{ListenAddress: "127.0.0.1", PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull})
+	// A loopback address of this test's own: the listener ports fall in
+	// the ephemeral range, where 127.0.0.1 sockets of other tests live.
+	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
+	srv, err := NewServer(log, Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull, ALSCluster: envoy.XDSClusterName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +66,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	inputs, _ := filepath.Glob("testdata/in/*.yaml")
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
-		if strings.HasSuffix(name, "allow-any") {
+		if strings.HasSuffix(name, "allow-any") || strings.HasSuffix(name, "audit") {
 			continue // one server, one mode; the mode's resources validate in the golden test
 		}
 		t.Run(name, func(t *testing.T) {

@@ -17,9 +17,13 @@ type Options struct {
 	PortOffset uint32
 	// Outbound is what happens to unlisted destinations.
 	Outbound serviceentry.OutboundMode
-	// AccessLogPath is the file Envoy writes access logs to
-	// ("/dev/stdout" by default).
+	// AccessLogPath is the file Envoy writes its own JSON access log to;
+	// empty: none (egressd logs decisions itself, from ALSCluster).
 	AccessLogPath string
+	// ALSCluster is the bootstrap cluster of egressd's gRPC Access Log
+	// Service (the control plane's own cluster); every listener sends its
+	// access log entries there. Empty: no gRPC access logs.
+	ALSCluster string
 	// DNSResolvers ("ip:port") are the resolvers Envoy uses for DNS
 	// clusters and dynamic forwarding; empty means the system's.
 	DNSResolvers []string
@@ -37,7 +41,6 @@ func DefaultOptions() Options {
 	return Options{
 		ListenAddress:   "0.0.0.0",
 		Outbound:        serviceentry.RegistryOnly,
-		AccessLogPath:   "/dev/stdout",
 		ConnectTimeout:  5 * time.Second,
 		AlwaysHTTPPorts: []uint32{80},
 		AlwaysTLSPorts:  []uint32{443},
@@ -55,9 +58,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Outbound == "" {
 		o.Outbound = d.Outbound
-	}
-	if o.AccessLogPath == "" {
-		o.AccessLogPath = d.AccessLogPath
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = d.ConnectTimeout

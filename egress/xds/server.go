@@ -42,6 +42,7 @@ type Server struct {
 	rejected map[string]string // version -> NACK message
 	sent     map[string]string // response nonce -> version, until answered
 	ackWatch chan struct{}     // closed and replaced on every ACK
+	services []func(grpc.ServiceRegistrar)
 }
 
 // NewServer returns a Server that will translate allowlists with opts.
@@ -72,6 +73,15 @@ func (s *Server) Listen(address string) (net.Addr, error) {
 	s.ln = ln
 	s.mu.Unlock()
 	return ln.Addr(), nil
+}
+
+// AddService registers another gRPC service (the access log service) on the
+// same listener, so the gateway needs only the one control-plane cluster.
+// Call before Start.
+func (s *Server) AddService(register func(grpc.ServiceRegistrar)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.services = append(s.services, register)
 }
 
 // Update translates a, validates the result and publishes it. On any error
@@ -175,7 +185,7 @@ func (s *Server) WaitAcked(ctx context.Context, version string) error {
 // Start serves ADS until ctx ends. Listen must have been called.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
-	ln := s.ln
+	ln, services := s.ln, s.services
 	s.mu.Unlock()
 	if ln == nil {
 		return errors.New("xds: Start before Listen")
@@ -187,6 +197,9 @@ func (s *Server) Start(ctx context.Context) error {
 	)
 	srv := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, srv)
+	for _, register := range services {
+		register(gs)
+	}
 	s.log.Info("serving xDS", zap.String("address", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(ln) }()

@@ -223,15 +223,16 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 }
 
 // unknownSNIChain takes every TLS connection whose SNI no entry allows: under
-// REGISTRY_ONLY it is closed at once; under ALLOW_ANY it is passed through to
-// the SNI's host.
+// REGISTRY_ONLY it is closed at once; under ALLOW_ANY and AUDIT it is passed
+// through to the SNI's host.
 func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 	name := fmt.Sprintf("tls|%d|unlisted", port)
 	match := &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
 	noSNI := tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"}
-	if t.o.Outbound == serviceentry.AllowAny {
+	if t.o.Outbound.Forwards() {
+		verdict, reason := t.unlistedVerdict()
 		log := tcpAccessLog(t.o, port,
-			tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowAny, filter: "connection.requested_server_name != ''"}, noSNI)
+			tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"}, noSNI)
 		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
 			sniForwardFilter(t.o, port),
 			tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
@@ -270,7 +271,7 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 func (t *translator) denyChain(port uint32) *listenerv3.FilterChain {
 	name := fmt.Sprintf("tcp|%d|unlisted", port)
 	reason := ReasonNotInRegistry
-	if t.o.Outbound == serviceentry.AllowAny {
+	if t.o.Outbound.Forwards() {
 		// Without a Host or SNI the gateway cannot know where to go.
 		reason = ReasonUnidentifiedTCP
 	}
@@ -307,7 +308,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 		})
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost(p.number))
-	if t.o.Outbound == serviceentry.AllowAny {
+	if t.o.Outbound.Forwards() {
 		needDynamic = true
 	}
 
@@ -361,15 +362,26 @@ func (t *translator) dynamicHTTPCluster(http2 bool) string {
 	return t.addCluster(dynamicCluster(t.o, name, http2))
 }
 
+// unlistedVerdict is how traffic to unlisted destinations is recorded when
+// the outbound mode forwards it: allowed under ALLOW_ANY, audit-deny (what
+// REGISTRY_ONLY would refuse) under AUDIT.
+func (t *translator) unlistedVerdict() (verdict, reason string) {
+	if t.o.Outbound == serviceentry.Audit {
+		return VerdictAuditDeny, ReasonNotInRegistry
+	}
+	return VerdictAllow, ReasonAllowAny
+}
+
 // unlistedVirtualHost takes every Host no entry allows: a 403 that says why
-// under REGISTRY_ONLY, dynamic forwarding under ALLOW_ANY.
+// under REGISTRY_ONLY, dynamic forwarding under ALLOW_ANY and AUDIT.
 func (t *translator) unlistedVirtualHost(port uint32) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: "unlisted", Domains: []string{"*"}}
-	if t.o.Outbound == serviceentry.AllowAny {
+	if t.o.Outbound.Forwards() {
+		verdict, reason := t.unlistedVerdict()
 		vh.Routes = []*routev3.Route{{
-			Name:     "allow_any",
+			Name:     "unlisted",
 			Match:    prefixMatch("/"),
-			Metadata: routeMetadata(VerdictAllow, ReasonAllowAny, ""),
+			Metadata: routeMetadata(verdict, reason, ""),
 			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.dynamicHTTPCluster(false)},
 				Timeout:          durationpb.New(0),

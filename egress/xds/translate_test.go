@@ -29,11 +29,15 @@ func compileFile(t *testing.T, path string) *serviceentry.Allowlist {
 }
 
 // goldenOptions are the options of every golden case; a case whose name
-// ends in "allow-any" runs under ALLOW_ANY.
+// ends in "allow-any" runs under ALLOW_ANY, one ending in "audit" under
+// AUDIT.
 func goldenOptions(name string) Options {
-	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout"}
-	if strings.HasSuffix(name, "allow-any") {
+	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds"}
+	switch {
+	case strings.HasSuffix(name, "allow-any"):
 		o.Outbound = serviceentry.AllowAny
+	case strings.HasSuffix(name, "audit"):
+		o.Outbound = serviceentry.Audit
 	}
 	return o
 }
