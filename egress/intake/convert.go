@@ -1,0 +1,224 @@
+package intake
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+
+	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/egress/xds"
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// FromHTTP turns one HTTP access log entry of a gateway listener into a
+// Decision. ok is false for
+// entries that are not decisions: intermediate entries of long streams,
+// and entries without egressd's tags (not from a gateway listener).
+func FromHTTP(e *datav3.HTTPAccessLogEntry) (d *decision.Decision, ok bool) {
+	c := e.GetCommonProperties()
+	if c == nil || c.GetIntermediateLogEntry() {
+		return nil, false
+	}
+	tags := c.GetCustomTags()
+	if tags[xds.TagLayer] == "" {
+		return nil, false
+	}
+	req, resp := e.GetRequest(), e.GetResponse()
+	d = common(c)
+	d.Layer = decision.LayerHTTP
+	d.Port = port(tags)
+	d.Verdict, d.Reason, d.ServiceEntry = tags[xds.TagVerdict], tags[xds.TagReason], tags[xds.TagServiceEntry]
+	d.Host = hostOnly(req.GetAuthority())
+	d.Protocol = httpVersion(e.GetProtocolVersion())
+	d.Method = req.GetRequestMethod().String()
+	if req.GetRequestMethod() == corev3.RequestMethod_METHOD_UNSPECIFIED {
+		d.Method = ""
+	}
+	d.Path = req.GetPath()
+	d.Status = int(resp.GetResponseCode().GetValue())
+	if d.Status >= 300 && d.Status < 400 {
+		d.Location = resp.GetResponseHeaders()["location"]
+	}
+	d.Detail = resp.GetResponseCodeDetails()
+	if d.Verdict == "" {
+		// No route matched: the request never got as far as a Host
+		// decision (a malformed request, a reset before the headers).
+		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonMalformed
+	}
+	upstreamFailure(d, c)
+	return d, true
+}
+
+// FromTCP turns one TCP access log entry (a TLS passthrough or plaintext
+// TCP filter chain of a gateway listener) into a Decision; see FromHTTP. a
+// (may be nil) is the current allowlist; it names the entry of a TLS host.
+func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decision.Decision, ok bool) {
+	c := e.GetCommonProperties()
+	if c == nil || c.GetIntermediateLogEntry() {
+		return nil, false
+	}
+	tags := c.GetCustomTags()
+	if tags[xds.TagLayer] == "" {
+		return nil, false
+	}
+	d = common(c)
+	d.Layer = tags[xds.TagLayer]
+	d.Port = port(tags)
+	d.Verdict, d.Reason = tags[xds.TagVerdict], tags[xds.TagReason]
+	d.Host = strings.ToLower(c.GetTlsProperties().GetTlsSniHostname())
+	d.Destination = addressString(c.GetDownstreamLocalAddress())
+	if d.Layer == decision.LayerTLS {
+		d.Protocol = "TLS"
+	} else {
+		d.Protocol = "TCP"
+	}
+	if d.Verdict == decision.VerdictAllow && d.Reason == decision.ReasonAllowed {
+		d.ServiceEntry = entryOf(a, d.Layer, d.Host, d.Port, tags[xds.TagChain])
+	}
+	upstreamFailure(d, c)
+	return d, true
+}
+
+// common fills what HTTP and TCP entries share.
+func common(c *datav3.AccessLogCommon) *decision.Decision {
+	d := &decision.Decision{
+		Source:   addrPort(c.GetDownstreamRemoteAddress()),
+		Upstream: addressString(c.GetUpstreamRemoteAddress()),
+		Flags:    flags(c.GetResponseFlags()),
+	}
+	if t := c.GetStartTime(); t != nil {
+		d.Time = t.AsTime()
+	}
+	return d
+}
+
+// upstreamFailure turns an allowed decision whose upstream could not be
+// reached into a denial with the reason why: the client got nothing from
+// the destination. Traffic that was not allowed keeps its verdict.
+func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
+	if d.Verdict != decision.VerdictAllow {
+		return
+	}
+	f := c.GetResponseFlags()
+	tlsFailure := c.GetUpstreamTransportFailureReason()
+	switch {
+	case tlsFailure != "":
+		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSError
+		d.Detail = joinDetail(d.Detail, tlsFailure)
+	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
+		f.GetUpstreamOverflow() || f.GetNoClusterFound():
+		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonUpstreamError
+	}
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + ": " + b
+}
+
+// entryOf names the ServiceEntry that allowed a TLS or TCP connection. TCP
+// chains carry it in their name ("tcp|5432|ns/name"); TLS chains carry the
+// host, whose entry the allowlist knows.
+func entryOf(a *serviceentry.Allowlist, layer, host string, port uint32, chain string) string {
+	if layer == decision.LayerTCP {
+		parts := strings.SplitN(chain, "|", 3)
+		if len(parts) == 3 && parts[0] == "tcp" && parts[2] != "unlisted" {
+			return parts[2]
+		}
+		return ""
+	}
+	if _, hp, ok := a.MatchPort(host, port); ok && hp.Entry != nil {
+		return hp.Entry.Ref.String()
+	}
+	return ""
+}
+
+func port(tags map[string]string) uint32 {
+	n, err := strconv.ParseUint(tags[xds.TagPort], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// hostOnly strips the port from an HTTP authority and lower-cases it.
+func hostOnly(authority string) string {
+	h := authority
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			return strings.ToLower(h[1:i])
+		}
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.Count(h, ":") == 1 {
+		h = h[:i]
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
+func httpVersion(v datav3.HTTPAccessLogEntry_HTTPVersion) string {
+	switch v {
+	case datav3.HTTPAccessLogEntry_HTTP10:
+		return "HTTP/1.0"
+	case datav3.HTTPAccessLogEntry_HTTP11:
+		return "HTTP/1.1"
+	case datav3.HTTPAccessLogEntry_HTTP2:
+		return "HTTP/2"
+	case datav3.HTTPAccessLogEntry_HTTP3:
+		return "HTTP/3"
+	}
+	return ""
+}
+
+func addrPort(a *corev3.Address) netip.AddrPort {
+	sa := a.GetSocketAddress()
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(sa.GetPortValue()))
+}
+
+func addressString(a *corev3.Address) string {
+	if ap := addrPort(a); ap.IsValid() {
+		return ap.String()
+	}
+	return ""
+}
+
+// flags renders Envoy's response flags in their short access-log form.
+func flags(f *datav3.ResponseFlags) string {
+	if f == nil {
+		return ""
+	}
+	var out []string
+	add := func(set bool, code string) {
+		if set {
+			out = append(out, code)
+		}
+	}
+	add(f.GetNoHealthyUpstream(), "UH")
+	add(f.GetUpstreamConnectionFailure(), "UF")
+	add(f.GetUpstreamOverflow(), "UO")
+	add(f.GetNoRouteFound(), "NR")
+	add(f.GetNoClusterFound(), "NC")
+	add(f.GetDnsResolutionFailure(), "DF")
+	add(f.GetUpstreamRemoteReset(), "UR")
+	add(f.GetUpstreamConnectionTermination(), "UC")
+	add(f.GetUpstreamRequestTimeout(), "UT")
+	add(f.GetLocalReset(), "LR")
+	add(f.GetDownstreamConnectionTermination(), "DC")
+	add(f.GetDownstreamProtocolError(), "DPE")
+	add(f.GetUpstreamProtocolError(), "UPE")
+	add(f.GetStreamIdleTimeout(), "SI")
+	add(f.GetDurationTimeout(), "DT")
+	add(f.GetOverloadManager(), "OM")
+	add(f.GetDownstreamRemoteReset(), "DR")
+	add(f.GetUnauthorizedDetails() != nil, "UAEX")
+	add(f.GetRateLimited(), "RL")
+	return strings.Join(out, ",")
+}
