@@ -2,6 +2,7 @@ package dnsproxy
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,8 +19,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/egressd/egressd/egress/decision"
 )
 
 var (
@@ -50,8 +54,35 @@ func productionLogger() *zap.Logger {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 }
 
-func benchServe(b *testing.B, c Config, name string, qtype uint16, wantRcode int) {
+// productionDecisions wires c as egressd does: decisions go to a running
+// decision stream whose consumers (the JSON log line, metrics and the
+// store) work off the query path.
+func productionDecisions(b *testing.B, c *Config) {
 	c.Log = productionLogger()
+	stream := decision.NewStream(decision.StreamConfig{})
+	stream.Add("log", 65536, decision.NewLogger(productionLogger()))
+	stream.Add("metrics", 65536, decision.NewMetrics(decision.MetricsConfig{Registerer: prometheus.NewRegistry()}))
+	stream.Add("store", 65536, decision.NewStore(decision.StoreConfig{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = stream.Run(ctx); close(done) }()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		if n := stream.Dropped("stream"); n > 0 {
+			b.Logf("decision stream dropped %d decisions at intake", n)
+		}
+	})
+	c.OnDecision = func(d Decision) {
+		stream.Publish(&decision.Decision{Time: d.Time, Layer: d.Layer, Verdict: d.Verdict, Reason: d.Reason,
+			Source: d.Source, Host: d.Host, Protocol: "DNS/" + d.QType, ServiceEntry: d.ServiceEntry, Detail: d.Detail})
+	}
+}
+
+func benchServe(b *testing.B, c Config, name string, qtype uint16, wantRcode int) {
+	if c.OnDecision == nil {
+		productionDecisions(b, &c)
+	}
 	s, err := New(c)
 	if err != nil {
 		b.Fatal(err)
@@ -90,6 +121,13 @@ func BenchmarkAllowedWildcard(b *testing.B) {
 // log line.
 func BenchmarkDenied(b *testing.B) {
 	benchServe(b, Config{GatewayIPs: []netip.Addr{gw4}}, "evil.example.net.", dns.TypeA, dns.RcodeNameError)
+}
+
+// BenchmarkDeniedQueryPath is BenchmarkDenied without the decision
+// stream's consumers: what a refusal costs the query itself (the log line,
+// store and metrics run on other goroutines in egressd).
+func BenchmarkDeniedQueryPath(b *testing.B) {
+	benchServe(b, Config{GatewayIPs: []netip.Addr{gw4}, OnDecision: func(Decision) {}}, "evil.example.net.", dns.TypeA, dns.RcodeNameError)
 }
 
 // BenchmarkForwardCached: an allowed name in forward mode, from the cache.
@@ -209,7 +247,7 @@ func BenchmarkDNSPerf(b *testing.B) {
 	newProxy := func(c Config) string {
 		c.Listen = "127.0.0.1:0"
 		c.Upstreams = []string{auth.addr}
-		c.Log = productionLogger()
+		productionDecisions(b, &c)
 		s, err := New(c)
 		if err != nil {
 			b.Fatal(err)

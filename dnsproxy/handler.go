@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -395,11 +396,33 @@ func (s *Server) failure(rq *request, rcode int, ede uint16, text string) *dns.M
 	m.SetRcode(rq.r, rcode)
 	m.RecursionAvailable = true
 	if rq.opt != nil {
-		opt := newOPT(rq.opt.Do())
-		opt.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: ede, ExtraText: text}}
-		m.Extra = []dns.RR{opt}
+		m.Extra = []dns.RR{edeOPT(rq.opt.Do(), ede, text)}
 	}
 	return m
+}
+
+// edeOPTs holds one OPT record per (DO bit, EDE code, text): refusals are
+// the hot path under a flood of unlisted names, and an OPT record is only
+// read once built (packing and Truncate do not modify it), so replies
+// share them.
+var edeOPTs sync.Map // edeKey -> *dns.OPT
+
+type edeKey struct {
+	do   bool
+	code uint16
+	text string
+}
+
+// edeOPT returns the shared OPT record carrying an Extended DNS Error.
+func edeOPT(do bool, code uint16, text string) *dns.OPT {
+	key := edeKey{do, code, text}
+	if o, ok := edeOPTs.Load(key); ok {
+		return o.(*dns.OPT)
+	}
+	o := newOPT(do)
+	o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code, ExtraText: text}}
+	actual, _ := edeOPTs.LoadOrStore(key, o)
+	return actual.(*dns.OPT)
 }
 
 // write sends resp, truncated to what the client can receive over UDP. If
