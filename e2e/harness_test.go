@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +31,9 @@ import (
 )
 
 var (
-	egressdBin string // built once in TestMain
-	envoyBin   string
+	egressdBin   string // built once in TestMain
+	egressctlBin string
+	envoyBin     string
 )
 
 func TestMain(m *testing.M) {
@@ -56,10 +58,11 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	egressdBin = filepath.Join(dir, "egressd")
-	build := exec.Command("go", "build", "-o", egressdBin, "github.com/egressd/egressd/cmd/egressd")
+	egressctlBin = filepath.Join(dir, "egressctl")
+	build := exec.Command("go", "build", "-o", dir, "github.com/egressd/egressd/cmd/egressd", "github.com/egressd/egressd/cmd/egressctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building egressd:", err)
+		fmt.Fprintln(os.Stderr, "e2e: building egressd and egressctl:", err)
 		return 1
 	}
 	return m.Run()
@@ -147,10 +150,14 @@ func startGateway(t *testing.T, configDir string, extra ...string) *Gateway {
 		"--run-dir", g.RunDir,
 		"--gateway-address", g.IP,
 		"--port-offset", strconv.Itoa(g.PortOffset),
-		"--access-log", g.AccessLog,
 		"--envoy-path", envoyBin,
 		"--log-level", "debug",
 	}, extra...)
+	if !slices.Contains(extra, "--no-envoy-access-log") {
+		args = append(args, "--access-log", g.AccessLog)
+	} else {
+		args = slices.DeleteFunc(args, func(a string) bool { return a == "--no-envoy-access-log" })
+	}
 	g.cmd = exec.Command(egressdBin, args...)
 	// A file, not a pipe: the managed Envoy inherits it and may outlive
 	// egressd (fail closed), which would hold a pipe open forever.

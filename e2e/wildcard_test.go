@@ -18,6 +18,12 @@ import (
 // else with NXDOMAIN, over UDP on loopback: the gateway's resolver.
 func dnsServer(t *testing.T, zone string) string {
 	t.Helper()
+	return dnsServerTo(t, zone, net.IPv4(127, 0, 0, 1))
+}
+
+// dnsServerTo is dnsServer answering with ip.
+func dnsServerTo(t *testing.T, zone string, ip net.IP) string {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +39,7 @@ func dnsServer(t *testing.T, zone string) string {
 		case q.Question[0].Qtype == dns.TypeA:
 			m.Answer = append(m.Answer, &dns.A{
 				Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30},
-				A:   net.IPv4(127, 0, 0, 1),
+				A:   ip,
 			})
 		}
 		_ = w.WriteMsg(m)

@@ -14,11 +14,13 @@ import (
 )
 
 // adminServer serves egressd's own endpoints: /metrics (Prometheus),
-// /healthz (the process runs) and /readyz (a first allowlist is loaded).
+// /healthz (the process runs), /readyz (a first allowlist is loaded) and
+// the read-only /api/v1/ (decisions, aggregates, chains, suggestions).
 type adminServer struct {
 	address  string
 	registry *prometheus.Registry
 	ready    func() bool
+	api      http.Handler
 	log      *zap.Logger
 }
 
@@ -33,6 +35,9 @@ func (a *adminServer) Start(ctx context.Context) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if a.api != nil {
+		mux.Handle("/api/v1/", a.api)
+	}
 	ln, err := net.Listen("tcp", a.address)
 	if err != nil {
 		return fmt.Errorf("admin: listen on %s: %w", a.address, err)

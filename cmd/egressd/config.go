@@ -40,6 +40,9 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	AdminListen    string
+	// DecisionsKept is how many denied decisions the in-memory store keeps
+	// for the API, the CLI and the dashboard (allowed ones: a fifth).
+	DecisionsKept int
 
 	DNSListen        string // "" disables the DNS proxy
 	DNSMode          dnsproxy.Mode
@@ -69,7 +72,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.SetOutput(out)
 	var outbound, resolvers, dnsMode, dnsGatewayIPs, dnsUpstreams, dnsZones, dnsVIPs string
 	fs.StringVar(&c.ConfigDir, "config", "examples", "folder of ServiceEntry YAML files, watched for changes")
-	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted) or ALLOW_ANY")
+	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted), ALLOW_ANY, or AUDIT (allow unlisted but record each as audit-deny)")
 	fs.StringVar(&c.XDSListen, "xds-listen", "127.0.0.1:18000", "address of the xDS (ADS) gRPC server Envoy connects to")
 	fs.StringVar(&c.Envoy, "envoy", envoyManaged, "managed: start and supervise Envoy; external: only serve xDS to an Envoy run elsewhere")
 	fs.StringVar(&c.EnvoyPath, "envoy-path", "", "Envoy binary (default: $ENVOY_PATH, the make setup cache, then PATH)")
@@ -79,12 +82,13 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.RunDir, "run-dir", defaultRunDir(), "state folder for the managed Envoy (bootstrap, pid file)")
 	fs.StringVar(&c.GatewayAddress, "gateway-address", "127.0.0.1", "IP the gateway's listeners bind to (0.0.0.0 in a cluster)")
 	fs.UintVar(&c.PortOffset, "port-offset", 0, "added to every service port to get the gateway's listener port (e.g. 10000 serves port 80 on 10080 without root)")
-	fs.StringVar(&c.AccessLog, "access-log", "/dev/stdout", "file the gateway writes its JSON access log to (one line per request or connection)")
+	fs.StringVar(&c.AccessLog, "access-log", "", "file Envoy writes its own JSON access log to, one line per request or connection (default: none; egressd logs every denial itself)")
 	fs.StringVar(&resolvers, "gateway-dns", "", "comma-separated ip:port DNS resolvers the gateway uses for DNS and wildcard hosts (default: the system's)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout of the gateway")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
-	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz (\"\" disables it)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz, /readyz and the /api/v1 decision API (\"\" disables it)")
+	fs.IntVar(&c.DecisionsKept, "decisions-kept", 50000, "denied and audit-denied decisions kept in memory for the API and egressctl (allowed ones: a fifth as many)")
 	fs.StringVar(&c.DNSListen, "dns-listen", dnsproxy.DefaultListen, "DNS proxy address, UDP and TCP (\"\" disables the DNS proxy)")
 	fs.StringVar(&dnsMode, "dns-mode", string(dnsproxy.ModeGateway), "gateway: answer allowed names with the gateway's IPs; forward: answer them with the real records")
 	fs.StringVar(&dnsGatewayIPs, "dns-gateway-ip", "", "comma-separated IPs the DNS proxy answers allowed names with in gateway mode (default: --gateway-address unless it is 0.0.0.0)")
@@ -96,6 +100,9 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.DNSAllowPrivate, "dns-allow-private", false, "turn off the rebinding guard (private, loopback and link-local answers for DNS-resolved entries are dropped unless listed)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.DecisionsKept < 1 {
+		return nil, fmt.Errorf("--decisions-kept: %d: must be at least 1", c.DecisionsKept)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

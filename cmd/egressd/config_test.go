@@ -34,12 +34,13 @@ func defaultConfig() Config {
 		RunDir:         "/run/user/1000/egressd",
 		GatewayAddress: "127.0.0.1",
 		PortOffset:     0,
-		AccessLog:      "/dev/stdout",
+		AccessLog:      "",
 		DNSResolvers:   nil,
 		ConnectTimeout: 5 * time.Second,
 		LogLevel:       "info",
 		LogFormat:      "json",
 		AdminListen:    "127.0.0.1:15000",
+		DecisionsKept:  50000,
 
 		DNSListen:        "127.0.0.1:15053",
 		DNSMode:          dnsproxy.ModeGateway,
@@ -135,6 +136,8 @@ func TestNewConfigFlags(t *testing.T) {
 		"port-offset":              {[]string{"--port-offset=10000"}, func(c *Config) { c.PortOffset = 10000 }},
 		"port-offset at its limit": {[]string{"--port-offset=60000"}, func(c *Config) { c.PortOffset = 60000 }},
 		"access-log":               {[]string{"--access-log=/var/log/egress.json"}, func(c *Config) { c.AccessLog = "/var/log/egress.json" }},
+		"audit":                    {[]string{"--outbound=audit"}, func(c *Config) { c.Outbound = serviceentry.Audit }},
+		"decisions-kept":           {[]string{"--decisions-kept=100"}, func(c *Config) { c.DecisionsKept = 100 }},
 		"gateway-dns": {
 			[]string{"--gateway-dns= 1.1.1.1:53, [2001:db8::53]:5353 ,,"},
 			func(c *Config) { c.DNSResolvers = []string{"1.1.1.1:53", "[2001:db8::53]:5353"} },
@@ -176,8 +179,9 @@ func TestNewConfigInvalid(t *testing.T) {
 		// wantUsage: the flag package printed the error and the usage.
 		wantUsage bool
 	}{
-		"outbound":                  {args: []string{"--outbound=DENY"}, want: `--outbound: unknown outbound mode "DENY": use REGISTRY_ONLY or ALLOW_ANY`},
-		"outbound empty":            {args: []string{"--outbound="}, want: `--outbound: unknown outbound mode "": use REGISTRY_ONLY or ALLOW_ANY`},
+		"outbound":                  {args: []string{"--outbound=DENY"}, want: `--outbound: unknown outbound mode "DENY": use REGISTRY_ONLY, ALLOW_ANY or AUDIT`},
+		"outbound empty":            {args: []string{"--outbound="}, want: `--outbound: unknown outbound mode "": use REGISTRY_ONLY, ALLOW_ANY or AUDIT`},
+		"decisions-kept zero":       {args: []string{"--decisions-kept=0"}, want: `--decisions-kept: 0: must be at least 1`},
 		"envoy":                     {args: []string{"--envoy=docker"}, want: `--envoy: "docker" is neither managed nor external`},
 		"envoy, case matters":       {args: []string{"--envoy=Managed"}, want: `--envoy: "Managed" is neither managed nor external`},
 		"gateway-address host name": {args: []string{"--gateway-address=localhost"}, want: `--gateway-address: "localhost" is not an IP address`},

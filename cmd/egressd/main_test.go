@@ -100,7 +100,7 @@ func TestExecute(t *testing.T) {
 		"run with an invalid flag": {
 			args:       []string{"run", "--outbound=DENY"},
 			wantCode:   2,
-			wantStderr: "egressd run: --outbound: unknown outbound mode \"DENY\": use REGISTRY_ONLY or ALLOW_ANY\n",
+			wantStderr: "egressd run: --outbound: unknown outbound mode \"DENY\": use REGISTRY_ONLY, ALLOW_ANY or AUDIT\n",
 		},
 		"run with an invalid log level": {
 			args:       []string{"run", "--log-level=loud"},

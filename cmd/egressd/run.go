@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +20,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/egressd/egressd/dnsproxy"
+	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/egress/intake"
+	"github.com/egressd/egressd/egress/redirect"
+	"github.com/egressd/egressd/egress/suggest"
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/source"
@@ -56,19 +62,29 @@ func newLogger(cfg *Config) (*zap.Logger, error) {
 		zc = zap.NewDevelopmentConfig()
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
+	// Every denial is one log line: zap's production sampling would drop
+	// repeats of the same message beyond 100 a second.
+	zc.Sampling = nil
 	zc.EncoderConfig.TimeKey = "time"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	zc.OutputPaths = []string{"stderr"}
 	return zc.Build()
 }
 
-// run wires the pipeline: folder source -> xDS server -> (managed) Envoy.
+// consumerBuffer is each decision consumer's queue: a second of the
+// gateway at full tilt.
+const consumerBuffer = 65536
+
+// run wires the pipeline: folder source -> xDS server -> (managed) Envoy,
+// and every decision (gateway access logs, DNS refusals) -> one stream ->
+// log line, metrics, store -> admin API.
 func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	server, err := xds.NewServer(log.Named("xds"), xds.Options{
 		ListenAddress:  cfg.GatewayAddress,
 		PortOffset:     uint32(cfg.PortOffset),
 		Outbound:       cfg.Outbound,
 		AccessLogPath:  cfg.AccessLog,
+		ALSCluster:     envoy.XDSClusterName,
 		DNSResolvers:   cfg.DNSResolvers,
 		ConnectTimeout: cfg.ConnectTimeout,
 	})
@@ -91,9 +107,26 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The decision stream and its consumers.
+	var current atomic.Pointer[serviceentry.Allowlist]
+	stream := decision.NewStream(decision.StreamConfig{Registerer: registry})
+	store := decision.NewStore(decision.StoreConfig{Capacity: cfg.DecisionsKept, AllowedCapacity: max(cfg.DecisionsKept/5, 1)})
+	stream.Add("log", consumerBuffer, decision.NewLogger(log.Named("decision")))
+	stream.Add("metrics", consumerBuffer, decision.NewMetrics(decision.MetricsConfig{Registerer: registry}))
+	stream.Add("store", consumerBuffer, store)
+	publish := func(d *decision.Decision) { stream.Publish(d) }
+	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: current.Load, Outbound: cfg.Outbound})
+	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: current.Load, Log: log.Named("intake"), Registerer: registry})
+	if err != nil {
+		return err
+	}
+	server.AddService(als.Register)
+
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
-		if dnsServer, err = newDNSProxy(cfg, log, registry); err != nil {
+		onDecision := func(d dnsproxy.Decision) { stream.Publish(dnsDecision(d)) }
+		if dnsServer, err = newDNSProxy(cfg, log, registry, onDecision); err != nil {
 			return err
 		}
 	}
@@ -107,6 +140,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			if _, err := server.Update(ctx, a); err != nil {
 				log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
 			}
+			current.Store(a)
 			if dnsServer != nil {
 				dnsServer.SetAllowlist(a)
 			}
@@ -114,6 +148,11 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		},
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	// The stream outlives the tracker, which hands over what it holds
+	// when it stops.
+	streamCtx, stopStream := context.WithCancel(context.Background())
+	g.Go(func() error { return stream.Run(streamCtx) })
+	g.Go(func() error { defer stopStream(); return tracker.Run(ctx) })
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return dir.Start(ctx) })
 	if supervisor != nil {
@@ -123,13 +162,22 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return dnsServer.Start(ctx) })
 	}
 	if cfg.AdminListen != "" {
-		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, log: log.Named("admin")}
+		api := http.NewServeMux()
+		api.Handle("/api/v1/", decision.NewHandler(store, stream))
+		api.Handle("/api/v1/suggestions", suggest.Handler(func(since time.Time) []*decision.Decision {
+			return store.Query(decision.Query{
+				Verdicts: []string{decision.VerdictDeny, decision.VerdictAuditDeny},
+				Since:    since,
+				Limit:    cfg.DecisionsKept,
+			})
+		}, current.Load))
+		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, api: api, log: log.Named("admin")}
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
 }
 
-func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer) (*dnsproxy.Server, error) {
+func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onDecision func(dnsproxy.Decision)) (*dnsproxy.Server, error) {
 	upstreams := cfg.DNSUpstreams
 	if len(upstreams) == 0 {
 		rc, err := dns.ClientConfigFromFile(cfg.DNSUpstreamsFrom)
@@ -156,6 +204,7 @@ func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer) (*dnsp
 		AllowPrivate:     cfg.DNSAllowPrivate,
 		Log:              log.Named("dns"),
 		Registerer:       reg,
+		OnDecision:       onDecision,
 	})
 }
 
