@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/egress/decision"
 )
 
 // realPortUpstreams starts, on a loopback IP of their own, an HTTP server
@@ -157,8 +160,18 @@ func TestSuggestFixesADenial(t *testing.T) {
 		return nil
 	})
 
+	// egressctl decisions shows the denial.
+	out, err := exec.Command(egressctlBin, "decisions", "--admin", "http://"+g.EgressdAdmin, "--host", "api.partner.test", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("egressctl decisions: %v\n%s", err, out)
+	}
+	var first decision.Decision
+	if err := json.Unmarshal([]byte(strings.SplitN(string(out), "\n", 2)[0]), &first); err != nil || first.Host != "api.partner.test" || first.Verdict != "deny" {
+		t.Errorf("egressctl decisions -o json: %v\n%s", err, out)
+	}
+
 	cmd := exec.Command(egressctlBin, "suggest", "--admin", "http://"+g.EgressdAdmin, "--namespace", "e2e")
-	out, err := cmd.Output()
+	out, err = cmd.Output()
 	if err != nil {
 		t.Fatalf("egressctl suggest: %v\n%s", err, out)
 	}

@@ -103,20 +103,34 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 		return
 	}
 	f := c.GetResponseFlags()
-	tlsFailure := c.GetUpstreamTransportFailureReason()
+	// Envoy reports every transport failure here, a refused TCP connect
+	// ("delayed connect error: Connection refused") as well as a failed
+	// TLS handshake ("TLS_error:...CERTIFICATE_VERIFY_FAILED").
+	transport := c.GetUpstreamTransportFailureReason()
 	switch {
-	case tlsFailure != "":
+	case isTLSFailure(transport):
 		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSError
-		d.Detail = joinDetail(d.Detail, tlsFailure)
-	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
+		d.Detail = joinDetail(d.Detail, transport)
+	case transport != "" || f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
 		f.GetUpstreamOverflow() || f.GetNoClusterFound():
 		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonUpstreamError
+		d.Detail = joinDetail(d.Detail, transport)
 	}
+}
+
+// isTLSFailure reports whether an upstream transport failure reason is a
+// TLS handshake failure rather than a connect failure.
+func isTLSFailure(reason string) bool {
+	r := strings.ToUpper(reason)
+	return strings.Contains(r, "TLS") || strings.Contains(r, "SSL") || strings.Contains(r, "CERTIFICATE")
 }
 
 func joinDetail(a, b string) string {
 	if a == "" {
 		return b
+	}
+	if b == "" {
+		return a
 	}
 	return a + ": " + b
 }

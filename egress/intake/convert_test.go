@@ -88,6 +88,18 @@ func TestFromHTTP(t *testing.T) {
 			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "tls_error", Source: src, Host: "www.docker.io", Port: 80,
 				ServiceEntry: "ci/docker", Path: "/", Status: 503, Flags: "UF", Detail: "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED"},
 		},
+		"connect refused reported as a transport failure": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: commonProps(allowTags, func(c *datav3.AccessLogCommon) {
+					c.ResponseFlags = &datav3.ResponseFlags{UpstreamConnectionFailure: true}
+					c.UpstreamTransportFailureReason = "delayed connect error: Connection refused"
+				}),
+				Request:  &datav3.HTTPRequestProperties{Authority: "www.docker.io", Path: "/"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(503)},
+			},
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "upstream_error", Source: src, Host: "www.docker.io", Port: 80,
+				ServiceEntry: "ci/docker", Path: "/", Status: 503, Flags: "UF", Detail: "delayed connect error: Connection refused"},
+		},
 		"no route (malformed)": {
 			entry: &datav3.HTTPAccessLogEntry{
 				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80"}, nil),

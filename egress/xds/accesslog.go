@@ -139,9 +139,10 @@ func literalTag(tag, value string) *tracingv3.CustomTag {
 
 // alsCommon is the gRPC access log configuration every gateway logger
 // shares but for its tags. Envoy opens one stream per distinct
-// configuration, so tags never name a host or an entry: they carry only a
-// bounded set of values (layer, verdict, reason, port), and the filter
-// chain's name comes from the one formatter tag every logger has.
+// configuration, so literal tags never name a host or an entry: they carry
+// only a bounded set of values (layer, verdict, reason, port). What varies
+// per request comes from route metadata (HTTP) or from the one formatter
+// tag every TCP logger has, the filter chain's name.
 func alsCommon(o Options, tags []*tracingv3.CustomTag) *grpcalsv3.CommonGrpcAccessLogConfig {
 	return &grpcalsv3.CommonGrpcAccessLogConfig{
 		LogName: ALSLogName,
