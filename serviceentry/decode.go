@@ -247,7 +247,7 @@ func (r *resourceDecoder) metadata(n *yaml.Node) {
 	}
 	if ns, ok := r.str(fields["namespace"], "metadata.namespace"); ok && ns != "" {
 		r.ref.Namespace = ns
-		if !isDNS1123Label(ns) {
+		if !IsDNS1123Label(ns) {
 			r.errorf("metadata.namespace", "%q is not a valid namespace: use at most 63 lower-case letters, digits and \"-\", starting and ending with a letter or digit", ns)
 		}
 	}
@@ -712,10 +712,10 @@ func hasError(ps []Problem) bool {
 	return false
 }
 
-// isDNS1123Label reports whether s is a DNS-1123 label as Kubernetes checks
+// IsDNS1123Label reports whether s is a DNS-1123 label as Kubernetes checks
 // it (namespaces, port names): 1-63 lower-case letters, digits and "-",
 // starting and ending with a letter or digit.
-func isDNS1123Label(s string) bool {
+func IsDNS1123Label(s string) bool {
 	if len(s) == 0 || len(s) > maxLabelLen {
 		return false
 	}

@@ -206,7 +206,7 @@ func (v *validator) ports(raw []*networkingv1alpha3.ServicePort) []Port {
 			ok = false
 		}
 		if p.Name != "" {
-			if !isDNS1123Label(p.Name) {
+			if !IsDNS1123Label(p.Name) {
 				v.errorf(field+".name", "%q is not a valid port name: use at most 63 lower-case letters, digits and \"-\", starting and ending with a letter or digit, e.g. \"https\"", p.Name)
 			} else if j, dup := names[p.Name]; dup {
 				v.errorf(field+".name", "%q is already the name of spec.ports[%d]; port names must be unique", p.Name, j)
@@ -419,7 +419,7 @@ func (v *validator) exportTo(raw []string) []string {
 		field := fmt.Sprintf("spec.exportTo[%d]", i)
 		switch {
 		case x == "." || x == "*" || x == "~":
-		case isDNS1123Label(x):
+		case IsDNS1123Label(x):
 		default:
 			v.errorf(field, "%q is not a namespace; use \".\" (this namespace), \"*\" (all namespaces), \"~\" (none) or a namespace name", x)
 			continue

@@ -92,7 +92,7 @@ func parseQuery(v url.Values, now time.Time) (query, error) {
 		q.since = t
 	}
 	if ns := v.Get("namespace"); ns != "" {
-		if !isLabel(ns) {
+		if !serviceentry.IsDNS1123Label(ns) {
 			return q, fmt.Errorf("namespace: %q is not a valid namespace: use at most 63 lower-case letters, digits and \"-\", starting and ending with a letter or digit", ns)
 		}
 		q.opts.Namespace = ns
@@ -129,19 +129,3 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// isLabel reports whether s is a DNS-1123 label (a namespace name).
-func isLabel(s string) bool {
-	if s == "" || len(s) > maxNameLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(s)-1:
-		default:
-			return false
-		}
-	}
-	return true
-}

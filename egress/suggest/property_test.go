@@ -92,7 +92,7 @@ func checkNames(t *testing.T, i int, ss []Suggestion) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, s := range ss {
-		if !isLabel(s.Name) || seen[s.Name] {
+		if !serviceentry.IsDNS1123Label(s.Name) || seen[s.Name] {
 			t.Fatalf("case %d: name %q invalid or repeated", i, s.Name)
 		}
 		seen[s.Name] = true

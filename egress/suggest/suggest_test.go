@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/egressd/egressd/egress/decision"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/serviceentry"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -362,7 +364,7 @@ func TestNames(t *testing.T) {
 			var got []string
 			for _, s := range ss {
 				got = append(got, s.Name)
-				if !isLabel(s.Name) {
+				if !serviceentry.IsDNS1123Label(s.Name) {
 					t.Errorf("%q is not a DNS-1123 label", s.Name)
 				}
 			}
