@@ -4,15 +4,17 @@ import (
 	"strings"
 )
 
-// Allowlist is one immutable, compiled snapshot of every valid ServiceEntry.
-// Servers read it through an atomic pointer and never mutate it; a new
-// configuration produces a new Allowlist.
+// Allowlist is one immutable, compiled snapshot of every valid ServiceEntry,
+// with the TLS origination that valid DestinationRules ask for on their
+// hosts' ports. Servers read it through an atomic pointer and never mutate
+// it; a new configuration produces a new Allowlist.
 type Allowlist struct {
 	version  string
 	hosts    []*Host          // sorted by name
 	exact    map[string]*Host // "api.example.com" -> host
 	wildcard map[string]*Host // "example.com" for "*.example.com"
 	entries  []*Entry
+	rules    []*Rule
 	problems []Problem
 }
 
@@ -33,6 +35,31 @@ type HostPort struct {
 	// Entry is the ServiceEntry this port comes from: its resolution,
 	// endpoints, addresses and location apply.
 	Entry *Entry `json:"-"`
+	// TLS is the TLS the gateway originates to this host port, from a
+	// DestinationRule; nil means none (no rule, mode DISABLE or
+	// ISTIO_MUTUAL, or a port where the client already sends TLS).
+	TLS *Origination `json:"tls,omitempty"`
+}
+
+// Origination is the TLS the gateway originates to one host's port: a
+// DestinationRule's settings (SIMPLE or MUTUAL) with the names to use.
+type Origination struct {
+	// TLSSettings are the rule's settings for this port (its port-level
+	// settings, else its top-level ones). Origination's own SNI and
+	// SubjectAltNames below hide the embedded ones: use those.
+	TLSSettings
+	// Rule is the DestinationRule the settings come from.
+	Rule Ref `json:"rule"`
+	// SNI is the server name to send: the rule's sni, else the host name.
+	SNI string `json:"sni"`
+	// SubjectAltNames are the names the server certificate must carry:
+	// the rule's, else the ServiceEntry's subjectAltNames, else empty (the
+	// gateway then verifies the certificate against SNI).
+	SubjectAltNames []string `json:"subjectAltNames,omitempty"`
+	// Unsupported, when not empty, says why the gateway cannot originate
+	// TLS here; the gateway must then refuse the traffic (fail closed)
+	// rather than send it in plaintext.
+	Unsupported string `json:"unsupported,omitempty"`
 }
 
 // Port returns the host's port with the given number.
@@ -54,6 +81,11 @@ func (a *Allowlist) Hosts() []*Host { return a.hosts }
 // Entries returns the ServiceEntries the allowlist was compiled from, sorted
 // by namespace/name. Callers must not modify them.
 func (a *Allowlist) Entries() []*Entry { return a.entries }
+
+// Rules returns the DestinationRules compiled in, sorted by namespace/name:
+// every valid rule except those that lost a conflict over their host.
+// Callers must not modify them.
+func (a *Allowlist) Rules() []*Rule { return a.rules }
 
 // Problems returns every problem found while decoding, validating and
 // compiling this snapshot.

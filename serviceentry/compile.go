@@ -9,16 +9,28 @@ import (
 	"sort"
 )
 
-// Compile builds an immutable Allowlist from validated entries. problems
-// (from decoding and validation) are kept in the snapshot so that it reports
-// everything found; Compile appends the conflicts it finds itself.
-//
-// Conflicts are resolved deterministically: entries are ordered by
-// namespace, name and file, and the first to claim a host and port keeps
-// it. Istio instead prefers the oldest resource; files carry no creation
-// time, so egressd uses the name order and reports every loser.
+// Compile is CompileConfig without DestinationRules: it builds an
+// Allowlist from validated entries alone.
 func Compile(entries []*Entry, problems []Problem) *Allowlist {
-	sorted := append([]*Entry(nil), entries...)
+	return CompileConfig(Config{Entries: entries}, problems)
+}
+
+// CompileConfig builds an immutable Allowlist from validated ServiceEntries
+// and DestinationRules. problems (from decoding and validation) are kept in
+// the snapshot so that it reports everything found; CompileConfig appends
+// the conflicts and other findings of its own.
+//
+// Conflicts are resolved deterministically: resources are ordered by
+// namespace, name and file, and the first to claim a host and port (or, for
+// DestinationRules, a host) keeps it. Istio instead prefers the oldest
+// resource; files carry no creation time, so egressd uses the name order
+// and reports every loser. The result does not depend on the order of
+// c's slices.
+//
+// Each host port then gets the TLS origination of the most specific rule
+// for its host; see applyRules.
+func CompileConfig(c Config, problems []Problem) *Allowlist {
+	sorted := append([]*Entry(nil), c.Entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
 
 	a := &Allowlist{
@@ -60,6 +72,7 @@ func Compile(entries []*Entry, problems []Problem) *Allowlist {
 	for _, h := range a.hosts {
 		sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })
 	}
+	a.applyRules(c.Rules)
 	a.version = a.digest()
 	return a
 }
@@ -83,12 +96,15 @@ func (a *Allowlist) host(name string) *Host {
 	return h
 }
 
-// digest hashes the compiled content (not the problems): equal allowlists
-// get equal versions, so an unchanged reload publishes nothing new.
+// digest hashes the compiled content (hosts, ports with their TLS
+// origination, and the rules compiled in; not the problems): equal
+// allowlists get equal versions, so an unchanged reload publishes nothing
+// new, and a change to a DestinationRule alone is a new version.
 func (a *Allowlist) digest() string {
 	type port struct {
 		Port
-		Entry *Entry `json:"entry"`
+		Entry *Entry       `json:"entry"`
+		TLS   *Origination `json:"tls,omitempty"`
 	}
 	type host struct {
 		Name  string `json:"name"`
@@ -98,11 +114,15 @@ func (a *Allowlist) digest() string {
 	for _, h := range a.hosts {
 		hh := host{Name: h.Name}
 		for _, p := range h.Ports {
-			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: p.Entry})
+			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: p.Entry, TLS: p.TLS})
 		}
 		hosts = append(hosts, hh)
 	}
-	b, err := json.Marshal(hosts)
+	content := struct {
+		Hosts []host  `json:"hosts"`
+		Rules []*Rule `json:"rules,omitempty"`
+	}{hosts, a.rules}
+	b, err := json.Marshal(content)
 	if err != nil {
 		// Only plain data is marshalled; this cannot happen.
 		panic(fmt.Sprintf("serviceentry: hashing allowlist: %v", err))

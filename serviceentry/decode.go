@@ -15,7 +15,9 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
 
@@ -28,19 +30,26 @@ type Object struct {
 	// APIVersion is the resource's apiVersion, e.g. "networking.istio.io/v1".
 	APIVersion string
 	// ServiceEntry is the resource's spec, set when Ref.Kind is
-	// "ServiceEntry".
+	// KindServiceEntry.
 	ServiceEntry *networkingv1alpha3.ServiceEntry
+	// DestinationRule is the resource's spec, set when Ref.Kind is
+	// KindDestinationRule.
+	DestinationRule *networkingv1alpha3.DestinationRule
 }
 
 // KindServiceEntry is the kind of Istio's ServiceEntry resource.
 const KindServiceEntry = "ServiceEntry"
 
+// KindDestinationRule is the kind of Istio's DestinationRule resource.
+const KindDestinationRule = "DestinationRule"
+
 // DefaultNamespace is the namespace of a resource whose metadata.namespace
 // is empty, as kubectl would apply it.
 const DefaultNamespace = "default"
 
-// serviceEntryAPIVersions are the apiVersions Istio serves ServiceEntry at.
-var serviceEntryAPIVersions = []string{
+// networkingAPIVersions are the apiVersions Istio serves ServiceEntry and
+// DestinationRule at.
+var networkingAPIVersions = []string{
 	"networking.istio.io/v1",
 	"networking.istio.io/v1beta1",
 	"networking.istio.io/v1alpha3",
@@ -51,7 +60,6 @@ var serviceEntryAPIVersions = []string{
 // configuration can be pointed at egressd as it is.
 var ignoredKinds = map[string]bool{
 	"AuthorizationPolicy":   true,
-	"DestinationRule":       true,
 	"EnvoyFilter":           true,
 	"Gateway":               true,
 	"PeerAuthentication":    true,
@@ -65,13 +73,15 @@ var ignoredKinds = map[string]bool{
 	"WorkloadGroup":         true,
 }
 
-// topLevelFields are the fields a ServiceEntry resource may have.
+// topLevelFields are the fields a ServiceEntry or DestinationRule resource
+// may have.
 var topLevelFields = []string{"apiVersion", "kind", "metadata", "spec", "status"}
 
 // Decode splits data (YAML, multi-document with "---", or JSON) into
 // resources. file names the source in Refs and Problems.
 //
-// It returns the ServiceEntries that decoded cleanly. A resource with a
+// It returns the ServiceEntries and DestinationRules that decoded cleanly,
+// in file order. A resource with a
 // decoding error (unknown field, bad enum value, wrong type, invalid name,
 // unknown kind) is left out with an error Problem; an Istio kind that egressd
 // does not handle yet is left out with a warning. A "kind: List" (or any
@@ -173,10 +183,10 @@ func (d *decoder) resource(n *yaml.Node) {
 	case kind == "":
 		r.problems = r.problems[:before]
 		if kindOK {
-			r.errorf("kind", "missing; set kind: ServiceEntry")
+			r.errorf("kind", "missing; set kind: ServiceEntry or DestinationRule")
 		}
 		return
-	case kind == KindServiceEntry:
+	case kind == KindServiceEntry, kind == KindDestinationRule:
 	case ignoredKinds[kind] && strings.HasSuffix(apiGroup(apiVersion), "istio.io"):
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
@@ -185,14 +195,14 @@ func (d *decoder) resource(n *yaml.Node) {
 	default:
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.errorf("kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry (networking.istio.io/v1): remove it from the input", kind, apiVersion)
+		r.errorf("kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input", kind, apiVersion)
 		return
 	}
 
 	if apiVersion == "" && apiVersionOK {
 		r.errorf("apiVersion", "missing; set apiVersion: networking.istio.io/v1")
-	} else if apiVersion != "" && !slices.Contains(serviceEntryAPIVersions, apiVersion) {
-		r.errorf("apiVersion", "%q is not an API version of ServiceEntry; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)", apiVersion)
+	} else if apiVersion != "" && !slices.Contains(networkingAPIVersions, apiVersion) {
+		r.errorf("apiVersion", "%q is not an API version of %s; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)", apiVersion, kind)
 	}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(topLevelFields, k) {
@@ -200,12 +210,20 @@ func (d *decoder) resource(n *yaml.Node) {
 		}
 	}
 
-	se := &networkingv1alpha3.ServiceEntry{}
-	if spec := fields["spec"]; spec != nil && !isNull(spec) {
+	o := Object{Ref: r.ref, APIVersion: apiVersion}
+	var spec proto.Message
+	if kind == KindDestinationRule {
+		o.DestinationRule = &networkingv1alpha3.DestinationRule{}
+		spec = o.DestinationRule
+	} else {
+		o.ServiceEntry = &networkingv1alpha3.ServiceEntry{}
+		spec = o.ServiceEntry
+	}
+	if n := fields["spec"]; n != nil && !isNull(n) {
 		before := len(r.problems)
-		v := r.message(spec, se.ProtoReflect().Descriptor(), "spec")
+		v := r.message(n, spec.ProtoReflect().Descriptor(), "spec")
 		if len(r.problems) == before {
-			if err := toProto(v, se); err != nil {
+			if err := toProto(v, spec); err != nil {
 				r.errorf("spec", "cannot decode: %v", err)
 			}
 		}
@@ -213,7 +231,7 @@ func (d *decoder) resource(n *yaml.Node) {
 	if hasError(r.problems) {
 		return
 	}
-	d.objects = append(d.objects, Object{Ref: r.ref, APIVersion: apiVersion, ServiceEntry: se})
+	d.objects = append(d.objects, o)
 }
 
 // metadata reads metadata.name and metadata.namespace into the Ref and
@@ -318,6 +336,7 @@ func (r *resourceDecoder) message(n *yaml.Node, md protoreflect.MessageDescripto
 	}
 	out := map[string]any{}
 	seen := map[protoreflect.FieldNumber]string{}
+	oneofs := map[protoreflect.Name]string{} // oneof -> the member set
 	fields := md.Fields()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -345,6 +364,13 @@ func (r *resourceDecoder) message(n *yaml.Node, md protoreflect.MessageDescripto
 		seen[fd.Number()] = k.Value
 		if isNull(v) {
 			continue
+		}
+		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+			if prev, dup := oneofs[od.Name()]; dup {
+				r.errorf(fpath, "cannot be set together with %q: set only one of %s", prev, strings.Join(oneofNames(od), ", "))
+				continue
+			}
+			oneofs[od.Name()] = fd.JSONName()
 		}
 		if v.Kind == yaml.AliasNode {
 			r.errorf(fpath, "YAML aliases are not supported; write the value out in full")
@@ -430,15 +456,8 @@ func (r *resourceDecoder) value(n *yaml.Node, fd protoreflect.FieldDescriptor, p
 	}
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		if strings.HasPrefix(string(fd.Message().FullName()), "google.protobuf.") {
-			// Well-known types have their own JSON forms: leave them to
-			// protojson.
-			var v any
-			if err := n.Decode(&v); err != nil {
-				r.errorf(path, "%v", err)
-				return nil, false
-			}
-			return v, true
+		if md := fd.Message(); strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
+			return r.wellKnownValue(n, md, path)
 		}
 		before := len(r.problems)
 		m := r.message(n, fd.Message(), path)
@@ -533,8 +552,49 @@ func (r *resourceDecoder) enumValue(n *yaml.Node, ed protoreflect.EnumDescriptor
 	return nil, false
 }
 
+// wellKnownValue converts a value of a well-known type. A wrapper
+// (google.protobuf.BoolValue, UInt32Value, ...) is written as its bare
+// value in JSON and YAML, so it is checked as one; other well-known types
+// (Duration, Struct, ...) have their own JSON forms, which protojson checks
+// here, so that a mistake names its own field.
+func (r *resourceDecoder) wellKnownValue(n *yaml.Node, md protoreflect.MessageDescriptor, path string) (any, bool) {
+	if strings.HasSuffix(string(md.Name()), "Value") && md.Fields().Len() == 1 {
+		if inner := md.Fields().ByName("value"); inner != nil && !inner.IsList() && !inner.IsMap() {
+			return r.value(n, inner, path)
+		}
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		r.errorf(path, "%v", err)
+		return nil, false
+	}
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = protojson.Unmarshal(b, dynamicpb.NewMessage(md))
+	}
+	if err != nil {
+		if md.FullName() == "google.protobuf.Duration" {
+			r.errorf(path, "expected a duration in seconds with an \"s\" suffix, e.g. \"1.5s\" or \"30s\", found %s", describe(n))
+		} else {
+			r.errorf(path, "invalid %s: %v", md.Name(), err)
+		}
+		return nil, false
+	}
+	return v, true
+}
+
+// oneofNames lists the JSON names of a oneof's members.
+func oneofNames(od protoreflect.OneofDescriptor) []string {
+	fields := od.Fields()
+	out := make([]string, 0, fields.Len())
+	for i := 0; i < fields.Len(); i++ {
+		out = append(out, fields.Get(i).JSONName())
+	}
+	return out
+}
+
 // toProto decodes the JSON-ready value v into m with protojson, strictly.
-func toProto(v map[string]any, m *networkingv1alpha3.ServiceEntry) error {
+func toProto(v map[string]any, m proto.Message) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err

@@ -3,9 +3,12 @@ package serviceentry
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 )
 
@@ -152,9 +155,9 @@ items:
 `,
 			want: []Object{
 				{Ref: Ref{Kind: "ServiceEntry", Namespace: "default", Name: "httpbin", File: "f.yaml", Line: 4}, APIVersion: "networking.istio.io/v1", ServiceEntry: httpbin},
+				{Ref: Ref{Kind: "DestinationRule", Namespace: "default", Name: "dr", File: "f.yaml", Line: 12}, APIVersion: "networking.istio.io/v1", DestinationRule: &networkingv1alpha3.DestinationRule{}},
 				{Ref: Ref{Kind: "ServiceEntry", Namespace: "two", Name: "second", File: "f.yaml", Line: 15}, APIVersion: "networking.istio.io/v1", ServiceEntry: &networkingv1alpha3.ServiceEntry{}},
 			},
-			problems: []string{`warning: f.yaml:12: DestinationRule default/dr: kind DestinationRule is not handled yet; ignored`},
 		},
 		"typed list in json": {
 			in: `{"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntryList", "items": [
@@ -277,16 +280,16 @@ spec:
 		},
 		"ignored kinds": {
 			in: `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: dr, namespace: web}
-spec: {host: api.example.com}
+kind: VirtualService
+metadata: {name: vs, namespace: web}
+spec: {hosts: [api.example.com]}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-all}
 `,
 			problems: []string{
-				`warning: f.yaml:1: DestinationRule web/dr: kind DestinationRule is not handled yet; ignored`,
+				`warning: f.yaml:1: VirtualService web/vs: kind VirtualService is not handled yet; ignored`,
 				`warning: f.yaml:6: AuthorizationPolicy default/deny-all: kind AuthorizationPolicy is not handled yet; ignored`,
 			},
 		},
@@ -303,15 +306,15 @@ apiVersion: v1
 kind: ConfigMap
 `,
 			problems: []string{
-				`error: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not a kind egressd reads; egressd reads ServiceEntry (networking.istio.io/v1): remove it from the input`,
-				`error: f.yaml:5: DestinationRule default/lookalike: kind: DestinationRule (apiVersion "example.com/v1") is not a kind egressd reads; egressd reads ServiceEntry (networking.istio.io/v1): remove it from the input`,
-				`error: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not a kind egressd reads; egressd reads ServiceEntry (networking.istio.io/v1): remove it from the input`,
+				`error: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input`,
+				`error: f.yaml:5: DestinationRule default/lookalike: apiVersion: "example.com/v1" is not an API version of DestinationRule; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)`,
+				`error: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input`,
 			},
 		},
 		"missing kind and not a mapping": {
 			in: "apiVersion: networking.istio.io/v1\nmetadata: {name: nokind}\n---\n- a\n- b\n---\nhello\n",
 			problems: []string{
-				`error: f.yaml:1: resource default/nokind: kind: missing; set kind: ServiceEntry`,
+				`error: f.yaml:1: resource default/nokind: kind: missing; set kind: ServiceEntry or DestinationRule`,
 				`error: f.yaml:4: a resource must be a mapping with apiVersion, kind, metadata and spec; found a list`,
 				`error: f.yaml:7: a resource must be a mapping with apiVersion, kind, metadata and spec; found the string "hello"`,
 			},
@@ -405,6 +408,191 @@ spec:
 			problems: []string{
 				`error: f.yaml:1: ServiceEntry default/alias: spec.subjectAltNames: YAML aliases are not supported; write the value out in full`,
 				`error: f.yaml:1: ServiceEntry default/alias: spec.ports[1].<<: YAML merge keys are not supported; write the fields out in full`,
+			},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, problems := Decode("f.yaml", []byte(tt.in))
+			if d := cmp.Diff(tt.want, got, protocmp.Transform()); d != "" {
+				t.Errorf("objects differ (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(strings.Join(tt.problems, "\n"), strings.TrimSuffix(problemLines(problems), "\n")); d != "" {
+				t.Errorf("problems differ (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestDecodeDestinationRule(t *testing.T) {
+	tests := map[string]struct {
+		in       string
+		want     []Object
+		problems []string
+	}{
+		"every TLS field, and fields egressd ignores": {
+			in: `apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: partner, namespace: egress}
+spec:
+  host: api.partner.example
+  exportTo: ["."]
+  trafficPolicy:
+    loadBalancer: {simple: LEAST_REQUEST}
+    connectionPool: {tcp: {connectTimeout: 1.5s, maxConnections: 10}}
+    tls:
+      mode: MUTUAL
+      clientCertificate: /etc/certs/client.pem
+      privateKey: /etc/certs/client.key
+      caCertificates: /etc/certs/ca.pem
+      sni: api.partner.example
+      subjectAltNames: [api.partner.example]
+      insecureSkipVerify: false
+    portLevelSettings:
+    - port: {number: 8443}
+      tls: {mode: SIMPLE, credential_name: partner-ca}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+`,
+			want: []Object{{
+				Ref:        Ref{Kind: "DestinationRule", Namespace: "egress", Name: "partner", File: "f.yaml", Line: 1},
+				APIVersion: "networking.istio.io/v1beta1",
+				DestinationRule: &networkingv1alpha3.DestinationRule{
+					Host:     "api.partner.example",
+					ExportTo: []string{"."},
+					TrafficPolicy: &networkingv1alpha3.TrafficPolicy{
+						LoadBalancer: &networkingv1alpha3.LoadBalancerSettings{
+							LbPolicy: &networkingv1alpha3.LoadBalancerSettings_Simple{Simple: networkingv1alpha3.LoadBalancerSettings_LEAST_REQUEST},
+						},
+						ConnectionPool: &networkingv1alpha3.ConnectionPoolSettings{
+							Tcp: &networkingv1alpha3.ConnectionPoolSettings_TCPSettings{ConnectTimeout: durationpb.New(1500 * time.Millisecond), MaxConnections: 10},
+						},
+						Tls: &networkingv1alpha3.ClientTLSSettings{
+							Mode:               networkingv1alpha3.ClientTLSSettings_MUTUAL,
+							ClientCertificate:  "/etc/certs/client.pem",
+							PrivateKey:         "/etc/certs/client.key",
+							CaCertificates:     "/etc/certs/ca.pem",
+							Sni:                "api.partner.example",
+							SubjectAltNames:    []string{"api.partner.example"},
+							InsecureSkipVerify: wrapperspb.Bool(false),
+						},
+						PortLevelSettings: []*networkingv1alpha3.TrafficPolicy_PortTrafficPolicy{{
+							Port: &networkingv1alpha3.PortSelector{Number: 8443},
+							Tls:  &networkingv1alpha3.ClientTLSSettings{Mode: networkingv1alpha3.ClientTLSSettings_SIMPLE, CredentialName: "partner-ca"},
+						}},
+					},
+					Subsets: []*networkingv1alpha3.Subset{{Name: "v1", Labels: map[string]string{"version": "v1"}}},
+				},
+			}},
+		},
+		"json, no spec": {
+			in: `{"apiVersion": "networking.istio.io/v1alpha3", "kind": "DestinationRule", "metadata": {"name": "empty"}}`,
+			want: []Object{{
+				Ref:             Ref{Kind: "DestinationRule", Namespace: "default", Name: "empty", File: "f.yaml", Line: 1},
+				APIVersion:      "networking.istio.io/v1alpha3",
+				DestinationRule: &networkingv1alpha3.DestinationRule{},
+			}},
+		},
+		"unknown fields": {
+			in: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: typos, namespace: egress}
+spec:
+  hosts: [api.example.com]
+  trafficPolicy:
+    tls:
+      mode: SIMPLE
+      sniName: api.example.com
+      caCertificate: /etc/ca.pem
+    portLevelSettings:
+    - port: {number: 443, name: https}
+      tsl: {mode: SIMPLE}
+  trafficPolicies: {}
+`,
+			problems: []string{
+				`error: f.yaml:1: DestinationRule egress/typos: spec.hosts: unknown field "hosts"; did you mean "host"?`,
+				`error: f.yaml:1: DestinationRule egress/typos: spec.trafficPolicy.tls.sniName: unknown field "sniName"; valid fields here: mode, clientCertificate, privateKey, caCertificates, credentialName, subjectAltNames, sni, insecureSkipVerify, caCrl`,
+				`error: f.yaml:1: DestinationRule egress/typos: spec.trafficPolicy.tls.caCertificate: unknown field "caCertificate"; did you mean "caCertificates"?`,
+				`error: f.yaml:1: DestinationRule egress/typos: spec.trafficPolicy.portLevelSettings[0].port.name: unknown field "name"; valid fields here: number`,
+				`error: f.yaml:1: DestinationRule egress/typos: spec.trafficPolicy.portLevelSettings[0].tsl: unknown field "tsl"; valid fields here: port, loadBalancer, connectionPool, outlierDetection, tls`,
+				`error: f.yaml:1: DestinationRule egress/typos: spec.trafficPolicies: unknown field "trafficPolicies"; valid fields here: host, trafficPolicy, subsets, exportTo, workloadSelector`,
+			},
+		},
+		"bad enums": {
+			in: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: enums}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBBIN}
+    tls: {mode: mutual}
+    portLevelSettings:
+    - port: {number: 443}
+      tls: {mode: STRICT}
+    - port: {number: 8443}
+      tls: {mode: ISTIO}
+`,
+			problems: []string{
+				`error: f.yaml:1: DestinationRule default/enums: spec.trafficPolicy.loadBalancer.simple: invalid value "ROUND_ROBBIN"; did you mean ROUND_ROBIN? (use one of UNSPECIFIED, LEAST_CONN, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_REQUEST)`,
+				`error: f.yaml:1: DestinationRule default/enums: spec.trafficPolicy.tls.mode: invalid value "mutual"; values are upper case: write MUTUAL`,
+				`error: f.yaml:1: DestinationRule default/enums: spec.trafficPolicy.portLevelSettings[0].tls.mode: invalid value "STRICT"; use one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL`,
+				`error: f.yaml:1: DestinationRule default/enums: spec.trafficPolicy.portLevelSettings[1].tls.mode: invalid value "ISTIO"; did you mean ISTIO_MUTUAL? (use one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)`,
+			},
+		},
+		"wrong types": {
+			in: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: types}
+spec:
+  host: [api.example.com]
+  exportTo: "."
+  trafficPolicy:
+    connectionPool: {tcp: {connectTimeout: 5, maxConnections: "10"}}
+    tls:
+      mode: SIMPLE
+      insecureSkipVerify: "yes"
+      subjectAltNames: api.example.com
+    portLevelSettings:
+    - port: {number: "443"}
+    - port: 8443
+`,
+			problems: []string{
+				`error: f.yaml:1: DestinationRule default/types: spec.host: expected a string, found a list`,
+				`error: f.yaml:1: DestinationRule default/types: spec.exportTo: expected a list, found the string "."; write a list, e.g. [.]`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.connectionPool.tcp.connectTimeout: expected a duration in seconds with an "s" suffix, e.g. "1.5s" or "30s", found the number 5`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.connectionPool.tcp.maxConnections: expected a whole number, found the string "10"; remove the quotes`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.tls.insecureSkipVerify: expected true or false, found the string "yes"`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.tls.subjectAltNames: expected a list, found the string "api.example.com"; write a list, e.g. [api.example.com]`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.portLevelSettings[0].port.number: expected a whole number, found the string "443"; remove the quotes`,
+				`error: f.yaml:1: DestinationRule default/types: spec.trafficPolicy.portLevelSettings[1].port: expected a mapping, found the number 8443`,
+			},
+		},
+		"one of": {
+			in: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: oneof}
+spec:
+  host: api.example.com
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      consistentHash: {httpHeaderName: x-user}
+`,
+			problems: []string{
+				`error: f.yaml:1: DestinationRule default/oneof: spec.trafficPolicy.loadBalancer.consistentHash: cannot be set together with "simple": set only one of simple, consistentHash`,
+			},
+		},
+		"bad api version and metadata": {
+			in: `apiVersion: networking.istio.io/v2
+kind: DestinationRule
+metadata: {name: Bad_Name}
+spec: {host: api.example.com}
+`,
+			problems: []string{
+				`error: f.yaml:1: DestinationRule default/Bad_Name: metadata.name: "Bad_Name" is not a valid name: use at most 253 lower-case letters, digits, "-" and ".", starting and ending with a letter or digit`,
+				`error: f.yaml:1: DestinationRule default/Bad_Name: apiVersion: "networking.istio.io/v2" is not an API version of DestinationRule; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)`,
 			},
 		},
 	}

@@ -66,7 +66,7 @@ func problemLines(ps []Problem) string {
 
 // TestInvalidGolden: testdata/invalid/<case>.yaml ->
 // testdata/invalid/<case>.errors.golden, every problem that decoding and
-// validating the file finds. No case may yield an Entry.
+// validating the file finds. No case may yield an Entry or a Rule.
 // Regenerate with `go test ./serviceentry/ -run InvalidGolden -update`.
 func TestInvalidGolden(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/invalid/*.yaml")
@@ -83,9 +83,15 @@ func TestInvalidGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			entries, problems := decodeAndValidate(in, data)
-			if len(entries) != 0 {
-				t.Errorf("got %d entries, want none", len(entries))
+			c, problems := ParseConfig(in, data)
+			valid := 0
+			for _, r := range c.Rules {
+				if r.Invalid == "" {
+					valid++
+				}
+			}
+			if len(c.Entries) != 0 || valid != 0 {
+				t.Errorf("got %d entries and %d valid rules, want none", len(c.Entries), valid)
 			}
 			if !hasError(problems) {
 				t.Errorf("no error found")
@@ -94,18 +100,4 @@ func TestInvalidGolden(t *testing.T) {
 		})
 	}
 	removeStaleGolden(t, "testdata/invalid/*.errors.golden", produced)
-}
-
-// decodeAndValidate runs the first two stages on one file.
-func decodeAndValidate(file string, data []byte) ([]*Entry, []Problem) {
-	objects, problems := Decode(file, data)
-	var entries []*Entry
-	for _, o := range objects {
-		e, ps := Validate(o)
-		problems = append(problems, ps...)
-		if e != nil {
-			entries = append(entries, e)
-		}
-	}
-	return entries, problems
 }

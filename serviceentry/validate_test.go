@@ -403,7 +403,7 @@ spec:
   ports: [{number: 443, name: https, protocol: TLS}]
   resolution: DNS
 `
-	entries, problems := decodeAndValidate("mixed.yaml", []byte(data))
+	entries, problems := Parse("mixed.yaml", []byte(data))
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Ref.String())

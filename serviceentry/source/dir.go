@@ -19,7 +19,8 @@ import (
 
 // LoadDir reads every *.yaml, *.yml and *.json file below dir (hidden files
 // and folders skipped, symlinks followed as Kubernetes ConfigMap mounts
-// need) and compiles them into one Allowlist. Unreadable or invalid files
+// need) and compiles the ServiceEntries and DestinationRules they hold into
+// one Allowlist. Unreadable or invalid files
 // become Problems in the snapshot; only a missing or unreadable dir itself
 // is an error.
 func LoadDir(dir string) (*serviceentry.Allowlist, error) {
@@ -27,7 +28,7 @@ func LoadDir(dir string) (*serviceentry.Allowlist, error) {
 	if err != nil {
 		return nil, err
 	}
-	var entries []*serviceentry.Entry
+	var config serviceentry.Config
 	var problems []serviceentry.Problem
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -37,11 +38,12 @@ func LoadDir(dir string) (*serviceentry.Allowlist, error) {
 			})
 			continue
 		}
-		es, ps := serviceentry.Parse(f, data)
-		entries = append(entries, es...)
+		c, ps := serviceentry.ParseConfig(f, data)
+		config.Entries = append(config.Entries, c.Entries...)
+		config.Rules = append(config.Rules, c.Rules...)
 		problems = append(problems, ps...)
 	}
-	return serviceentry.Compile(entries, problems), nil
+	return serviceentry.CompileConfig(config, problems), nil
 }
 
 // listFiles returns the config files below dir, sorted.
@@ -216,7 +218,8 @@ func (d *Dir) reload(ctx context.Context, last string) (string, error) {
 		return last, nil
 	}
 	d.Log.Info("allowlist loaded", zap.String("dir", d.Path), zap.String("version", a.Version()),
-		zap.Int("serviceentries", len(a.Entries())), zap.Int("hosts", len(a.Hosts())), zap.Int("problems", len(a.Problems())))
+		zap.Int("serviceentries", len(a.Entries())), zap.Int("destinationrules", len(a.Rules())), zap.Int("hosts", len(a.Hosts())),
+		zap.Int("problems", len(a.Problems())))
 	if d.OnUpdate != nil {
 		d.OnUpdate(ctx, a)
 	}

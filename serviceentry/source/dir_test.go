@@ -139,6 +139,88 @@ func TestLoadDirFiles(t *testing.T) {
 	}
 }
 
+// httpSEYAML is a valid ServiceEntry ns/<name> allowing host on port 80
+// (HTTP), where the gateway can originate TLS.
+func httpSEYAML(name, host string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: %s
+  namespace: ns
+spec:
+  hosts: [%s]
+  resolution: DNS
+  ports: [{number: 80, name: http, protocol: HTTP}]
+`, name, host)
+}
+
+// drYAML is a DestinationRule ns/<name> for host with the given tls block
+// (YAML flow mapping content).
+func drYAML(name, host, tls string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: %s
+  namespace: ns
+spec:
+  host: %s
+  trafficPolicy:
+    tls: {%s}
+`, name, host, tls)
+}
+
+// originations lists "host port: MODE rule" for every host port with TLS.
+func originations(a *serviceentry.Allowlist) []string {
+	var out []string
+	for _, h := range a.Hosts() {
+		for _, p := range h.Ports {
+			if p.TLS != nil {
+				out = append(out, fmt.Sprintf("%s %d: %s %s", h.Name, p.Number, p.TLS.Mode, p.TLS.Rule))
+			}
+		}
+	}
+	return out
+}
+
+// TestLoadDirDestinationRules: rules apply across files, in one file with
+// ServiceEntries or their own; their problems name their files.
+func TestLoadDirDestinationRules(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "partner.yaml", httpSEYAML("partner", "api.partner.example")+"---\n"+
+		drYAML("partner", "api.partner.example", "mode: MUTUAL, credentialName: partner"))
+	writeFile(t, dir, "entries/other.yaml", httpSEYAML("other", "other.example.com"))
+	writeFile(t, dir, "rules/other.yaml", drYAML("other", "other.example.com", "mode: SIMPLE"))
+	writeFile(t, dir, "rules/unused.yaml", drYAML("unused", "unused.example.com", "mode: SIMPLE"))
+	writeFile(t, dir, "rules/broken.yaml", drYAML("broken", "other.example.com", "mode: MUTUAL"))
+
+	a, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api.partner.example 80: MUTUAL ns/partner", "other.example.com 80: SIMPLE ns/other"}
+	if d := cmp.Diff(want, originations(a)); d != "" {
+		t.Errorf("originations (-want +got):\n%s", d)
+	}
+	var rules []string
+	for _, r := range a.Rules() {
+		rules = append(rules, r.Ref.String()+" "+relPath(t, dir, r.Ref.File))
+	}
+	if d := cmp.Diff([]string{"ns/other rules/other.yaml", "ns/partner partner.yaml", "ns/unused rules/unused.yaml"}, rules); d != "" {
+		t.Errorf("rules (-want +got):\n%s", d)
+	}
+	var problems []string
+	for _, p := range a.Problems() {
+		problems = append(problems, string(p.Severity)+" "+relPath(t, dir, p.Ref.File)+" "+p.Ref.String()+" "+p.Field)
+	}
+	wantProblems := []string{
+		"error rules/broken.yaml ns/broken spec.trafficPolicy.tls",
+		"warning rules/unused.yaml ns/unused spec.host",
+	}
+	if d := cmp.Diff(wantProblems, problems); d != "" {
+		t.Errorf("problems (-want +got):\n%s", d)
+	}
+}
+
 func TestLoadDirEmpty(t *testing.T) {
 	a, err := LoadDir(t.TempDir())
 	if err != nil {
@@ -510,6 +592,53 @@ func TestDirStartUpdates(t *testing.T) {
 			noUpdate(t, updates)
 		})
 	}
+}
+
+// TestDirStartRuleChanges: a change to DestinationRules alone publishes a
+// new snapshot with a new version, as the gateway's TLS changes.
+func TestDirStartRuleChanges(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "se.yaml", httpSEYAML("api", "api.example.com"))
+	updates := startDir(t, dir)
+	first := nextUpdate(t, updates)
+	if got := originations(first); got != nil {
+		t.Fatalf("initial originations %v, want none", got)
+	}
+	versions := map[string]bool{first.Version(): true}
+	steps := []struct {
+		name string
+		do   func(t *testing.T)
+		want []string
+	}{
+		{"add a rule", func(t *testing.T) { writeFile(t, dir, "dr.yaml", drYAML("api", "api.example.com", "mode: SIMPLE")) },
+			[]string{"api.example.com 80: SIMPLE ns/api"}},
+		{"change its mode", func(t *testing.T) {
+			writeFile(t, dir, "dr.yaml", drYAML("api", "api.example.com", "mode: MUTUAL, credentialName: api"))
+		}, []string{"api.example.com 80: MUTUAL ns/api"}},
+		{"change its credential", func(t *testing.T) {
+			writeFile(t, dir, "dr.yaml", drYAML("api", "api.example.com", "mode: MUTUAL, credentialName: api-2"))
+		}, []string{"api.example.com 80: MUTUAL ns/api"}},
+		{"remove it", func(t *testing.T) {
+			if err := os.Remove(filepath.Join(dir, "dr.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+	}
+	for _, s := range steps {
+		s.do(t)
+		a := nextUpdate(t, updates)
+		if d := cmp.Diff(s.want, originations(a)); d != "" {
+			t.Errorf("%s: originations (-want +got):\n%s", s.name, d)
+		}
+		if s.want != nil && versions[a.Version()] {
+			t.Errorf("%s: version %s was published before", s.name, a.Version())
+		}
+		versions[a.Version()] = true
+	}
+	if len(versions) != 4 {
+		t.Errorf("%d versions, want 4 (removing the rule returns to the first)", len(versions))
+	}
+	noUpdate(t, updates)
 }
 
 func TestDirStartMissingFolder(t *testing.T) {
