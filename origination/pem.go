@@ -1,0 +1,182 @@
+package origination
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// maxFileSize bounds what is read from one file; system bundles are a few
+// hundred KiB.
+const maxFileSize = 8 << 20
+
+// readFile reads one PEM file, refusing anything larger than maxFileSize.
+func readFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d MiB; not a PEM certificate or key file", p, maxFileSize>>20)
+	}
+	return b, nil
+}
+
+// decodePEM returns every PEM block of data. A block that starts but does
+// not decode (bad base64, missing or mismatched END line) is an error, not
+// silently skipped as pem.Decode would.
+func decodePEM(data []byte) ([]*pem.Block, error) {
+	var blocks []*pem.Block
+	for rest := data; ; {
+		b, r := pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		blocks, rest = append(blocks, b), r
+	}
+	begins := bytes.Count(data, []byte("-----BEGIN "))
+	switch {
+	case begins > len(blocks):
+		return nil, fmt.Errorf("malformed PEM: %d of %d blocks do not decode (bad base64, or a missing or mismatched END line)", begins-len(blocks), begins)
+	case len(blocks) == 0:
+		return nil, errors.New("no PEM block found (empty, or DER rather than PEM?)")
+	}
+	return blocks, nil
+}
+
+// readPEM reads and decodes one file; errors name the file.
+func readPEM(p string) ([]*pem.Block, error) {
+	data, err := readFile(p)
+	if err != nil {
+		return nil, err
+	}
+	blocks, err := decodePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return blocks, nil
+}
+
+// isKeyBlock reports whether a PEM block holds a private key of any kind.
+func isKeyBlock(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }
+
+// loadChain reads a certificate chain. Only CERTIFICATE blocks are kept
+// (re-encoded), so a file that also holds the key is accepted and the key
+// never travels as part of the chain.
+func loadChain(p string) ([]byte, []*x509.Certificate, error) {
+	blocks, err := readPEM(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out bytes.Buffer
+	var certs []*x509.Certificate
+	for i, b := range blocks {
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: PEM block %d: %w", p, i+1, err)
+		}
+		certs = append(certs, c)
+		_ = pem.Encode(&out, &pem.Block{Type: b.Type, Bytes: b.Bytes})
+	}
+	if len(certs) == 0 {
+		return nil, nil, fmt.Errorf("%s: no CERTIFICATE block", p)
+	}
+	return out.Bytes(), certs, nil
+}
+
+// loadKey reads the one private key of a file. Other blocks (certificates
+// of a combined file, the "EC PARAMETERS" openssl writes) are ignored.
+func loadKey(p string) ([]byte, crypto.Signer, error) {
+	blocks, err := readPEM(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var kb *pem.Block
+	n := 0
+	for _, b := range blocks {
+		if isKeyBlock(b) {
+			if n++; kb == nil {
+				kb = b
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, nil, fmt.Errorf("%s: no PRIVATE KEY block", p)
+	case n > 1:
+		return nil, nil, fmt.Errorf("%s: %d private keys; keep exactly one", p, n)
+	case kb.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(kb.Headers["Proc-Type"], "ENCRYPTED"):
+		return nil, nil, fmt.Errorf("%s: the private key is encrypted; egressd needs it unencrypted (protect the file instead)", p)
+	}
+	var key any
+	switch kb.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(kb.Bytes)
+	default:
+		return nil, nil, fmt.Errorf("%s: unsupported key block %q; use PKCS#8 (PRIVATE KEY), RSA PRIVATE KEY or EC PRIVATE KEY", p, kb.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %s block: %w", p, kb.Type, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: unsupported private key type %s", p, keyTypeName(key))
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: kb.Type, Bytes: kb.Bytes}), signer, nil
+}
+
+// loadCA reads a trusted CA bundle: certificates (and CRLs, which Envoy
+// also reads from a trusted CA file), never a private key. Other blocks and
+// text between blocks are dropped. In the system bundle, a certificate Go
+// cannot parse is skipped rather than failing the whole bundle.
+func loadCA(p string, system bool) ([]byte, error) {
+	blocks, err := readPEM(p)
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range blocks {
+		if isKeyBlock(b) {
+			return nil, fmt.Errorf("%s: PEM block %d is a private key (%s): a CA bundle must hold certificates only; remove the key from this file", p, i+1, b.Type)
+		}
+	}
+	var out bytes.Buffer
+	certs := 0
+	for i, b := range blocks {
+		switch b.Type {
+		case "CERTIFICATE":
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				if system {
+					continue
+				}
+				return nil, fmt.Errorf("%s: PEM block %d: %w", p, i+1, err)
+			}
+			certs++
+		case "X509 CRL":
+		default:
+			continue
+		}
+		_ = pem.Encode(&out, &pem.Block{Type: b.Type, Bytes: b.Bytes})
+	}
+	if certs == 0 {
+		return nil, fmt.Errorf("%s: no CERTIFICATE block; a CA bundle needs at least one certificate", p)
+	}
+	return out.Bytes(), nil
+}
