@@ -81,6 +81,7 @@ const (
 	ReasonNotInRegistry   = "not_in_registry"
 	ReasonNoSNI           = "no_sni"
 	ReasonUnidentifiedTCP = "unidentified_tcp"
+	ReasonTLSError        = "tls_error"
 )
 
 // routeMetadataKey is the filter_metadata namespace on routes that carries

@@ -63,6 +63,9 @@ func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cl
 		ClusterName: c.Name,
 		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: endpoints}},
 	}
+	if originates(hp) {
+		originate(o, c, hp)
+	}
 	return c
 }
 

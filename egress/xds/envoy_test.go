@@ -2,7 +2,14 @@ package xds
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/egressd/egressd/egress/envoy"
@@ -35,10 +44,14 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	// A loopback address of this test's own: the listener ports fall in
 	// the ephemeral range, where 127.0.0.1 sockets of other tests live.
 	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
-	srv, err := NewServer(log, Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull, ALSCluster: envoy.XDSClusterName})
+	srv, err := NewServer(log, Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
+		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every SDS secret a golden case names, with throwaway material, so
+	// Envoy warms the origination clusters instead of waiting for them.
+	srv.SetSecrets(func() []*tlsv3.Secret { return throwawaySecrets(t) })
 	addr, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +135,53 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 			t.Fatalf("good configuration after a rejected one: %v", err)
 		}
 	})
+}
+
+// throwawaySecrets returns a client key pair and a CA secret for every SDS
+// name the golden cases use: one self-signed certificate serves as both.
+func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "golden"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	inline := func(b []byte) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+	}
+	var out []*tlsv3.Secret
+	inputs, _ := filepath.Glob("testdata/in/*.yaml")
+	seen := map[string]bool{}
+	for _, in := range inputs {
+		res, err := Translate(compileFile(t, in), Options{SecretNames: testSecretNames})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range res.SecretNames() {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			sec := &tlsv3.Secret{Name: name}
+			if strings.HasPrefix(name, "client/") {
+				sec.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{CertificateChain: inline(certPEM), PrivateKey: inline(keyPEM)}}
+			} else {
+				sec.Type = &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: inline(certPEM)}}
+			}
+			out = append(out, sec)
+		}
+	}
+	return out
 }

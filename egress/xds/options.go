@@ -34,6 +34,9 @@ type Options struct {
 	// instead of refused silently. Defaults: 80 and 443.
 	AlwaysHTTPPorts []uint32
 	AlwaysTLSPorts  []uint32
+	// SecretNames names the SDS secrets of TLS origination; required when
+	// a DestinationRule asks for it.
+	SecretNames SecretNames
 }
 
 // DefaultOptions returns the options used when a field is left empty.

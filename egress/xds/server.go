@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -43,6 +44,12 @@ type Server struct {
 	sent     map[string]string // response nonce -> version, until answered
 	ackWatch chan struct{}     // closed and replaced on every ACK
 	services []func(grpc.ServiceRegistrar)
+	secrets  func() []*tlsv3.Secret
+	last     *Resources // the last translation published, for Refresh
+
+	// pubMu serialises publish: Update (config changes) and Refresh
+	// (rotated secrets) come from different goroutines.
+	pubMu sync.Mutex
 }
 
 // NewServer returns a Server that will translate allowlists with opts.
@@ -84,6 +91,29 @@ func (s *Server) AddService(register func(grpc.ServiceRegistrar)) {
 	s.services = append(s.services, register)
 }
 
+// SetSecrets gives the server the SDS secrets (TLS origination material)
+// to publish with each configuration; it serves those the clusters name.
+// Call before Update.
+func (s *Server) SetSecrets(secrets func() []*tlsv3.Secret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets = secrets
+}
+
+// Refresh publishes the last configuration again with the current secrets:
+// a rotated certificate reaches Envoy by SDS, without a restart and
+// without touching listeners or clusters.
+func (s *Server) Refresh(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	if last == nil {
+		return "", nil
+	}
+	res := *last
+	return s.publish(ctx, &res)
+}
+
 // Update translates a, validates the result and publishes it. On any error
 // nothing is published and gateways keep the previous configuration.
 func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string, error) {
@@ -104,6 +134,20 @@ func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string,
 // publish validates res and sets it as the gateways' snapshot, unless it
 // equals the current one.
 func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	s.mu.Lock()
+	secrets := s.secrets
+	s.mu.Unlock()
+	res.Secrets = nil
+	if names := res.SecretNames(); len(names) > 0 {
+		res.Secrets = pickSecrets(secrets, names)
+		if missing := len(names) - len(res.Secrets); missing > 0 {
+			// Those clusters cannot open TLS until the material loads:
+			// they fail closed; the origination store says why.
+			s.log.Warn("TLS origination material missing; the clusters that need it refuse traffic", zap.Int("missing", missing), zap.Strings("wanted", names))
+		}
+	}
 	if err := res.Validate(); err != nil {
 		return "", err
 	}
@@ -123,8 +167,29 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	}
 	s.mu.Lock()
 	s.version = version
+	last := *res
+	last.Secrets = nil
+	s.last = &last
 	s.mu.Unlock()
 	return version, nil
+}
+
+// pickSecrets returns the secrets among source's whose names are wanted.
+func pickSecrets(source func() []*tlsv3.Secret, wanted []string) []*tlsv3.Secret {
+	if source == nil {
+		return nil
+	}
+	want := make(map[string]bool, len(wanted))
+	for _, n := range wanted {
+		want[n] = true
+	}
+	var out []*tlsv3.Secret
+	for _, sec := range source() {
+		if want[sec.GetName()] {
+			out = append(out, sec)
+		}
+	}
+	return out
 }
 
 // Version is the last published configuration version.

@@ -58,6 +58,11 @@ func (r *Resources) Snapshot(version string) (*cachev3.Snapshot, error) {
 	for _, c := range r.Clusters {
 		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
 	}
+	if len(r.Secrets) > 0 {
+		for _, sec := range r.Secrets {
+			res[resourcev3.SecretType] = append(res[resourcev3.SecretType], sec)
+		}
+	}
 	s, err := cachev3.NewSnapshot(version, res)
 	if err != nil {
 		return nil, fmt.Errorf("xds: snapshot: %w", err)
@@ -68,8 +73,10 @@ func (r *Resources) Snapshot(version string) (*cachev3.Snapshot, error) {
 	return s, nil
 }
 
+// messages are every resource, secrets last: the version covers a secret's
+// content (through a digest), so a rotated certificate is a new version.
 func (r *Resources) messages() []proto.Message {
-	out := make([]proto.Message, 0, len(r.Listeners)+len(r.Routes)+len(r.Clusters))
+	out := make([]proto.Message, 0, len(r.Listeners)+len(r.Routes)+len(r.Clusters)+len(r.Secrets))
 	for _, l := range r.Listeners {
 		out = append(out, l)
 	}
@@ -78,6 +85,9 @@ func (r *Resources) messages() []proto.Message {
 	}
 	for _, c := range r.Clusters {
 		out = append(out, c)
+	}
+	for _, sec := range r.Secrets {
+		out = append(out, sec)
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	snidfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_dynamic_forward_proxy/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -28,6 +29,26 @@ type Resources struct {
 	Listeners []*listenerv3.Listener
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
+	// Secrets are the SDS secrets the clusters refer to (TLS origination).
+	// Translate leaves them empty: the material is I/O, added by whoever
+	// publishes (Server, from its secret source).
+	Secrets []*tlsv3.Secret
+}
+
+// SecretNames returns the SDS secrets the clusters refer to, sorted.
+func (r *Resources) SecretNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range r.Clusters {
+		for _, n := range secretsOf(c) {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Translate turns an allowlist into the gateway's Envoy resources. It is
@@ -37,6 +58,9 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("xds: %w", err)
+	}
+	if o.SecretNames == nil && needsSecrets(a) {
+		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
 	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}}
 	for _, p := range planPorts(a, o) {
@@ -51,6 +75,18 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 	}
 	sortClusters(res.Clusters)
 	return res, nil
+}
+
+// needsSecrets reports whether any host port originates TLS.
+func needsSecrets(a *serviceentry.Allowlist) bool {
+	for _, h := range a.Hosts() {
+		for _, hp := range h.Ports {
+			if originates(hp) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hostPort is one host allowed on one port.
@@ -258,12 +294,18 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 		})
 	}
 	var cluster string
-	if e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0 {
+	verdict, reason := VerdictAllow, ReasonAllowed
+	switch {
+	case originationBlocked(hp.hp):
+		// TLS was asked for and cannot be originated: refuse rather than
+		// send the bytes in clear.
+		cluster, verdict, reason = BlackholeCluster, VerdictDeny, ReasonTLSError
+	case e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0:
 		cluster = t.addCluster(originalDstCluster(t.o))
-	} else {
+	default:
 		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
 	}
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: e.Ref.String()})
+	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{tcpProxyFilter(name, cluster, log)}}
 }
 
@@ -284,6 +326,10 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 	rc := &routev3.RouteConfiguration{Name: RouteName(p.number), ValidateClusters: wrapperspb.Bool(false)}
 	needDynamic := false
 	for _, hp := range p.http {
+		if originationBlocked(hp.hp) {
+			rc.VirtualHosts = append(rc.VirtualHosts, t.blockedVirtualHost(p.number, hp))
+			continue
+		}
 		var cluster string
 		if dynamic(hp) {
 			needDynamic = true
@@ -360,6 +406,31 @@ func (t *translator) dynamicHTTPCluster(http2 bool) string {
 		name += "2"
 	}
 	return t.addCluster(dynamicCluster(t.o, name, http2))
+}
+
+// blockedVirtualHost answers for a host whose DestinationRule asks for TLS
+// origination the gateway cannot do: 502 with the reason, never the
+// request in clear.
+func (t *translator) blockedVirtualHost(port uint32, hp hostPort) *routev3.VirtualHost {
+	body := fmt.Sprintf("egressd: DestinationRule %s asks for TLS to %s on port %d, which the gateway cannot originate: %s\n",
+		hp.hp.TLS.Rule, hp.host.Name, port, hp.hp.TLS.Unsupported)
+	return &routev3.VirtualHost{
+		Name:    fmt.Sprintf("%s:%d", hp.host.Name, port),
+		Domains: []string{hp.host.Name, fmt.Sprintf("%s:%d", hp.host.Name, port)},
+		Routes: []*routev3.Route{{
+			Name:     "tls_origination_unavailable",
+			Match:    prefixMatch("/"),
+			Metadata: routeMetadata(VerdictDeny, ReasonTLSError, hp.hp.Entry.Ref.String()),
+			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+				Status: 502,
+				Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
+			}},
+			ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
+				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonTLSError},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}},
+		}},
+	}
 }
 
 // unlistedVerdict is how traffic to unlisted destinations is recorded when

@@ -24,15 +24,28 @@ func compileFile(t *testing.T, path string) *serviceentry.Allowlist {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, problems := serviceentry.Parse(filepath.Base(path), data)
-	return serviceentry.Compile(entries, problems)
+	cfg, problems := serviceentry.ParseConfig(filepath.Base(path), data)
+	return serviceentry.CompileConfig(cfg, problems)
+}
+
+// testSecretNames names SDS secrets in golden files the way egressd's
+// origination package does, without depending on it.
+func testSecretNames(o *serviceentry.Origination) (client, ca string) {
+	if o.CredentialName != "" {
+		return "client/" + o.CredentialName, "ca/" + o.CredentialName
+	}
+	ca = "ca/system"
+	if o.CACertificates != "" {
+		ca = "ca/file:" + o.CACertificates
+	}
+	return "client/file:" + o.ClientCertificate + "," + o.PrivateKey, ca
 }
 
 // goldenOptions are the options of every golden case; a case whose name
 // ends in "allow-any" runs under ALLOW_ANY, one ending in "audit" under
 // AUDIT.
 func goldenOptions(name string) Options {
-	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds"}
+	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SecretNames: testSecretNames}
 	switch {
 	case strings.HasSuffix(name, "allow-any"):
 		o.Outbound = serviceentry.AllowAny

@@ -1,0 +1,116 @@
+package xds
+
+import (
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/egressd/egressd/serviceentry"
+)
+
+// SecretNames names the SDS secrets an origination needs: the client key
+// pair (MUTUAL) and the CA bundle that verifies the upstream. The same
+// names must be served by SDS; egressd wires origination's naming here.
+type SecretNames func(o *serviceentry.Origination) (client, ca string)
+
+// originates reports whether the gateway opens TLS to this host port.
+func originates(hp serviceentry.HostPort) bool {
+	return hp.TLS != nil && hp.TLS.Unsupported == ""
+}
+
+// originationBlocked reports whether a DestinationRule asks for TLS the
+// gateway cannot originate: such traffic is refused, never sent in clear.
+func originationBlocked(hp serviceentry.HostPort) bool {
+	return hp.TLS != nil && hp.TLS.Unsupported != ""
+}
+
+// originate puts the upstream TLS of a DestinationRule on a host cluster:
+// SNI, the client certificate (MUTUAL) and the CA bundle by SDS, so that
+// both rotate without touching the cluster, and the server's names
+// checked against subjectAltNames (else the SNI).
+func originate(o Options, c *clusterv3.Cluster, hp serviceentry.HostPort) {
+	t := hp.TLS
+	client, ca := o.SecretNames(t)
+	common := &tlsv3.CommonTlsContext{
+		TlsParams: &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+	}
+	if hp.Protocol.Class() == serviceentry.ClassHTTP {
+		common.AlpnProtocols = []string{"http/1.1"}
+		if hp.Protocol.UpstreamHTTP2() {
+			common.AlpnProtocols = []string{"h2"}
+		}
+	}
+	if t.Mode == serviceentry.TLSMutual {
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(client)}
+	}
+	if !t.InsecureSkipVerify {
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t)},
+				ValidationContextSdsSecretConfig: sdsSecret(ca),
+			},
+		}
+	}
+	c.TransportSocket = &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+			Sni:              t.SNI,
+			CommonTlsContext: common,
+		})},
+	}
+}
+
+// sanMatchers accepts the upstream's certificate when it names one of the
+// rule's subjectAltNames (a URI for spiffe:// names, else a DNS name), or,
+// without any, the SNI.
+func sanMatchers(t *serviceentry.Origination) []*tlsv3.SubjectAltNameMatcher {
+	names := t.SubjectAltNames
+	if len(names) == 0 {
+		names = []string{t.SNI}
+	}
+	out := make([]*tlsv3.SubjectAltNameMatcher, 0, len(names))
+	for _, n := range names {
+		m := &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: n}},
+		}
+		if strings.Contains(n, "://") {
+			m.SanType = tlsv3.SubjectAltNameMatcher_URI
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func sdsSecret(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{
+		Name: name,
+		SdsConfig: &corev3.ConfigSource{
+			ResourceApiVersion:    corev3.ApiVersion_V3,
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		},
+	}
+}
+
+// secretsOf lists the SDS secret names a cluster's transport socket refers
+// to, so the snapshot can be checked for them.
+func secretsOf(c *clusterv3.Cluster) []string {
+	if c.GetTransportSocket() == nil {
+		return nil
+	}
+	ctx := &tlsv3.UpstreamTlsContext{}
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range ctx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
+		out = append(out, s.GetName())
+	}
+	if s := ctx.GetCommonTlsContext().GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); s != nil {
+		out = append(out, s.GetName())
+	}
+	return out
+}
