@@ -43,6 +43,11 @@ type Config struct {
 	// DecisionsKept is how many denied decisions the in-memory store keeps
 	// for the API, the CLI and the dashboard (allowed ones: a fifth).
 	DecisionsKept int
+	// CertDir holds credentialName folders (tls.crt, tls.key, ca.crt) for
+	// TLS origination; CertExpiryWarning is how early an expiring client
+	// certificate is warned about.
+	CertDir           string
+	CertExpiryWarning time.Duration
 
 	DNSListen        string // "" disables the DNS proxy
 	DNSMode          dnsproxy.Mode
@@ -88,6 +93,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz, /readyz and the /api/v1 decision API (\"\" disables it)")
+	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert)")
+	fs.DurationVar(&c.CertExpiryWarning, "cert-expiry-warning", 30*24*time.Hour, "warn this long before a client certificate for TLS origination expires")
 	fs.IntVar(&c.DecisionsKept, "decisions-kept", 50000, "denied and audit-denied decisions kept in memory for the API and egressctl (allowed ones: a fifth as many)")
 	fs.StringVar(&c.DNSListen, "dns-listen", dnsproxy.DefaultListen, "DNS proxy address, UDP and TCP (\"\" disables the DNS proxy)")
 	fs.StringVar(&dnsMode, "dns-mode", string(dnsproxy.ModeGateway), "gateway: answer allowed names with the gateway's IPs; forward: answer them with the real records")

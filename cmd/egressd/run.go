@@ -26,6 +26,7 @@ import (
 	"github.com/egressd/egressd/egress/redirect"
 	"github.com/egressd/egressd/egress/suggest"
 	"github.com/egressd/egressd/egress/xds"
+	"github.com/egressd/egressd/origination"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/source"
 )
@@ -87,6 +88,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		ALSCluster:     envoy.XDSClusterName,
 		DNSResolvers:   cfg.DNSResolvers,
 		ConnectTimeout: cfg.ConnectTimeout,
+		SecretNames:    origination.SecretNamesFor,
 	})
 	if err != nil {
 		return err
@@ -130,11 +132,31 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			return err
 		}
 	}
+	// TLS origination material, served to Envoy by SDS; a rotated file is
+	// pushed without touching listeners or clusters.
+	var refresh atomic.Pointer[func()]
+	certs := origination.NewStore(origination.StoreConfig{
+		CertDir:       cfg.CertDir,
+		Log:           log.Named("origination"),
+		Registerer:    registry,
+		ExpiryWarning: cfg.CertExpiryWarning,
+		OnChange: func() {
+			if f := refresh.Load(); f != nil {
+				(*f)()
+			}
+		},
+	})
+	server.SetSecrets(certs.Secrets)
+
 	var loaded atomic.Bool
 	dir := &source.Dir{
 		Path: cfg.ConfigDir,
 		Log:  log.Named("source"),
 		OnUpdate: func(ctx context.Context, a *serviceentry.Allowlist) {
+			for name, err := range certs.Want(origination.SourcesOf(a)) {
+				// The clusters that need it refuse traffic until it loads.
+				log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
+			}
 			// A translation failure leaves the gateway on its last good
 			// configuration (fail closed); the error says why.
 			if _, err := server.Update(ctx, a); err != nil {
@@ -153,6 +175,13 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	streamCtx, stopStream := context.WithCancel(context.Background())
 	g.Go(func() error { return stream.Run(streamCtx) })
 	g.Go(func() error { defer stopStream(); return tracker.Run(ctx) })
+	onRotate := func() {
+		if _, err := server.Refresh(ctx); err != nil {
+			log.Error("rotated TLS origination material not published", zap.Error(err))
+		}
+	}
+	refresh.Store(&onRotate)
+	g.Go(func() error { return certs.Run(ctx) })
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return dir.Start(ctx) })
 	if supervisor != nil {
