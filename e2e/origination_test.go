@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -161,7 +162,7 @@ func TestTLSOrigination(t *testing.T) {
 			t.Errorf("%s: %d %q %v, want 503", host, code, body, err)
 		}
 		d := g.waitDecision(t, host, url.Values{"host": {host}, "verdict": {"deny"}}, func(d decision.Decision) error {
-			if d.Reason != "tls_error" && !(host == "api.nocert.test" && d.Reason == "upstream_error") {
+			if d.Reason != "tls_origination_failed" && !(host == "api.nocert.test" && d.Reason == "upstream_error") {
 				return fmt.Errorf("reason %s, detail %q", d.Reason, d.Detail)
 			}
 			return nil
@@ -229,8 +230,27 @@ func TestTLSOrigination(t *testing.T) {
 	if pid := g.EnvoyPID(); pid != envoyPID {
 		t.Errorf("Envoy was restarted during the rotation (pid %d -> %d)", envoyPID, pid)
 	}
-	// No private key ever in egressd's output.
+	// No private key ever in egressd's output, nor in Envoy's config dump
+	// (which shows the SDS secrets, with the key redacted).
 	if strings.Contains(g.Logs(), "PRIVATE KEY") {
 		t.Error("a private key appears in egressd's output")
+	}
+	resp, err := http.Get("http://" + g.AdminAddr + "/config_dump?include_eds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(dump), "egressd-client/partner") {
+		t.Errorf("the config dump does not show the SDS secret egressd-client/partner")
+	}
+	if !strings.Contains(string(dump), base64.StdEncoding.EncodeToString([]byte("[redacted]"))) {
+		t.Error("the config dump shows no redacted private key")
+	}
+	for _, key := range [][]byte{clientKey, newKey} {
+		enc := base64.StdEncoding.EncodeToString(key)
+		if strings.Contains(string(dump), "PRIVATE KEY") || strings.Contains(string(dump), enc[len(enc)/2:len(enc)/2+40]) {
+			t.Fatal("a private key appears in Envoy's config dump")
+		}
 	}
 }

@@ -24,7 +24,7 @@ const (
 	// VerdictAllow: the traffic went through.
 	VerdictAllow = "allow"
 	// VerdictDeny: the traffic was refused (or could not be completed,
-	// see ReasonUpstreamError and ReasonTLSError).
+	// see ReasonUpstreamError and ReasonTLSOriginationFailed).
 	VerdictDeny = "deny"
 	// VerdictAuditDeny: the traffic went through under the AUDIT outbound
 	// mode, but REGISTRY_ONLY would have refused it.
@@ -33,20 +33,20 @@ const (
 
 // Reasons: a small fixed set, also used as metric label values.
 const (
-	ReasonAllowed          = "allowed"          // a ServiceEntry allows it
-	ReasonAllowAny         = "allow_any"        // unlisted, allowed by ALLOW_ANY
-	ReasonPassthrough      = "passthrough"      // DNS pass-through zone
-	ReasonNotInRegistry    = "not_in_registry"  // no ServiceEntry lists the host
-	ReasonNoSNI            = "no_sni"           // TLS without a server name
-	ReasonUnidentifiedTCP  = "unidentified_tcp" // plaintext TCP without Host, SNI or listed address
-	ReasonPolicyDenied     = "policy_denied"    // an AuthorizationPolicy refused the caller
-	ReasonTLSError         = "tls_error"        // the upstream TLS handshake failed
-	ReasonUpstreamError    = "upstream_error"   // no upstream connection (refused, timeout, DNS)
-	ReasonRedirectUnlisted = "redirect_to_unlisted_host"
-	ReasonCNAMEToUnlisted  = "cname_to_unlisted_host"
-	ReasonBlockedAddress   = "blocked_address" // DNS rebinding guard
-	ReasonNotReady         = "not_ready"       // no allowlist loaded yet
-	ReasonMalformed        = "malformed"       // a DNS query or HTTP request too broken to decide on
+	ReasonAllowed              = "allowed"                // a ServiceEntry allows it
+	ReasonAllowAny             = "allow_any"              // unlisted, allowed by ALLOW_ANY
+	ReasonPassthrough          = "passthrough"            // DNS pass-through zone
+	ReasonNotInRegistry        = "not_in_registry"        // no ServiceEntry lists the host
+	ReasonNoSNI                = "no_sni"                 // TLS without a server name
+	ReasonUnidentifiedTCP      = "unidentified_tcp"       // plaintext TCP without Host, SNI or listed address
+	ReasonPolicyDenied         = "policy_denied"          // an AuthorizationPolicy refused the caller
+	ReasonTLSOriginationFailed = "tls_origination_failed" // TLS to the upstream failed, or cannot be originated
+	ReasonUpstreamError        = "upstream_error"         // no upstream connection (refused, timeout, DNS)
+	ReasonRedirectUnlisted     = "redirect_to_unlisted_host"
+	ReasonCNAMEToUnlisted      = "cname_to_unlisted_host"
+	ReasonBlockedAddress       = "blocked_address" // DNS rebinding guard
+	ReasonNotReady             = "not_ready"       // no allowlist loaded yet
+	ReasonMalformed            = "malformed"       // a DNS query or HTTP request too broken to decide on
 )
 
 // Decision is one decision event: the contract between the data plane and

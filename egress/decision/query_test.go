@@ -59,7 +59,7 @@ func TestQueryFilters(t *testing.T) {
 		"limit":                  {Query{Limit: 2}, []uint64{6, 5}},
 		"conditions combine":     {Query{Verdicts: []string{VerdictDeny}, Layers: []string{LayerHTTP}, Host: "~example"}, []uint64{5}},
 		"limit after filtering":  {Query{Verdicts: []string{VerdictDeny}, Limit: 2}, []uint64{5, 4}},
-		"nothing matches filter": {Query{Reasons: []string{ReasonTLSError}}, nil},
+		"nothing matches filter": {Query{Reasons: []string{ReasonTLSOriginationFailed}}, nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

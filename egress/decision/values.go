@@ -9,7 +9,7 @@ var (
 	verdicts = []string{VerdictAllow, VerdictDeny, VerdictAuditDeny}
 	reasons  = []string{
 		ReasonAllowed, ReasonAllowAny, ReasonPassthrough, ReasonNotInRegistry,
-		ReasonNoSNI, ReasonUnidentifiedTCP, ReasonPolicyDenied, ReasonTLSError,
+		ReasonNoSNI, ReasonUnidentifiedTCP, ReasonPolicyDenied, ReasonTLSOriginationFailed,
 		ReasonUpstreamError, ReasonRedirectUnlisted, ReasonCNAMEToUnlisted,
 		ReasonBlockedAddress, ReasonNotReady, ReasonMalformed,
 	}

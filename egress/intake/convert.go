@@ -109,12 +109,17 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 	transport := c.GetUpstreamTransportFailureReason()
 	switch {
 	case isTLSFailure(transport):
-		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSError
-		d.Detail = joinDetail(d.Detail, transport)
+		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSOriginationFailed
 	case transport != "" || f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
 		f.GetUpstreamOverflow() || f.GetNoClusterFound():
 		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonUpstreamError
-		d.Detail = joinDetail(d.Detail, transport)
+	default:
+		return
+	}
+	if transport != "" {
+		// The upstream's own words; HTTP's response code details repeat
+		// them with underscores.
+		d.Detail = transport
 	}
 }
 
@@ -123,16 +128,6 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 func isTLSFailure(reason string) bool {
 	r := strings.ToUpper(reason)
 	return strings.Contains(r, "TLS") || strings.Contains(r, "SSL") || strings.Contains(r, "CERTIFICATE")
-}
-
-func joinDetail(a, b string) string {
-	if a == "" {
-		return b
-	}
-	if b == "" {
-		return a
-	}
-	return a + ": " + b
 }
 
 // entryOf names the ServiceEntry that allowed a TLS or TCP connection. TCP

@@ -85,7 +85,7 @@ func TestFromHTTP(t *testing.T) {
 				Request:  &datav3.HTTPRequestProperties{Authority: "www.docker.io", Path: "/"},
 				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(503)},
 			},
-			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "tls_error", Source: src, Host: "www.docker.io", Port: 80,
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "tls_origination_failed", Source: src, Host: "www.docker.io", Port: 80,
 				ServiceEntry: "ci/docker", Path: "/", Status: 503, Flags: "UF", Detail: "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED"},
 		},
 		"connect refused reported as a transport failure": {

@@ -13,7 +13,7 @@ import (
 )
 
 // fixable are the reasons a ServiceEntry can fix. The others (no_sni,
-// unidentified_tcp, policy_denied, tls_error, upstream_error, ...) need
+// unidentified_tcp, policy_denied, tls_origination_failed, upstream_error, ...) need
 // something else: an SNI, an AuthorizationPolicy, a working upstream.
 var fixable = map[string]bool{
 	decision.ReasonNotInRegistry:    true,

@@ -130,7 +130,7 @@ var (
 	labels   = []string{"a", "b", "api", "www", "cdn", "x-1", "xn--bcher-kva", strings.Repeat("l", 63), "Mixed", "9"}
 	domains  = []string{"example.com", "example.co.uk", "github.io", "alice.github.io", "svc.cluster.local", "example.net", "co.uk", "com", "example.org", "cdn.example.net"}
 	layers   = []string{"dns", "http", "tls", "tcp", "udp", ""}
-	reasons  = []string{"not_in_registry", "not_in_registry", "redirect_to_unlisted_host", "cname_to_unlisted_host", "no_sni", "tls_error"}
+	reasons  = []string{"not_in_registry", "not_in_registry", "redirect_to_unlisted_host", "cname_to_unlisted_host", "no_sni", "tls_origination_failed"}
 	verdicts = []string{"deny", "deny", "audit-deny", "allow"}
 )
 

@@ -116,7 +116,7 @@ func TestInference(t *testing.T) {
 func TestIgnoredReasons(t *testing.T) {
 	for _, r := range []string{
 		decision.ReasonAllowed, decision.ReasonAllowAny, decision.ReasonPassthrough, decision.ReasonNoSNI,
-		decision.ReasonUnidentifiedTCP, decision.ReasonPolicyDenied, decision.ReasonTLSError,
+		decision.ReasonUnidentifiedTCP, decision.ReasonPolicyDenied, decision.ReasonTLSOriginationFailed,
 		decision.ReasonUpstreamError, decision.ReasonBlockedAddress, decision.ReasonNotReady, decision.ReasonMalformed,
 	} {
 		if got := Suggest([]*decision.Decision{deny("tls", "a.example.com", 443, reason(r))}, Options{}); len(got) != 0 {

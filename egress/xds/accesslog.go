@@ -76,12 +76,12 @@ const (
 	VerdictDeny      = "deny"
 	VerdictAuditDeny = "audit-deny"
 
-	ReasonAllowed         = "allowed"
-	ReasonAllowAny        = "allow_any"
-	ReasonNotInRegistry   = "not_in_registry"
-	ReasonNoSNI           = "no_sni"
-	ReasonUnidentifiedTCP = "unidentified_tcp"
-	ReasonTLSError        = "tls_error"
+	ReasonAllowed              = "allowed"
+	ReasonAllowAny             = "allow_any"
+	ReasonNotInRegistry        = "not_in_registry"
+	ReasonNoSNI                = "no_sni"
+	ReasonUnidentifiedTCP      = "unidentified_tcp"
+	ReasonTLSOriginationFailed = "tls_origination_failed"
 )
 
 // routeMetadataKey is the filter_metadata namespace on routes that carries

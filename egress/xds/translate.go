@@ -299,7 +299,7 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	case originationBlocked(hp.hp):
 		// TLS was asked for and cannot be originated: refuse rather than
 		// send the bytes in clear.
-		cluster, verdict, reason = BlackholeCluster, VerdictDeny, ReasonTLSError
+		cluster, verdict, reason = BlackholeCluster, VerdictDeny, ReasonTLSOriginationFailed
 	case e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0:
 		cluster = t.addCluster(originalDstCluster(t.o))
 	default:
@@ -420,13 +420,13 @@ func (t *translator) blockedVirtualHost(port uint32, hp hostPort) *routev3.Virtu
 		Routes: []*routev3.Route{{
 			Name:     "tls_origination_unavailable",
 			Match:    prefixMatch("/"),
-			Metadata: routeMetadata(VerdictDeny, ReasonTLSError, hp.hp.Entry.Ref.String()),
+			Metadata: routeMetadata(VerdictDeny, ReasonTLSOriginationFailed, hp.hp.Entry.Ref.String()),
 			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
 				Status: 502,
 				Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
 			}},
 			ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonTLSError},
+				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonTLSOriginationFailed},
 				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 			}},
 		}},
