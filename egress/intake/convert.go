@@ -43,6 +43,9 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry) (d *decision.Decision, ok bool) {
 		d.Location = resp.GetResponseHeaders()["location"]
 	}
 	d.Detail = resp.GetResponseCodeDetails()
+	if policyDenied(d, d.Detail) {
+		return d, true
+	}
 	if d.Verdict == "" {
 		// No route matched: the request never got as far as a Host
 		// decision (a malformed request, a reset before the headers).
@@ -78,8 +81,41 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 	if d.Verdict == decision.VerdictAllow && d.Reason == decision.ReasonAllowed {
 		d.ServiceEntry = entryOf(a, d.Layer, d.Host, d.Port, tags[xds.TagChain])
 	}
+	if policyDenied(d, c.GetConnectionTerminationDetails()) {
+		return d, true
+	}
 	upstreamFailure(d, c)
 	return d, true
+}
+
+// rbacDenied is how Envoy's RBAC filters report a denial, in HTTP response
+// code details and TCP connection termination details:
+// "rbac_access_denied_matched_policy[<policy>]" ("[none]": no ALLOW policy
+// matched).
+const rbacDenied = "rbac_access_denied_matched_policy["
+
+// policyDenied turns a decision that an AuthorizationPolicy refused into
+// deny / policy_denied naming the policy, and reports whether it did.
+func policyDenied(d *decision.Decision, details string) bool {
+	i := strings.Index(details, rbacDenied)
+	if i < 0 {
+		return false
+	}
+	policy := strings.TrimSuffix(details[i+len(rbacDenied):], "]")
+	if j := strings.IndexByte(policy, ']'); j >= 0 {
+		policy = policy[:j]
+	}
+	d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonPolicyDenied
+	switch {
+	case policy == "none" || policy == "":
+		d.Detail = "no ALLOW AuthorizationPolicy matches the caller"
+	default:
+		if k := strings.LastIndexByte(policy, '#'); k > 0 {
+			policy = policy[:k] // "ns/name#rule" -> "ns/name"
+		}
+		d.Detail = "AuthorizationPolicy " + policy
+	}
+	return true
 }
 
 // common fills what HTTP and TCP entries share.
@@ -88,11 +124,30 @@ func common(c *datav3.AccessLogCommon) *decision.Decision {
 		Source:   addrPort(c.GetDownstreamRemoteAddress()),
 		Upstream: addressString(c.GetUpstreamRemoteAddress()),
 		Flags:    flags(c.GetResponseFlags()),
+		Identity: identity(c),
 	}
 	if t := c.GetStartTime(); t != nil {
 		d.Time = t.AsTime()
 	}
 	return d
+}
+
+// Unauthenticated is the identity of a caller on the mesh listener that
+// presented no certificate (allowed under PERMISSIVE).
+const Unauthenticated = "unauthenticated"
+
+// identity is the caller's SPIFFE ID from its mesh certificate, or
+// Unauthenticated on the mesh listener without one, or "" elsewhere.
+func identity(c *datav3.AccessLogCommon) string {
+	for _, san := range c.GetTlsProperties().GetPeerCertificateProperties().GetSubjectAltName() {
+		if uri := san.GetUri(); strings.HasPrefix(uri, "spiffe://") {
+			return uri
+		}
+	}
+	if c.GetCustomTags()[xds.TagMesh] == "true" {
+		return Unauthenticated
+	}
+	return ""
 }
 
 // upstreamFailure turns an allowed decision whose upstream could not be

@@ -100,6 +100,31 @@ func TestFromHTTP(t *testing.T) {
 			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "upstream_error", Source: src, Host: "www.docker.io", Port: 80,
 				ServiceEntry: "ci/docker", Path: "/", Status: 503, Flags: "UF", Detail: "delayed connect error: Connection refused"},
 		},
+		"policy denied, mesh caller": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80", xds.TagVerdict: "allow", xds.TagReason: "allowed",
+					xds.TagServiceEntry: "ci/docker", xds.TagMesh: "true"}, func(c *datav3.AccessLogCommon) {
+					c.TlsProperties = &datav3.TLSProperties{PeerCertificateProperties: &datav3.TLSProperties_CertificateProperties{
+						SubjectAltName: []*datav3.TLSProperties_CertificateProperties_SubjectAltName{{San: &datav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: "spiffe://cluster.local/ns/default/sa/other"}}},
+					}}
+				}),
+				Request:  &datav3.HTTPRequestProperties{Authority: "www.docker.io", Path: "/", RequestMethod: corev3.RequestMethod_POST},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(403), ResponseCodeDetails: "rbac_access_denied_matched_policy[egress/deny-post#0]"},
+			},
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "policy_denied", Source: src, Host: "www.docker.io", Port: 80,
+				ServiceEntry: "ci/docker", Method: "POST", Path: "/", Status: 403, Identity: "spiffe://cluster.local/ns/default/sa/other",
+				Detail: "AuthorizationPolicy egress/deny-post"},
+		},
+		"default deny of ALLOW policies, unauthenticated mesh caller": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80", xds.TagVerdict: "allow", xds.TagReason: "allowed",
+					xds.TagMesh: "true"}, nil),
+				Request:  &datav3.HTTPRequestProperties{Authority: "www.docker.io", Path: "/"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(403), ResponseCodeDetails: "rbac_access_denied_matched_policy[none]"},
+			},
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "policy_denied", Source: src, Host: "www.docker.io", Port: 80,
+				Path: "/", Status: 403, Identity: "unauthenticated", Detail: "no ALLOW AuthorizationPolicy matches the caller"},
+		},
 		"no route (malformed)": {
 			entry: &datav3.HTTPAccessLogEntry{
 				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80"}, nil),

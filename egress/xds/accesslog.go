@@ -56,6 +56,10 @@ const (
 	// TagChain is the filter chain's name: "tcp|<port>|<ns>/<name>" for a
 	// TCP entry's chain, "tls|<port>|<host>" for a passthrough host.
 	TagChain = "egressd.chain"
+	// TagMesh is "true" on the mesh listener, where callers authenticate
+	// with mesh certificates: an entry without a peer certificate there is
+	// an unauthenticated caller.
+	TagMesh = "egressd.mesh"
 )
 
 // ALSLogName is the log_name of every gateway gRPC access log.
@@ -90,7 +94,7 @@ const routeMetadataKey = "egressd"
 
 // httpAccessLog logs every HTTP request on a gateway port; the verdict comes
 // from the matched route's metadata.
-func httpAccessLog(o Options, port uint32) []*accesslogv3.AccessLog {
+func httpAccessLog(o Options, port uint32, mesh bool) []*accesslogv3.AccessLog {
 	var out []*accesslogv3.AccessLog
 	if o.AccessLogPath != "" {
 		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
@@ -115,16 +119,20 @@ func httpAccessLog(o Options, port uint32) []*accesslogv3.AccessLog {
 				MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
 			}}}
 		}
+		tags := []*tracingv3.CustomTag{
+			literalTag(TagLayer, "http"),
+			literalTag(TagPort, fmt.Sprint(port)),
+			routeTag(TagVerdict, "verdict"),
+			routeTag(TagReason, "reason"),
+			routeTag(TagServiceEntry, "serviceentry"),
+		}
+		if mesh {
+			tags = append(tags, literalTag(TagMesh, "true"))
+		}
 		out = append(out, &accesslogv3.AccessLog{
 			Name: "envoy.access_loggers.http_grpc",
 			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
-				CommonConfig: alsCommon(o, []*tracingv3.CustomTag{
-					literalTag(TagLayer, "http"),
-					literalTag(TagPort, fmt.Sprint(port)),
-					routeTag(TagVerdict, "verdict"),
-					routeTag(TagReason, "reason"),
-					routeTag(TagServiceEntry, "serviceentry"),
-				}),
+				CommonConfig: alsCommon(o, tags),
 				// Redirects: the intake links a 3xx to the request that
 				// follows its Location.
 				AdditionalResponseHeadersToLog: []string{"location"},
@@ -160,6 +168,8 @@ func alsCommon(o Options, tags []*tracingv3.CustomTag) *grpcalsv3.CommonGrpcAcce
 // tcpLog describes the fixed part of a TCP or TLS chain's log lines.
 type tcpLog struct {
 	layer, verdict, reason, serviceEntry string
+	// mesh marks the mesh listener's chains (see TagMesh).
+	mesh bool
 	// filter is an optional CEL expression selecting the connections logged.
 	filter string
 }
@@ -189,17 +199,21 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 			}))
 		}
 		if o.ALSCluster != "" {
+			tags := []*tracingv3.CustomTag{
+				literalTag(TagLayer, l.layer),
+				literalTag(TagVerdict, l.verdict),
+				literalTag(TagReason, l.reason),
+				literalTag(TagPort, fmt.Sprint(port)),
+				{Tag: TagChain, Type: &tracingv3.CustomTag_Value{Value: "%FILTER_CHAIN_NAME%"}},
+			}
+			if l.mesh {
+				tags = append(tags, literalTag(TagMesh, "true"))
+			}
 			out = append(out, &accesslogv3.AccessLog{
 				Name:   "envoy.access_loggers.tcp_grpc",
 				Filter: filter,
 				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.TcpGrpcAccessLogConfig{
-					CommonConfig: alsCommon(o, []*tracingv3.CustomTag{
-						literalTag(TagLayer, l.layer),
-						literalTag(TagVerdict, l.verdict),
-						literalTag(TagReason, l.reason),
-						literalTag(TagPort, fmt.Sprint(port)),
-						{Tag: TagChain, Type: &tracingv3.CustomTag_Value{Value: "%FILTER_CHAIN_NAME%"}},
-					}),
+					CommonConfig: alsCommon(o, tags),
 				})},
 			})
 		}

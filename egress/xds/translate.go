@@ -380,7 +380,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			},
 		}},
 		HttpFilters: httpFilters,
-		AccessLog:   httpAccessLog(t.o, p.number),
+		AccessLog:   httpAccessLog(t.o, p.number, false),
 		// Nothing about the cluster leaks to external hosts: no client
 		// addresses in X-Forwarded-For, no request ids, no Envoy headers.
 		UseRemoteAddress:  wrapperspb.Bool(true),
