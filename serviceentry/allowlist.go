@@ -6,7 +6,8 @@ import (
 
 // Allowlist is one immutable, compiled snapshot of every valid ServiceEntry,
 // with the TLS origination that valid DestinationRules ask for on their
-// hosts' ports. Servers read it through an atomic pointer and never mutate
+// hosts' ports, and the AuthorizationPolicies and PeerAuthentications that
+// apply at the gateway. Servers read it through an atomic pointer and never mutate
 // it; a new configuration produces a new Allowlist.
 type Allowlist struct {
 	version  string
@@ -16,6 +17,8 @@ type Allowlist struct {
 	entries  []*Entry
 	rules    []*Rule
 	problems []Problem
+	policies []*AuthorizationPolicy // sorted by namespace/name
+	peers    []*PeerAuthentication  // sorted by namespace/name
 }
 
 // Host is one allowed host name (exact or "*.suffix" wildcard) with every
@@ -86,6 +89,17 @@ func (a *Allowlist) Entries() []*Entry { return a.entries }
 // every valid rule except those that lost a conflict over their host.
 // Callers must not modify them.
 func (a *Allowlist) Rules() []*Rule { return a.rules }
+
+// AuthorizationPolicies returns the AuthorizationPolicies compiled in,
+// sorted by namespace/name, at most one per namespace/name; invalid ones in
+// their fail-closed form (AuthorizationPolicy.Invalid). Callers must not
+// modify them.
+func (a *Allowlist) AuthorizationPolicies() []*AuthorizationPolicy { return a.policies }
+
+// PeerAuthentications returns the valid PeerAuthentications, sorted by
+// namespace/name, at most one per namespace/name. Callers must not modify
+// them.
+func (a *Allowlist) PeerAuthentications() []*PeerAuthentication { return a.peers }
 
 // Problems returns every problem found while decoding, validating and
 // compiling this snapshot.

@@ -29,6 +29,12 @@ func Compile(entries []*Entry, problems []Problem) *Allowlist {
 //
 // Each host port then gets the TLS origination of the most specific rule
 // for its host; see applyRules.
+//
+// AuthorizationPolicies and PeerAuthentications are kept as they are,
+// sorted by namespace and name; of several with one namespace/name (from
+// different files) the first in file order is kept and the others are
+// reported. Which of them apply to the gateway is for the gateway to decide
+// by their selectors.
 func CompileConfig(c Config, problems []Problem) *Allowlist {
 	sorted := append([]*Entry(nil), c.Entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
@@ -73,8 +79,47 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 		sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })
 	}
 	a.applyRules(c.Rules)
+	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
+	a.peers = uniqueByRef(a, c.PeerAuthentications, func(p *PeerAuthentication) Ref { return p.Ref })
 	a.version = a.digest()
 	return a
+}
+
+// uniqueByRef sorts resources by namespace, name and file, and keeps the
+// first of each namespace/name: Kubernetes holds one, and Envoy names are
+// derived from it. Every other one is reported in a's problems.
+func uniqueByRef[T any](a *Allowlist, in []T, ref func(T) Ref) []T {
+	if len(in) == 0 {
+		return nil
+	}
+	sorted := append([]T(nil), in...)
+	sort.SliceStable(sorted, func(i, j int) bool { return refLess(ref(sorted[i]), ref(sorted[j])) })
+	out := sorted[:0:0]
+	for _, x := range sorted {
+		r := ref(x)
+		if n := len(out); n > 0 {
+			if prev := ref(out[n-1]); prev.Namespace == r.Namespace && prev.Name == r.Name {
+				a.problems = append(a.problems, Problem{
+					Ref: r, Severity: SeverityError,
+					Message: fmt.Sprintf("%s %s is already defined at %s; a namespace holds one %s of a name: rename one (this one is ignored)", r.Kind, r, location(prev), r.Kind),
+				})
+				continue
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// location returns "file:line" (or what is known of it) for messages.
+func location(r Ref) string {
+	switch {
+	case r.File == "":
+		return "another source"
+	case r.Line > 0:
+		return fmt.Sprintf("%s:%d", r.File, r.Line)
+	}
+	return r.File
 }
 
 // host returns the Host for name, creating it on first use.
@@ -97,7 +142,8 @@ func (a *Allowlist) host(name string) *Host {
 }
 
 // digest hashes the compiled content (hosts, ports with their TLS
-// origination, and the rules compiled in; not the problems): equal
+// origination, the rules, authorization and peer authentication policies
+// compiled in; not the problems): equal
 // allowlists get equal versions, so an unchanged reload publishes nothing
 // new, and a change to a DestinationRule alone is a new version.
 func (a *Allowlist) digest() string {
@@ -119,9 +165,11 @@ func (a *Allowlist) digest() string {
 		hosts = append(hosts, hh)
 	}
 	content := struct {
-		Hosts []host  `json:"hosts"`
-		Rules []*Rule `json:"rules,omitempty"`
-	}{hosts, a.rules}
+		Hosts    []host                 `json:"hosts"`
+		Rules    []*Rule                `json:"rules,omitempty"`
+		Policies []*AuthorizationPolicy `json:"authorizationPolicies,omitempty"`
+		Peers    []*PeerAuthentication  `json:"peerAuthentications,omitempty"`
+	}{hosts, a.rules, a.policies, a.peers}
 	b, err := json.Marshal(content)
 	if err != nil {
 		// Only plain data is marshalled; this cannot happen.

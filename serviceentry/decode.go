@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
 // Object is one decoded Istio resource, before validation.
@@ -35,6 +36,12 @@ type Object struct {
 	// DestinationRule is the resource's spec, set when Ref.Kind is
 	// KindDestinationRule.
 	DestinationRule *networkingv1alpha3.DestinationRule
+	// AuthorizationPolicy is the resource's spec, set when Ref.Kind is
+	// KindAuthorizationPolicy.
+	AuthorizationPolicy *securityv1beta1.AuthorizationPolicy
+	// PeerAuthentication is the resource's spec, set when Ref.Kind is
+	// KindPeerAuthentication.
+	PeerAuthentication *securityv1beta1.PeerAuthentication
 }
 
 // KindServiceEntry is the kind of Istio's ServiceEntry resource.
@@ -42,6 +49,14 @@ const KindServiceEntry = "ServiceEntry"
 
 // KindDestinationRule is the kind of Istio's DestinationRule resource.
 const KindDestinationRule = "DestinationRule"
+
+// KindAuthorizationPolicy is the kind of Istio's AuthorizationPolicy
+// resource (security.istio.io).
+const KindAuthorizationPolicy = "AuthorizationPolicy"
+
+// KindPeerAuthentication is the kind of Istio's PeerAuthentication resource
+// (security.istio.io).
+const KindPeerAuthentication = "PeerAuthentication"
 
 // DefaultNamespace is the namespace of a resource whose metadata.namespace
 // is empty, as kubectl would apply it.
@@ -55,14 +70,28 @@ var networkingAPIVersions = []string{
 	"networking.istio.io/v1alpha3",
 }
 
+// securityAPIVersions are the apiVersions Istio serves AuthorizationPolicy
+// and PeerAuthentication at.
+var securityAPIVersions = []string{
+	"security.istio.io/v1",
+	"security.istio.io/v1beta1",
+}
+
+// readKinds are the kinds egressd reads, with the apiVersions each is
+// served at (the first is the one to suggest).
+var readKinds = map[string][]string{
+	KindServiceEntry:        networkingAPIVersions,
+	KindDestinationRule:     networkingAPIVersions,
+	KindAuthorizationPolicy: securityAPIVersions,
+	KindPeerAuthentication:  securityAPIVersions,
+}
+
 // ignoredKinds are Istio kinds that egressd does not handle yet. They are
 // reported as a warning and skipped, so that a folder of Istio
 // configuration can be pointed at egressd as it is.
 var ignoredKinds = map[string]bool{
-	"AuthorizationPolicy":   true,
 	"EnvoyFilter":           true,
 	"Gateway":               true,
-	"PeerAuthentication":    true,
 	"ProxyConfig":           true,
 	"RequestAuthentication": true,
 	"Sidecar":               true,
@@ -73,15 +102,15 @@ var ignoredKinds = map[string]bool{
 	"WorkloadGroup":         true,
 }
 
-// topLevelFields are the fields a ServiceEntry or DestinationRule resource
-// may have.
+// topLevelFields are the fields a resource of a kind egressd reads may
+// have.
 var topLevelFields = []string{"apiVersion", "kind", "metadata", "spec", "status"}
 
 // Decode splits data (YAML, multi-document with "---", or JSON) into
 // resources. file names the source in Refs and Problems.
 //
-// It returns the ServiceEntries and DestinationRules that decoded cleanly,
-// in file order. A resource with a
+// It returns the ServiceEntries, DestinationRules, AuthorizationPolicies
+// and PeerAuthentications that decoded cleanly, in file order. A resource with a
 // decoding error (unknown field, bad enum value, wrong type, invalid name,
 // unknown kind) is left out with an error Problem; an Istio kind that egressd
 // does not handle yet is left out with a warning. A "kind: List" (or any
@@ -90,6 +119,13 @@ var topLevelFields = []string{"apiVersion", "kind", "metadata", "spec", "status"
 // Problem gives the line the YAML parser reports (which may be the line
 // before the mistake).
 func Decode(file string, data []byte) ([]Object, []Problem) {
+	d := decode(file, data)
+	return d.objects, d.problems
+}
+
+// decode is Decode, keeping the AuthorizationPolicies that failed to
+// decode in d.failed.
+func decode(file string, data []byte) *decoder {
 	d := &decoder{file: file}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -107,7 +143,7 @@ func Decode(file string, data []byte) ([]Object, []Problem) {
 		}
 		d.resource(doc.Content[0])
 	}
-	return d.objects, d.problems
+	return d
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -134,6 +170,19 @@ type decoder struct {
 	file     string
 	objects  []Object
 	problems []Problem
+	// failed holds the AuthorizationPolicies left out for decoding errors,
+	// with what salvagePolicy could read of them, so that ParseConfig can
+	// keep them in a fail-closed form.
+	failed []failedPolicy
+}
+
+// failedPolicy is an AuthorizationPolicy that failed to decode, with what
+// salvagePolicy could read of it.
+type failedPolicy struct {
+	Object
+	// selectorLost is true when the policy has a selector that could not
+	// be read, so the salvaged policy selects every workload.
+	selectorLost bool
 }
 
 // resource decodes one resource (or List of resources) from a document or
@@ -183,10 +232,10 @@ func (d *decoder) resource(n *yaml.Node) {
 	case kind == "":
 		r.problems = r.problems[:before]
 		if kindOK {
-			r.errorf("kind", "missing; set kind: ServiceEntry or DestinationRule")
+			r.errorf("kind", "missing; set kind: ServiceEntry, DestinationRule, AuthorizationPolicy or PeerAuthentication")
 		}
 		return
-	case kind == KindServiceEntry, kind == KindDestinationRule:
+	case readKinds[kind] != nil:
 	case ignoredKinds[kind] && strings.HasSuffix(apiGroup(apiVersion), "istio.io"):
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
@@ -195,14 +244,19 @@ func (d *decoder) resource(n *yaml.Node) {
 	default:
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.errorf("kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input", kind, apiVersion)
+		r.errorf("kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input", kind, apiVersion)
 		return
 	}
 
+	versions := readKinds[kind]
 	if apiVersion == "" && apiVersionOK {
-		r.errorf("apiVersion", "missing; set apiVersion: networking.istio.io/v1")
-	} else if apiVersion != "" && !slices.Contains(networkingAPIVersions, apiVersion) {
-		r.errorf("apiVersion", "%q is not an API version of %s; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)", apiVersion, kind)
+		r.errorf("apiVersion", "missing; set apiVersion: %s", versions[0])
+	} else if apiVersion != "" && !slices.Contains(versions, apiVersion) {
+		others := make([]string, 0, len(versions)-1)
+		for _, v := range versions[1:] {
+			others = append(others, v[strings.LastIndexByte(v, '/')+1:])
+		}
+		r.errorf("apiVersion", "%q is not an API version of %s; use %s (%s %s accepted too)", apiVersion, kind, versions[0], joinFields(others), isAre(len(others)))
 	}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(topLevelFields, k) {
@@ -212,10 +266,17 @@ func (d *decoder) resource(n *yaml.Node) {
 
 	o := Object{Ref: r.ref, APIVersion: apiVersion}
 	var spec proto.Message
-	if kind == KindDestinationRule {
+	switch kind {
+	case KindDestinationRule:
 		o.DestinationRule = &networkingv1alpha3.DestinationRule{}
 		spec = o.DestinationRule
-	} else {
+	case KindAuthorizationPolicy:
+		o.AuthorizationPolicy = &securityv1beta1.AuthorizationPolicy{}
+		spec = o.AuthorizationPolicy
+	case KindPeerAuthentication:
+		o.PeerAuthentication = &securityv1beta1.PeerAuthentication{}
+		spec = o.PeerAuthentication
+	default:
 		o.ServiceEntry = &networkingv1alpha3.ServiceEntry{}
 		spec = o.ServiceEntry
 	}
@@ -229,6 +290,13 @@ func (d *decoder) resource(n *yaml.Node) {
 		}
 	}
 	if hasError(r.problems) {
+		// Keep what fail-closed handling needs of an Istio policy; another
+		// project's AuthorizationPolicy (Linkerd has one) is only reported.
+		if g := apiGroup(apiVersion); kind == KindAuthorizationPolicy && (g == "security.istio.io" || apiVersion == "") {
+			var lost bool
+			o.AuthorizationPolicy, lost = salvagePolicy(fields["spec"])
+			d.failed = append(d.failed, failedPolicy{Object: o, selectorLost: lost})
+		}
 		return
 	}
 	d.objects = append(d.objects, o)
@@ -430,6 +498,13 @@ func (r *resourceDecoder) mapValue(n *yaml.Node, fd protoreflect.FieldDescriptor
 			continue
 		}
 		kpath := fmt.Sprintf("%s[%s]", path, k.Value)
+		if kk := fd.MapKey().Kind(); kk != protoreflect.StringKind && kk != protoreflect.BoolKind {
+			if _, err := strconv.ParseInt(k.Value, 10, 64); err != nil {
+				r.errorf(kpath, "%q is not a number; the keys of %s are numbers", k.Value, path)
+				ok = false
+				continue
+			}
+		}
 		if l, dup := lines[k.Value]; dup {
 			r.errorf(kpath, "set twice (lines %d and %d); keep one", l, k.Line)
 			ok = false

@@ -285,12 +285,12 @@ metadata: {name: vs, namespace: web}
 spec: {hosts: [api.example.com]}
 ---
 apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-all}
+kind: RequestAuthentication
+metadata: {name: jwt}
 `,
 			problems: []string{
 				`warning: f.yaml:1: VirtualService web/vs: kind VirtualService is not handled yet; ignored`,
-				`warning: f.yaml:6: AuthorizationPolicy default/deny-all: kind AuthorizationPolicy is not handled yet; ignored`,
+				`warning: f.yaml:6: RequestAuthentication default/jwt: kind RequestAuthentication is not handled yet; ignored`,
 			},
 		},
 		"unknown kinds": {
@@ -306,15 +306,15 @@ apiVersion: v1
 kind: ConfigMap
 `,
 			problems: []string{
-				`error: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input`,
+				`error: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input`,
 				`error: f.yaml:5: DestinationRule default/lookalike: apiVersion: "example.com/v1" is not an API version of DestinationRule; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)`,
-				`error: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1): remove it from the input`,
+				`error: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input`,
 			},
 		},
 		"missing kind and not a mapping": {
 			in: "apiVersion: networking.istio.io/v1\nmetadata: {name: nokind}\n---\n- a\n- b\n---\nhello\n",
 			problems: []string{
-				`error: f.yaml:1: resource default/nokind: kind: missing; set kind: ServiceEntry or DestinationRule`,
+				`error: f.yaml:1: resource default/nokind: kind: missing; set kind: ServiceEntry, DestinationRule, AuthorizationPolicy or PeerAuthentication`,
 				`error: f.yaml:4: a resource must be a mapping with apiVersion, kind, metadata and spec; found a list`,
 				`error: f.yaml:7: a resource must be a mapping with apiVersion, kind, metadata and spec; found the string "hello"`,
 			},

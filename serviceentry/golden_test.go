@@ -66,7 +66,8 @@ func problemLines(ps []Problem) string {
 
 // TestInvalidGolden: testdata/invalid/<case>.yaml ->
 // testdata/invalid/<case>.errors.golden, every problem that decoding and
-// validating the file finds. No case may yield an Entry or a Rule.
+// validating the file finds. No case may yield an Entry or a valid Rule,
+// AuthorizationPolicy or PeerAuthentication.
 // Regenerate with `go test ./serviceentry/ -run InvalidGolden -update`.
 func TestInvalidGolden(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/invalid/*.yaml")
@@ -90,8 +91,14 @@ func TestInvalidGolden(t *testing.T) {
 					valid++
 				}
 			}
+			for _, p := range c.AuthorizationPolicies {
+				if p.Invalid == "" {
+					valid++
+				}
+			}
+			valid += len(c.PeerAuthentications)
 			if len(c.Entries) != 0 || valid != 0 {
-				t.Errorf("got %d entries and %d valid rules, want none", len(c.Entries), valid)
+				t.Errorf("got %d entries and %d valid rules and policies, want none", len(c.Entries), valid)
 			}
 			if !hasError(problems) {
 				t.Errorf("no error found")

@@ -19,8 +19,9 @@ import (
 
 // LoadDir reads every *.yaml, *.yml and *.json file below dir (hidden files
 // and folders skipped, symlinks followed as Kubernetes ConfigMap mounts
-// need) and compiles the ServiceEntries and DestinationRules they hold into
-// one Allowlist. Unreadable or invalid files
+// need) and compiles the ServiceEntries, DestinationRules,
+// AuthorizationPolicies and PeerAuthentications they hold into one
+// Allowlist. Unreadable or invalid files
 // become Problems in the snapshot; only a missing or unreadable dir itself
 // is an error.
 func LoadDir(dir string) (*serviceentry.Allowlist, error) {
@@ -41,6 +42,8 @@ func LoadDir(dir string) (*serviceentry.Allowlist, error) {
 		c, ps := serviceentry.ParseConfig(f, data)
 		config.Entries = append(config.Entries, c.Entries...)
 		config.Rules = append(config.Rules, c.Rules...)
+		config.AuthorizationPolicies = append(config.AuthorizationPolicies, c.AuthorizationPolicies...)
+		config.PeerAuthentications = append(config.PeerAuthentications, c.PeerAuthentications...)
 		problems = append(problems, ps...)
 	}
 	return serviceentry.CompileConfig(config, problems), nil
