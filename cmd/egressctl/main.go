@@ -45,6 +45,15 @@ Commands:
       --namespace NS   metadata.namespace of the entries
       --wildcard-min N hosts under one domain that make a "*.domain" (default 3; -1: never)
       -o FORMAT        yaml or json (default yaml)
+  cert issue  issue a workload certificate (SPIFFE X.509 SVID) from egressd's CA,
+              read locally from its folder (no admin API)
+      --ca-dir DIR          egressd's CA folder (Istio cacerts layout); never created
+      --trust-domain TD     the mesh's trust domain (default cluster.local)
+      --namespace NS        the workload's namespace
+      --service-account SA  the workload's service account
+      --ttl D               lifetime, at most the CA's (default 24h)
+      --dns-name NAME       a DNS SAN; repeat for more
+      --out DIR             writes cert.pem (chain), key.pem (0600), root-cert.pem
   version     print egressctl's version
   help        print this help
 
@@ -70,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = decisionsCommand(ctx, g, args, stdout, stderr)
 	case "suggest":
 		err = suggestCommand(ctx, g, args, stdout, stderr)
+	case "cert":
+		err = certCommand(g, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "egressctl", version)
 	case "help":
