@@ -48,6 +48,12 @@ type Config struct {
 	// certificate is warned about.
 	CertDir           string
 	CertExpiryWarning time.Duration
+	// The mesh listener: MeshPort 0 disables it; MeshCADir holds the mesh
+	// CA (created at first start, or Istio's cacerts layout).
+	MeshPort        uint
+	MeshCADir       string
+	TrustDomain     string
+	GatewayIdentity string // "namespace/serviceaccount"
 
 	DNSListen        string // "" disables the DNS proxy
 	DNSMode          dnsproxy.Mode
@@ -95,6 +101,10 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz, /readyz and the /api/v1 decision API (\"\" disables it)")
 	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert)")
 	fs.DurationVar(&c.CertExpiryWarning, "cert-expiry-warning", 30*24*time.Hour, "warn this long before a client certificate for TLS origination expires")
+	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
+	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
+	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
+	fs.StringVar(&c.GatewayIdentity, "gateway-identity", "egressd-system/egress-gateway", "the gateway's own identity, namespace/serviceaccount")
 	fs.IntVar(&c.DecisionsKept, "decisions-kept", 50000, "denied and audit-denied decisions kept in memory for the API and egressctl (allowed ones: a fifth as many)")
 	fs.StringVar(&c.DNSListen, "dns-listen", dnsproxy.DefaultListen, "DNS proxy address, UDP and TCP (\"\" disables the DNS proxy)")
 	fs.StringVar(&dnsMode, "dns-mode", string(dnsproxy.ModeGateway), "gateway: answer allowed names with the gateway's IPs; forward: answer them with the real records")
@@ -107,6 +117,15 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.DNSAllowPrivate, "dns-allow-private", false, "turn off the rebinding guard (private, loopback and link-local answers for DNS-resolved entries are dropped unless listed)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.MeshPort > 65535 {
+		return nil, fmt.Errorf("--mesh-port: %d is not a port", c.MeshPort)
+	}
+	if c.MeshCADir == "" {
+		c.MeshCADir = filepath.Join(c.RunDir, "ca")
+	}
+	if ns, sa, ok := strings.Cut(c.GatewayIdentity, "/"); !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
+		return nil, fmt.Errorf("--gateway-identity: %q: want namespace/serviceaccount", c.GatewayIdentity)
 	}
 	if c.DecisionsKept < 1 {
 		return nil, fmt.Errorf("--decisions-kept: %d: must be at least 1", c.DecisionsKept)

@@ -42,6 +42,10 @@ func defaultConfig() Config {
 		AdminListen:       "127.0.0.1:15000",
 		DecisionsKept:     50000,
 		CertExpiryWarning: 30 * 24 * time.Hour,
+		MeshPort:          15443,
+		MeshCADir:         "/run/user/1000/egressd/ca",
+		TrustDomain:       "cluster.local",
+		GatewayIdentity:   "egressd-system/egress-gateway",
 
 		DNSListen:        "127.0.0.1:15053",
 		DNSMode:          dnsproxy.ModeGateway,
@@ -96,7 +100,7 @@ func TestNewConfigFlags(t *testing.T) {
 		"envoy-admin":            {[]string{"--envoy-admin=127.0.0.1:9901"}, func(c *Config) { c.EnvoyAdmin = "127.0.0.1:9901" }},
 		"envoy-log-level":        {[]string{"--envoy-log-level=debug"}, func(c *Config) { c.EnvoyLogLevel = "debug" }},
 		"node-id":                {[]string{"--node-id=gw-1"}, func(c *Config) { c.NodeID = "gw-1" }},
-		"run-dir":                {[]string{"--run-dir=/var/run/egressd"}, func(c *Config) { c.RunDir = "/var/run/egressd" }},
+		"run-dir":                {[]string{"--run-dir=/var/run/egressd"}, func(c *Config) { c.RunDir = "/var/run/egressd"; c.MeshCADir = "/var/run/egressd/ca" }},
 		"gateway-address": {
 			[]string{"--gateway-address=0.0.0.0", "--dns-gateway-ip=198.18.0.1"},
 			func(c *Config) {
@@ -139,6 +143,11 @@ func TestNewConfigFlags(t *testing.T) {
 		"access-log":               {[]string{"--access-log=/var/log/egress.json"}, func(c *Config) { c.AccessLog = "/var/log/egress.json" }},
 		"audit":                    {[]string{"--outbound=audit"}, func(c *Config) { c.Outbound = serviceentry.Audit }},
 		"decisions-kept":           {[]string{"--decisions-kept=100"}, func(c *Config) { c.DecisionsKept = 100 }},
+		"mesh off":                 {[]string{"--mesh-port=0"}, func(c *Config) { c.MeshPort = 0 }},
+		"mesh ca dir":              {[]string{"--mesh-ca-dir=/etc/cacerts"}, func(c *Config) { c.MeshCADir = "/etc/cacerts" }},
+		"run dir moves the CA":     {[]string{"--run-dir=/var/lib/egressd"}, func(c *Config) { c.RunDir = "/var/lib/egressd"; c.MeshCADir = "/var/lib/egressd/ca" }},
+		"trust domain":             {[]string{"--trust-domain=example.org"}, func(c *Config) { c.TrustDomain = "example.org" }},
+		"gateway identity":         {[]string{"--gateway-identity=egress/gw"}, func(c *Config) { c.GatewayIdentity = "egress/gw" }},
 		"cert-dir":                 {[]string{"--cert-dir=/etc/egressd/certs"}, func(c *Config) { c.CertDir = "/etc/egressd/certs" }},
 		"cert-expiry-warning":      {[]string{"--cert-expiry-warning=72h"}, func(c *Config) { c.CertExpiryWarning = 72 * time.Hour }},
 		"gateway-dns": {
@@ -185,6 +194,8 @@ func TestNewConfigInvalid(t *testing.T) {
 		"outbound":                  {args: []string{"--outbound=DENY"}, want: `--outbound: unknown outbound mode "DENY": use REGISTRY_ONLY, ALLOW_ANY or AUDIT`},
 		"outbound empty":            {args: []string{"--outbound="}, want: `--outbound: unknown outbound mode "": use REGISTRY_ONLY, ALLOW_ANY or AUDIT`},
 		"decisions-kept zero":       {args: []string{"--decisions-kept=0"}, want: `--decisions-kept: 0: must be at least 1`},
+		"gateway identity":          {args: []string{"--gateway-identity=gw"}, want: `--gateway-identity: "gw": want namespace/serviceaccount`},
+		"mesh port":                 {args: []string{"--mesh-port=70000"}, want: `--mesh-port: 70000 is not a port`},
 		"envoy":                     {args: []string{"--envoy=docker"}, want: `--envoy: "docker" is neither managed nor external`},
 		"envoy, case matters":       {args: []string{"--envoy=Managed"}, want: `--envoy: "Managed" is neither managed nor external`},
 		"gateway-address host name": {args: []string{"--gateway-address=localhost"}, want: `--gateway-address: "localhost" is not an IP address`},

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +24,7 @@ import (
 	"github.com/egressd/egressd/dnsproxy"
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/egress/identity"
 	"github.com/egressd/egressd/egress/intake"
 	"github.com/egressd/egressd/egress/redirect"
 	"github.com/egressd/egressd/egress/suggest"
@@ -89,6 +92,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		DNSResolvers:   cfg.DNSResolvers,
 		ConnectTimeout: cfg.ConnectTimeout,
 		SecretNames:    origination.SecretNamesFor,
+		Mesh:           meshOptions(cfg),
 	})
 	if err != nil {
 		return err
@@ -146,7 +150,25 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			}
 		},
 	})
-	server.SetSecrets(certs.Secrets)
+	// The mesh CA and the gateway's own certificate, renewed and served by
+	// SDS like the origination material.
+	var gateway *identity.Gateway
+	if cfg.MeshPort != 0 {
+		if gateway, err = newGatewayIdentity(cfg, log, registry, func() {
+			if f := refresh.Load(); f != nil {
+				(*f)()
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	server.SetSecrets(func() []*tlsv3.Secret {
+		secrets := certs.Secrets()
+		if gateway != nil {
+			secrets = append(secrets, gateway.Secrets()...)
+		}
+		return secrets
+	})
 
 	var loaded atomic.Bool
 	dir := &source.Dir{
@@ -182,6 +204,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	}
 	refresh.Store(&onRotate)
 	g.Go(func() error { return certs.Run(ctx) })
+	if gateway != nil {
+		g.Go(func() error { return gateway.Run(ctx) })
+	}
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return dir.Start(ctx) })
 	if supervisor != nil {
@@ -204,6 +229,33 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
+}
+
+// meshOptions turns the mesh listener on unless --mesh-port is 0.
+func meshOptions(cfg *Config) *xds.MeshOptions {
+	if cfg.MeshPort == 0 {
+		return nil
+	}
+	return &xds.MeshOptions{Port: uint32(cfg.MeshPort), CertSecret: identity.GatewayCertSecret, BundleSecret: identity.TrustBundleSecret}
+}
+
+// newGatewayIdentity opens (or creates) the mesh CA and issues the
+// gateway's own certificate.
+func newGatewayIdentity(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onChange func()) (*identity.Gateway, error) {
+	ca, err := identity.LoadOrCreate(cfg.MeshCADir, cfg.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("mesh CA: %w", err)
+	}
+	ns, sa, _ := strings.Cut(cfg.GatewayIdentity, "/")
+	gw, err := identity.NewGateway(identity.GatewayConfig{
+		CA: ca, Namespace: ns, ServiceAccount: sa, OnChange: onChange, Log: log.Named("identity"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway identity: %w", err)
+	}
+	log.Info("mesh identity", zap.String("trust_domain", ca.TrustDomain()), zap.Bool("istio_cacerts", ca.PluggedIn()),
+		zap.String("ca_dir", cfg.MeshCADir), zap.String("gateway", gw.Principal()))
+	return gw, nil
 }
 
 func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onDecision func(dnsproxy.Decision)) (*dnsproxy.Server, error) {

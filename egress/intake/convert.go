@@ -17,7 +17,7 @@ import (
 // Decision. ok is false for
 // entries that are not decisions: intermediate entries of long streams,
 // and entries without egressd's tags (not from a gateway listener).
-func FromHTTP(e *datav3.HTTPAccessLogEntry) (d *decision.Decision, ok bool) {
+func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decision.Decision, ok bool) {
 	c := e.GetCommonProperties()
 	if c == nil || c.GetIntermediateLogEntry() {
 		return nil, false
@@ -42,8 +42,12 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry) (d *decision.Decision, ok bool) {
 	if d.Status >= 300 && d.Status < 400 {
 		d.Location = resp.GetResponseHeaders()["location"]
 	}
-	d.Detail = resp.GetResponseCodeDetails()
-	if policyDenied(d, d.Detail) {
+	if details := resp.GetResponseCodeDetails(); d.Detail == "" {
+		d.Detail = details
+	} else if details != "" {
+		d.Detail += "; " + details
+	}
+	if policyDenied(d, d.Detail, a) {
 		return d, true
 	}
 	if d.Verdict == "" {
@@ -81,7 +85,7 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 	if d.Verdict == decision.VerdictAllow && d.Reason == decision.ReasonAllowed {
 		d.ServiceEntry = entryOf(a, d.Layer, d.Host, d.Port, tags[xds.TagChain])
 	}
-	if policyDenied(d, c.GetConnectionTerminationDetails()) {
+	if policyDenied(d, c.GetConnectionTerminationDetails(), a) {
 		return d, true
 	}
 	upstreamFailure(d, c)
@@ -96,7 +100,9 @@ const rbacDenied = "rbac_access_denied_matched_policy["
 
 // policyDenied turns a decision that an AuthorizationPolicy refused into
 // deny / policy_denied naming the policy, and reports whether it did.
-func policyDenied(d *decision.Decision, details string) bool {
+// When no ALLOW policy matched, Envoy names none: the detail then lists the
+// ALLOW policies in force and whom they allow, from the allowlist a.
+func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlist) bool {
 	i := strings.Index(details, rbacDenied)
 	if i < 0 {
 		return false
@@ -108,7 +114,7 @@ func policyDenied(d *decision.Decision, details string) bool {
 	d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonPolicyDenied
 	switch {
 	case policy == "none" || policy == "":
-		d.Detail = "no ALLOW AuthorizationPolicy matches the caller"
+		d.Detail = "no ALLOW AuthorizationPolicy matches the caller" + allowPolicies(a)
 	default:
 		if k := strings.LastIndexByte(policy, '#'); k > 0 {
 			policy = policy[:k] // "ns/name#rule" -> "ns/name"
@@ -125,6 +131,9 @@ func common(c *datav3.AccessLogCommon) *decision.Decision {
 		Upstream: addressString(c.GetUpstreamRemoteAddress()),
 		Flags:    flags(c.GetResponseFlags()),
 		Identity: identity(c),
+	}
+	if audited(c) {
+		d.Detail = "matched an AUDIT AuthorizationPolicy"
 	}
 	if t := c.GetStartTime(); t != nil {
 		d.Time = t.AsTime()
@@ -148,6 +157,12 @@ func identity(c *datav3.AccessLogCommon) string {
 		return Unauthenticated
 	}
 	return ""
+}
+
+// audited reports whether an AUDIT AuthorizationPolicy matched: Envoy's
+// RBAC filter with action LOG sets envoy.common's access_log_hint.
+func audited(c *datav3.AccessLogCommon) bool {
+	return c.GetMetadata().GetFilterMetadata()["envoy.common"].GetFields()["access_log_hint"].GetBoolValue()
 }
 
 // upstreamFailure turns an allowed decision whose upstream could not be
@@ -285,4 +300,36 @@ func flags(f *datav3.ResponseFlags) string {
 	add(f.GetUnauthorizedDetails() != nil, "UAEX")
 	add(f.GetRateLimited(), "RL")
 	return strings.Join(out, ",")
+}
+
+// allowPolicies describes the ALLOW policies of a: "; ALLOW policies:
+// ns/name (principals a, b), ...".
+func allowPolicies(a *serviceentry.Allowlist) string {
+	if a == nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range a.AuthorizationPolicies() {
+		if p.Action != serviceentry.AuthzAllow {
+			continue
+		}
+		var principals []string
+		for _, r := range p.Rules {
+			for _, f := range r.From {
+				principals = append(principals, f.Principals...)
+				for _, ns := range f.Namespaces {
+					principals = append(principals, "namespace "+ns)
+				}
+			}
+		}
+		desc := p.Ref.String()
+		if len(principals) > 0 {
+			desc += " (allows " + strings.Join(principals, ", ") + ")"
+		}
+		parts = append(parts, desc)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; ALLOW policies: " + strings.Join(parts, ", ")
 }

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -125,6 +126,19 @@ func TestFromHTTP(t *testing.T) {
 			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "policy_denied", Source: src, Host: "www.docker.io", Port: 80,
 				Path: "/", Status: 403, Identity: "unauthenticated", Detail: "no ALLOW AuthorizationPolicy matches the caller"},
 		},
+		"audited by an AUDIT policy": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: commonProps(allowTags, func(c *datav3.AccessLogCommon) {
+					c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+						"envoy.common": {Fields: map[string]*structpb.Value{"access_log_hint": structpb.NewBoolValue(true)}},
+					}}
+				}),
+				Request:  &datav3.HTTPRequestProperties{Authority: "www.docker.io", Path: "/"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200), ResponseCodeDetails: "via_upstream"},
+			},
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "allow", Reason: "allowed", Source: src, Host: "www.docker.io", Port: 80,
+				ServiceEntry: "ci/docker", Path: "/", Status: 200, Detail: "matched an AUDIT AuthorizationPolicy; via_upstream"},
+		},
 		"no route (malformed)": {
 			entry: &datav3.HTTPAccessLogEntry{
 				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80"}, nil),
@@ -139,7 +153,7 @@ func TestFromHTTP(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, ok := FromHTTP(tc.entry)
+			got, ok := FromHTTP(tc.entry, nil)
 			if ok != (tc.want != nil) {
 				t.Fatalf("ok = %v", ok)
 			}

@@ -89,12 +89,15 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 			node = id.GetNode().GetId()
 			s.cfg.Log.Debug("access log stream opened", zap.String("node", node), zap.String("log", id.GetLogName()))
 		}
-		for _, e := range msg.GetHttpLogs().GetLogEntry() {
-			if d, ok := FromHTTP(e); ok {
-				httpDecision.Inc()
-				s.cfg.Sink(d)
-			} else {
-				httpSkipped.Inc()
+		if http := msg.GetHttpLogs().GetLogEntry(); len(http) > 0 {
+			a := s.cfg.Allowlist()
+			for _, e := range http {
+				if d, ok := FromHTTP(e, a); ok {
+					httpDecision.Inc()
+					s.cfg.Sink(d)
+				} else {
+					httpSkipped.Inc()
+				}
 			}
 		}
 		if tcp := msg.GetTcpLogs().GetLogEntry(); len(tcp) > 0 {

@@ -45,7 +45,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	// the ephemeral range, where 127.0.0.1 sockets of other tests live.
 	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
 	srv, err := NewServer(log, Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
-		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames})
+		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, Mesh: testMesh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,9 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	})
 }
 
+// testMesh turns the mesh listener on in the real-Envoy test.
+var testMesh = &MeshOptions{CertSecret: "mesh/cert", BundleSecret: "mesh/bundle"}
+
 // throwawaySecrets returns a client key pair and a CA secret for every SDS
 // name the golden cases use: one self-signed certificate serves as both.
 func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
@@ -165,7 +168,7 @@ func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
 	inputs, _ := filepath.Glob("testdata/in/*.yaml")
 	seen := map[string]bool{}
 	for _, in := range inputs {
-		res, err := Translate(compileFile(t, in), Options{SecretNames: testSecretNames})
+		res, err := Translate(compileFile(t, in), Options{SecretNames: testSecretNames, Mesh: testMesh})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +178,7 @@ func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
 			}
 			seen[name] = true
 			sec := &tlsv3.Secret{Name: name}
-			if strings.HasPrefix(name, "client/") {
+			if strings.HasPrefix(name, "client/") || name == testMesh.CertSecret {
 				sec.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{CertificateChain: inline(certPEM), PrivateKey: inline(keyPEM)}}
 			} else {
 				sec.Type = &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: inline(certPEM)}}

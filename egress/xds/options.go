@@ -37,6 +37,9 @@ type Options struct {
 	// SecretNames names the SDS secrets of TLS origination; required when
 	// a DestinationRule asks for it.
 	SecretNames SecretNames
+	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
+	// callers, AuthorizationPolicy per caller).
+	Mesh *MeshOptions
 }
 
 // DefaultOptions returns the options used when a field is left empty.
@@ -70,6 +73,16 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AlwaysTLSPorts == nil {
 		o.AlwaysTLSPorts = d.AlwaysTLSPorts
+	}
+	if o.Mesh != nil {
+		m := *o.Mesh
+		if m.Port == 0 {
+			m.Port = 15443
+		}
+		if m.CertSecret == "" || m.BundleSecret == "" {
+			return o, fmt.Errorf("mesh listener: the gateway certificate and trust bundle secrets must be named")
+		}
+		o.Mesh = &m
 	}
 	for _, r := range o.DNSResolvers {
 		if _, err := netip.ParseAddrPort(r); err != nil {

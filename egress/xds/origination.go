@@ -114,3 +114,23 @@ func secretsOf(c *clusterv3.Cluster) []string {
 	}
 	return out
 }
+
+// downstreamSecretsOf lists the SDS secrets a listener's TLS refers to
+// (the mesh listener's certificate and trust bundle).
+func downstreamSecretsOf(ts *corev3.TransportSocket) []string {
+	if ts == nil {
+		return nil
+	}
+	ctx := &tlsv3.DownstreamTlsContext{}
+	if err := ts.GetTypedConfig().UnmarshalTo(ctx); err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range ctx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
+		out = append(out, s.GetName())
+	}
+	if s := ctx.GetCommonTlsContext().GetValidationContextSdsSecretConfig(); s != nil {
+		out = append(out, s.GetName())
+	}
+	return out
+}

@@ -39,12 +39,20 @@ type Resources struct {
 func (r *Resources) SecretNames() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, c := range r.Clusters {
-		for _, n := range secretsOf(c) {
+	add := func(names []string) {
+		for _, n := range names {
 			if !seen[n] {
 				seen[n] = true
 				out = append(out, n)
 			}
+		}
+	}
+	for _, c := range r.Clusters {
+		add(secretsOf(c))
+	}
+	for _, l := range r.Listeners {
+		for _, fc := range l.GetFilterChains() {
+			add(downstreamSecretsOf(fc.GetTransportSocket()))
 		}
 	}
 	sort.Strings(out)
@@ -62,11 +70,15 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 	if o.SecretNames == nil && needsSecrets(a) {
 		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
-	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}}
-	for _, p := range planPorts(a, o) {
+	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}}
+	plans := planPorts(a, o)
+	for _, p := range plans {
 		if err := t.port(p); err != nil {
 			return nil, err
 		}
+	}
+	if o.Mesh != nil {
+		t.meshListener(a, plans)
 	}
 	t.clusters[BlackholeCluster] = blackholeCluster(o)
 	res := &Resources{Listeners: t.listeners, Routes: t.routes}
@@ -151,10 +163,11 @@ func planPorts(a *serviceentry.Allowlist, o Options) []*portPlan {
 }
 
 type translator struct {
-	o         Options
-	listeners []*listenerv3.Listener
-	routes    []*routev3.RouteConfiguration
-	clusters  map[string]*clusterv3.Cluster
+	o            Options
+	listeners    []*listenerv3.Listener
+	routes       []*routev3.RouteConfiguration
+	clusters     map[string]*clusterv3.Cluster
+	dynamicPorts map[uint32]bool // HTTP ports whose routes forward dynamically
 }
 
 func (t *translator) addCluster(c *clusterv3.Cluster) string {
@@ -360,10 +373,8 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 
 	var httpFilters []*hcmv3.HttpFilter
 	if needDynamic {
-		httpFilters = append(httpFilters, &hcmv3.HttpFilter{
-			Name:       "envoy.filters.http.dynamic_forward_proxy",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(t.o)}})},
-		})
+		t.dynamicPorts[p.number] = true
+		httpFilters = append(httpFilters, dynamicForwardHTTPFilter(t.o))
 	}
 	httpFilters = append(httpFilters, &hcmv3.HttpFilter{
 		Name:       "envoy.filters.http.router",
@@ -399,6 +410,19 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 	}
 	return chain, rc
 }
+
+// dynamicForwardHTTPFilter resolves the Host of requests routed to the
+// dynamic forward proxy clusters.
+func dynamicForwardHTTPFilter(o Options) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.dynamic_forward_proxy",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(o)}})},
+	}
+}
+
+// needsDynamicHTTP reports whether the port's route table forwards
+// dynamically, so every HCM serving it needs the forward proxy filter.
+func (t *translator) needsDynamicHTTP(port uint32) bool { return t.dynamicPorts[port] }
 
 func (t *translator) dynamicHTTPCluster(http2 bool) string {
 	name := DynamicHTTPCluster

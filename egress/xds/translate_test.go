@@ -51,6 +51,8 @@ func goldenOptions(name string) Options {
 		o.Outbound = serviceentry.AllowAny
 	case strings.HasSuffix(name, "audit"):
 		o.Outbound = serviceentry.Audit
+	case strings.HasSuffix(name, "mesh"):
+		o.Mesh = testMesh
 	}
 	return o
 }
