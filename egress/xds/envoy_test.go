@@ -77,6 +77,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	inputs, _ := filepath.Glob("testdata/in/*.yaml")
+	connected := false
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
 		if strings.HasSuffix(name, "allow-any") || strings.HasSuffix(name, "audit") {
@@ -95,7 +96,11 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 			if r := srv.Rejected(); r != "" {
 				t.Fatalf("Envoy rejected a configuration: %s", r)
 			}
+			connected = connected || srv.Connected()
 		})
+	}
+	if !connected {
+		t.Error("Connected() never reported the gateway's ADS stream")
 	}
 	// Every listener of the last case is really bound (no bind failures).
 	if r := srv.Rejected(); r != "" {

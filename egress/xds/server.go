@@ -43,6 +43,7 @@ type Server struct {
 	rejected map[string]string // version -> NACK message
 	sent     map[string]string // response nonce -> version, until answered
 	ackWatch chan struct{}     // closed and replaced on every ACK
+	streams  int               // open ADS streams
 	services []func(grpc.ServiceRegistrar)
 	secrets  func() []*tlsv3.Secret
 	last     *Resources // the last translation published, for Refresh
@@ -199,6 +200,13 @@ func (s *Server) Version() string {
 	return s.version
 }
 
+// Connected reports whether a gateway holds an ADS stream now.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams > 0
+}
+
 // Acked returns the last version a gateway acknowledged for each resource
 // type URL.
 func (s *Server) Acked() map[string]string {
@@ -286,10 +294,16 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
 		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.mu.Lock()
+			s.streams++
+			s.mu.Unlock()
 			s.log.Info("gateway connected", zap.Int64("stream", id))
 			return nil
 		},
 		StreamClosedFunc: func(id int64, node *corev3.Node) {
+			s.mu.Lock()
+			s.streams--
+			s.mu.Unlock()
 			s.log.Info("gateway disconnected", zap.Int64("stream", id), zap.String("node", node.GetId()))
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
