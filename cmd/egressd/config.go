@@ -43,6 +43,8 @@ type Config struct {
 	// DecisionsKept is how many denied decisions the in-memory store keeps
 	// for the API, the CLI and the dashboard (allowed ones: a fifth).
 	DecisionsKept int
+	// AdminToken, read from --admin-token-file, protects the admin port.
+	AdminToken string
 	// CertDir holds credentialName folders (tls.crt, tls.key, ca.crt) for
 	// TLS origination; CertExpiryWarning is how early an expiring client
 	// certificate is warned about.
@@ -105,6 +107,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
 	fs.StringVar(&c.GatewayIdentity, "gateway-identity", "egressd-system/egress-gateway", "the gateway's own identity, namespace/serviceaccount")
+	var tokenFile string
+	fs.StringVar(&tokenFile, "admin-token-file", "", "file holding a bearer token the admin port requires for the dashboard, /api/v1 and /metrics (probes stay open)")
 	fs.IntVar(&c.DecisionsKept, "decisions-kept", 50000, "denied and audit-denied decisions kept in memory for the API and egressctl (allowed ones: a fifth as many)")
 	fs.StringVar(&c.DNSListen, "dns-listen", dnsproxy.DefaultListen, "DNS proxy address, UDP and TCP (\"\" disables the DNS proxy)")
 	fs.StringVar(&dnsMode, "dns-mode", string(dnsproxy.ModeGateway), "gateway: answer allowed names with the gateway's IPs; forward: answer them with the real records")
@@ -126,6 +130,15 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	}
 	if ns, sa, ok := strings.Cut(c.GatewayIdentity, "/"); !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
 		return nil, fmt.Errorf("--gateway-identity: %q: want namespace/serviceaccount", c.GatewayIdentity)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if c.AdminToken = strings.TrimSpace(string(b)); c.AdminToken == "" {
+			return nil, fmt.Errorf("--admin-token-file: %s is empty", tokenFile)
+		}
 	}
 	if c.DecisionsKept < 1 {
 		return nil, fmt.Errorf("--decisions-kept: %d: must be at least 1", c.DecisionsKept)

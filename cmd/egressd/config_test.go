@@ -255,3 +255,24 @@ func TestNewConfigHelpIsErrHelp(t *testing.T) {
 		t.Errorf("NewConfig(--help) error = %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestAdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConfig([]string{"--admin-token-file", file}, io.Discard)
+	if err != nil || c.AdminToken != "s3cret" {
+		t.Fatalf("token %q, %v", c.AdminToken, err)
+	}
+	if err := os.WriteFile(file, []byte("  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewConfig([]string{"--admin-token-file", file}, io.Discard); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty token file: %v", err)
+	}
+	if _, err := NewConfig([]string{"--admin-token-file", filepath.Join(dir, "missing")}, io.Discard); err == nil {
+		t.Error("a missing token file was accepted")
+	}
+}

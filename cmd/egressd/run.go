@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/egressd/egressd/dnsproxy"
+	"github.com/egressd/egressd/egress/dashboard"
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/envoy"
 	"github.com/egressd/egressd/egress/identity"
@@ -171,6 +172,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	})
 
 	var loaded atomic.Bool
+	var snapshotAt atomic.Int64
 	dir := &source.Dir{
 		Path: cfg.ConfigDir,
 		Log:  log.Named("source"),
@@ -188,6 +190,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			if dnsServer != nil {
 				dnsServer.SetAllowlist(a)
 			}
+			snapshotAt.Store(time.Now().UnixNano())
 			loaded.Store(true)
 		},
 	}
@@ -225,7 +228,29 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 				Limit:    cfg.DecisionsKept,
 			})
 		}, current.Load))
-		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, api: api, log: log.Named("admin")}
+		dash := dashboard.Handler(dashboard.Config{
+			Allowlist: current.Load,
+			Health: func() dashboard.Health {
+				h := dashboard.Health{
+					EnvoyConnected:   server.Connected(),
+					AckedVersion:     server.Acked()["type.googleapis.com/envoy.config.listener.v3.Listener"],
+					PublishedVersion: server.Version(),
+					Rejected:         server.Rejected(),
+					SourceSynced:     loaded.Load(),
+					Outbound:         string(cfg.Outbound),
+				}
+				if a := current.Load(); a != nil {
+					h.AllowlistVersion = a.Version()
+				}
+				if n := snapshotAt.Load(); n != 0 {
+					h.LastSnapshot = time.Unix(0, n)
+				}
+				return h
+			},
+		})
+		api.Handle("/api/v1/allowlist", dash)
+		api.Handle("/api/v1/health", dash)
+		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, api: api, dashboard: dash, token: cfg.AdminToken, log: log.Named("admin")}
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
