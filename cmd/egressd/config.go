@@ -21,25 +21,38 @@ const (
 	envoyExternal = "external"
 )
 
+// Sources of `egressd run --source`.
+const (
+	sourceDir        = "dir"
+	sourceKubernetes = "kubernetes"
+)
+
 // Config is the parsed command line of `egressd run`.
 type Config struct {
-	ConfigDir      string
-	Outbound       serviceentry.OutboundMode
-	XDSListen      string
-	Envoy          string // managed | external
-	EnvoyPath      string
-	EnvoyAdmin     string
-	EnvoyLogLevel  string
-	NodeID         string
-	RunDir         string
-	GatewayAddress string
-	PortOffset     uint
-	AccessLog      string
-	DNSResolvers   []string
-	ConnectTimeout time.Duration
-	LogLevel       string
-	LogFormat      string
-	AdminListen    string
+	// Source is where the Istio resources come from: the --config folder
+	// or the Kubernetes API.
+	Source                  string
+	Kubeconfig              string
+	WatchNamespaces         []string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	ConfigDir               string
+	Outbound                serviceentry.OutboundMode
+	XDSListen               string
+	Envoy                   string // managed | external
+	EnvoyPath               string
+	EnvoyAdmin              string
+	EnvoyLogLevel           string
+	NodeID                  string
+	RunDir                  string
+	GatewayAddress          string
+	PortOffset              uint
+	AccessLog               string
+	DNSResolvers            []string
+	ConnectTimeout          time.Duration
+	LogLevel                string
+	LogFormat               string
+	AdminListen             string
 	// DecisionsKept is how many denied decisions the in-memory store keeps
 	// for the API, the CLI and the dashboard (allowed ones: a fifth).
 	DecisionsKept int
@@ -85,6 +98,12 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.SetOutput(out)
 	var outbound, resolvers, dnsMode, dnsGatewayIPs, dnsUpstreams, dnsZones, dnsVIPs string
 	fs.StringVar(&c.ConfigDir, "config", "examples", "folder of ServiceEntry YAML files, watched for changes")
+	var watchNamespaces string
+	fs.StringVar(&c.Source, "source", sourceDir, "where Istio resources come from: dir (the --config folder) or kubernetes (the API server)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for --source kubernetes (default: the pod's service account, else $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces the Kubernetes source watches (default: all)")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "with several replicas: elect one to write status and Events (every replica serves)")
+	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "egressd-system", "namespace of the leader election Lease")
 	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted), ALLOW_ANY, or AUDIT (allow unlisted but record each as audit-deny)")
 	fs.StringVar(&c.XDSListen, "xds-listen", "127.0.0.1:18000", "address of the xDS (ADS) gRPC server Envoy connects to")
 	fs.StringVar(&c.Envoy, "envoy", envoyManaged, "managed: start and supervise Envoy; external: only serve xDS to an Envoy run elsewhere")
@@ -122,6 +141,12 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	switch c.Source {
+	case sourceDir, sourceKubernetes:
+	default:
+		return nil, fmt.Errorf("--source: %q: use %s or %s", c.Source, sourceDir, sourceKubernetes)
+	}
+	c.WatchNamespaces = splitList(watchNamespaces)
 	if c.MeshPort > 65535 {
 		return nil, fmt.Errorf("--mesh-port: %d is not a port", c.MeshPort)
 	}

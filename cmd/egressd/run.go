@@ -122,7 +122,10 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	stream.Add("log", consumerBuffer, decision.NewLogger(log.Named("decision")))
 	stream.Add("metrics", consumerBuffer, decision.NewMetrics(decision.MetricsConfig{Registerer: registry}))
 	stream.Add("store", consumerBuffer, store)
-	publish := func(d *decision.Decision) { stream.Publish(d) }
+	// enrich adds what the source knows about the caller (set below for
+	// the Kubernetes source, before anything runs).
+	enrich := func(d *decision.Decision) *decision.Decision { return d }
+	publish := func(d *decision.Decision) { stream.Publish(enrich(d)) }
 	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: current.Load, Outbound: cfg.Outbound})
 	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: current.Load, Log: log.Named("intake"), Registerer: registry})
 	if err != nil {
@@ -132,7 +135,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
-		onDecision := func(d dnsproxy.Decision) { stream.Publish(dnsDecision(d)) }
+		onDecision := func(d dnsproxy.Decision) { stream.Publish(enrich(dnsDecision(d))) }
 		if dnsServer, err = newDNSProxy(cfg, log, registry, onDecision); err != nil {
 			return err
 		}
@@ -173,27 +176,43 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 
 	var loaded atomic.Bool
 	var snapshotAt atomic.Int64
-	dir := &source.Dir{
-		Path: cfg.ConfigDir,
-		Log:  log.Named("source"),
-		OnUpdate: func(ctx context.Context, a *serviceentry.Allowlist) {
-			for name, err := range certs.Want(origination.SourcesOf(a)) {
-				// The clusters that need it refuse traffic until it loads.
-				log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
-			}
-			// A translation failure leaves the gateway on its last good
-			// configuration (fail closed); the error says why.
-			if _, err := server.Update(ctx, a); err != nil {
-				log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
-			}
-			current.Store(a)
-			if dnsServer != nil {
-				dnsServer.SetAllowlist(a)
-			}
-			snapshotAt.Store(time.Now().UnixNano())
-			loaded.Store(true)
-		},
+	onUpdate := func(ctx context.Context, a *serviceentry.Allowlist) {
+		for name, err := range certs.Want(origination.SourcesOf(a)) {
+			// The clusters that need it refuse traffic until it loads.
+			log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
+		}
+		// A translation failure leaves the gateway on its last good
+		// configuration (fail closed); the error says why.
+		if _, err := server.Update(ctx, a); err != nil {
+			log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
+		}
+		current.Store(a)
+		if dnsServer != nil {
+			dnsServer.SetAllowlist(a)
+		}
+		snapshotAt.Store(time.Now().UnixNano())
+		loaded.Store(true)
 	}
+	var src configSource = &source.Dir{Path: cfg.ConfigDir, Log: log.Named("source"), OnUpdate: onUpdate}
+	sourceReady := func() bool { return true }
+	if cfg.Source == sourceKubernetes {
+		kube, err := newKubeSource(cfg, log.Named("source"), registry, onUpdate)
+		if err != nil {
+			return err
+		}
+		src, sourceReady = kube, kube.Ready
+		// Decisions from callers without a mesh certificate still name
+		// their workload, by pod IP.
+		enrich = func(d *decision.Decision) *decision.Decision {
+			if d.Identity == "" && d.Source.IsValid() {
+				if ns, sa, ok := kube.Workload(d.Source.Addr()); ok {
+					d.Identity = ns + "/" + sa
+				}
+			}
+			return d
+		}
+	}
+	ready := func() bool { return loaded.Load() && sourceReady() }
 	g, ctx := errgroup.WithContext(ctx)
 	// The stream outlives the tracker, which hands over what it holds
 	// when it stops.
@@ -211,7 +230,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return gateway.Run(ctx) })
 	}
 	g.Go(func() error { return server.Start(ctx) })
-	g.Go(func() error { return dir.Start(ctx) })
+	g.Go(func() error { return src.Start(ctx) })
 	if supervisor != nil {
 		g.Go(func() error { return supervisor.Start(ctx) })
 	}
@@ -236,7 +255,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 					AckedVersion:     server.Acked()["type.googleapis.com/envoy.config.listener.v3.Listener"],
 					PublishedVersion: server.Version(),
 					Rejected:         server.Rejected(),
-					SourceSynced:     loaded.Load(),
+					SourceSynced:     ready(),
 					Outbound:         string(cfg.Outbound),
 				}
 				if a := current.Load(); a != nil {
@@ -250,7 +269,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		})
 		api.Handle("/api/v1/allowlist", dash)
 		api.Handle("/api/v1/health", dash)
-		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: loaded.Load, api: api, dashboard: dash, token: cfg.AdminToken, log: log.Named("admin")}
+		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: ready, api: api, dashboard: dash, token: cfg.AdminToken, log: log.Named("admin")}
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
