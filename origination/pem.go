@@ -5,11 +5,10 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/egressd/egressd/origination/pemfile"
 )
 
 // maxFileSize bounds what is read from one file; system bundles are a few
@@ -17,59 +16,13 @@ import (
 const maxFileSize = 8 << 20
 
 // readFile reads one PEM file, refusing anything larger than maxFileSize.
-func readFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d MiB; not a PEM certificate or key file", p, maxFileSize>>20)
-	}
-	return b, nil
-}
-
-// decodePEM returns every PEM block of data. A block that starts but does
-// not decode (bad base64, missing or mismatched END line) is an error, not
-// silently skipped as pem.Decode would.
-func decodePEM(data []byte) ([]*pem.Block, error) {
-	var blocks []*pem.Block
-	for rest := data; ; {
-		b, r := pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		blocks, rest = append(blocks, b), r
-	}
-	begins := bytes.Count(data, []byte("-----BEGIN "))
-	switch {
-	case begins > len(blocks):
-		return nil, fmt.Errorf("malformed PEM: %d of %d blocks do not decode (bad base64, or a missing or mismatched END line)", begins-len(blocks), begins)
-	case len(blocks) == 0:
-		return nil, errors.New("no PEM block found (empty, or DER rather than PEM?)")
-	}
-	return blocks, nil
-}
+func readFile(p string) ([]byte, error) { return pemfile.ReadFile(p, maxFileSize) }
 
 // readPEM reads and decodes one file; errors name the file.
-func readPEM(p string) ([]*pem.Block, error) {
-	data, err := readFile(p)
-	if err != nil {
-		return nil, err
-	}
-	blocks, err := decodePEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return blocks, nil
-}
+func readPEM(p string) ([]*pem.Block, error) { return pemfile.Read(p, maxFileSize) }
 
 // isKeyBlock reports whether a PEM block holds a private key of any kind.
-func isKeyBlock(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }
+func isKeyBlock(b *pem.Block) bool { return pemfile.IsKey(b) }
 
 // loadChain reads a certificate chain. Only CERTIFICATE blocks are kept
 // (re-encoded), so a file that also holds the key is accepted and the key

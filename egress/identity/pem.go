@@ -7,10 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/egressd/egressd/origination/pemfile"
 )
 
 // maxFileSize bounds what is read from one file of the CA folder.
@@ -22,49 +23,12 @@ const (
 	blockPKCS8 = "PRIVATE KEY"
 )
 
-// readFile reads one file of the CA folder, refusing large ones.
-func readFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d KiB; not a PEM certificate or key file", p, maxFileSize>>10)
-	}
-	return b, nil
-}
-
 // readBlocks reads the PEM blocks of a file. A block that starts but does
 // not decode is an error rather than silently skipped.
-func readBlocks(p string) ([]*pem.Block, error) {
-	data, err := readFile(p)
-	if err != nil {
-		return nil, err
-	}
-	var blocks []*pem.Block
-	for rest := data; ; {
-		b, r := pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		blocks, rest = append(blocks, b), r
-	}
-	if begins := bytes.Count(data, []byte("-----BEGIN ")); begins > len(blocks) {
-		return nil, fmt.Errorf("%s: malformed PEM: %d of %d blocks do not decode", p, begins-len(blocks), begins)
-	}
-	if len(blocks) == 0 {
-		return nil, fmt.Errorf("%s: no PEM block (empty, or DER rather than PEM?)", p)
-	}
-	return blocks, nil
-}
+func readBlocks(p string) ([]*pem.Block, error) { return pemfile.Read(p, maxFileSize) }
 
 // isKey reports whether a PEM block holds a private key of any kind.
-func isKey(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }
+func isKey(b *pem.Block) bool { return pemfile.IsKey(b) }
 
 // readCerts reads the certificates of a file, in order. A file meant to
 // hold certificates only must not hold a private key.
