@@ -125,6 +125,8 @@ spec:
   rules:
   - from: [{source: {principals: ["cluster.local/ns/default/sa/web-api"]}}]
     to: [{operation: {hosts: [web.mesh.test, secure.mesh.test]}}]
+  - from: [{source: {namespaces: [default, team-a]}}]
+    to: [{operation: {hosts: [team.mesh.test]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -153,8 +155,11 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	securePort, secureCert := upstreamTLS(t, "secure.mesh.test")
 	dir := t.TempDir()
 	caDir := filepath.Join(t.TempDir(), "ca")
+	team := upstreamHTTP(t, "team")
+	teamEntry := strings.Replace(staticEntry("team", "team.mesh.test", 80, "HTTP", team), "namespace: e2e\n", "namespace: team-a\n", 1)
+	teamEntry = strings.Replace(teamEntry, "spec:\n", "spec:\n  exportTo: [\".\"]\n", 1)
 	writeFile(t, dir, "entries.yaml", staticEntry("web", "web.mesh.test", 80, "HTTP", web)+"---\n"+
-		staticEntry("secure", "secure.mesh.test", 443, "TLS", securePort))
+		staticEntry("secure", "secure.mesh.test", 443, "TLS", securePort)+"---\n"+teamEntry)
 	writeFile(t, dir, "policies.yaml", meshPolicies)
 	writeFile(t, dir, "peer.yaml", peerAuthentication("STRICT"))
 	g := startGateway(t, dir, "--mesh-ca-dir", caDir, "--no-envoy-access-log")
@@ -199,6 +204,22 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	g.waitDecision(t, "POST denied by no-post", url.Values{"reason": {"policy_denied"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
 		if d.Method != "POST" || !strings.Contains(d.Detail, "egress/no-post") {
 			return fmt.Errorf("%s %q", d.Method, d.Detail)
+		}
+		return nil
+	})
+
+	// exportTo: the team-a entry is exported to its own namespace only.
+	teamA := issueMeshCert(t, caDir, "team-a", "billing")
+	if code, body, err := teamA.request(g, "GET", "team.mesh.test", 80); err != nil || code != 200 || !strings.Contains(body, "hello from team") {
+		t.Errorf("team-a caller to its own namespace's entry: %d %q %v", code, body, err)
+	}
+	if code, _, err := webAPI.request(g, "GET", "team.mesh.test", 80); err != nil || code != 403 {
+		t.Errorf("default caller to a team-a-only entry: %d %v, want 403", code, err)
+	}
+	g.waitDecision(t, "exportTo denial", url.Values{"reason": {"policy_denied"}, "host": {"team.mesh.test"}}, func(d decision.Decision) error {
+		if !strings.Contains(d.Detail, "ServiceEntry team-a/team is not exported to the caller's namespace") ||
+			d.Identity != "spiffe://cluster.local/ns/default/sa/web-api" {
+			return fmt.Errorf("%q %q", d.Identity, d.Detail)
 		}
 		return nil
 	})

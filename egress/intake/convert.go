@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 
+	"github.com/egressd/egressd/egress/authz"
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
@@ -120,6 +121,9 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 			policy = policy[:k] // "ns/name#rule" -> "ns/name"
 		}
 		d.Detail = "AuthorizationPolicy " + policy
+		if se, ok := authz.IsExportPolicy(policy); ok {
+			d.Detail = "ServiceEntry " + se + " is not exported to the caller's namespace (exportTo)"
+		}
 	}
 	return true
 }

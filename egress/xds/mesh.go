@@ -59,7 +59,9 @@ func meshMode(a *serviceentry.Allowlist, port uint32) serviceentry.MTLSMode {
 func (t *translator) meshListener(a *serviceentry.Allowlist, plans []*portPlan) {
 	m := t.o.Mesh
 	mode := meshMode(a, m.Port)
-	policies := a.AuthorizationPolicies()
+	// The caller is known here, so each ServiceEntry's exportTo applies:
+	// callers from namespaces it is not exported to are refused.
+	policies := append(append([]*serviceentry.AuthorizationPolicy(nil), a.AuthorizationPolicies()...), authz.ExportTo(a)...)
 	l := &listenerv3.Listener{
 		Name:                          MeshListenerName,
 		Address:                       socketAddress(t.o.ListenAddress, m.Port+t.o.PortOffset),
