@@ -77,8 +77,36 @@ spec:
 	took = eventually(t, 60*time.Second, "entry applied after the API server restarted", g.wantStatus("other.kube.test", 200))
 	t.Logf("resynced after the restart in %s", took.Round(time.Millisecond))
 
-	// The manifests pass a server-side dry run.
+	// TLS origination with a client certificate from a Secret named by
+	// credentialName, in egressd's namespace.
 	k.kubectl(t, "create", "namespace", "egressd-system")
+	ca := newTestCA(t, "partner CA")
+	_, _, serverPair := ca.issue("api.mtls.test", false, "api.mtls.test")
+	clientCert, clientKey, _ := ca.issue("kube-client", true)
+	mtls := tlsUpstream(t, serverPair, ca.pool())
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey, "ca.crt": ca.pem} {
+		writeFile(t, dir, name, string(data))
+	}
+	k.kubectl(t, "create", "secret", "generic", "partner-cred", "-n", "egressd-system",
+		"--from-file=tls.crt="+dir+"/tls.crt", "--from-file=tls.key="+dir+"/tls.key", "--from-file=ca.crt="+dir+"/ca.crt")
+	k.applyYAML(t, staticEntry("mtls", "api.mtls.test", 80, "HTTP", mtls)+"---\n"+`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mtls, namespace: e2e}
+spec:
+  host: api.mtls.test
+  trafficPolicy:
+    tls: {mode: MUTUAL, credentialName: partner-cred}
+`)
+	eventually(t, 10*time.Second, "MUTUAL origination with the Secret's certificate", func() error {
+		code, body, err := g.httpGet("api.mtls.test")
+		if err != nil || code != 200 || !strings.Contains(body, "client kube-client") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+
+	// The manifests pass a server-side dry run.
 	k.kubectl(t, "apply", "--dry-run=server", "-k", "../deploy/base")
 	k.kubectl(t, "apply", "--server-side", "--dry-run=server", "-k", "../deploy/crds")
 }

@@ -36,23 +36,26 @@ type Config struct {
 	WatchNamespaces         []string
 	LeaderElect             bool
 	LeaderElectionNamespace string
-	ConfigDir               string
-	Outbound                serviceentry.OutboundMode
-	XDSListen               string
-	Envoy                   string // managed | external
-	EnvoyPath               string
-	EnvoyAdmin              string
-	EnvoyLogLevel           string
-	NodeID                  string
-	RunDir                  string
-	GatewayAddress          string
-	PortOffset              uint
-	AccessLog               string
-	DNSResolvers            []string
-	ConnectTimeout          time.Duration
-	LogLevel                string
-	LogFormat               string
-	AdminListen             string
+	// CredentialsNamespace holds the Secrets DestinationRules name by
+	// credentialName (--source kubernetes), mirrored into CertDir.
+	CredentialsNamespace string
+	ConfigDir            string
+	Outbound             serviceentry.OutboundMode
+	XDSListen            string
+	Envoy                string // managed | external
+	EnvoyPath            string
+	EnvoyAdmin           string
+	EnvoyLogLevel        string
+	NodeID               string
+	RunDir               string
+	GatewayAddress       string
+	PortOffset           uint
+	AccessLog            string
+	DNSResolvers         []string
+	ConnectTimeout       time.Duration
+	LogLevel             string
+	LogFormat            string
+	AdminListen          string
 	// DecisionsKept is how many denied decisions the in-memory store keeps
 	// for the API, the CLI and the dashboard (allowed ones: a fifth).
 	DecisionsKept int
@@ -104,6 +107,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces the Kubernetes source watches (default: all)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "with several replicas: elect one to write status and Events (every replica serves)")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "egressd-system", "namespace of the leader election Lease")
+	fs.StringVar(&c.CredentialsNamespace, "credentials-namespace", "egressd-system", "with --source kubernetes: namespace of the Secrets DestinationRules name by credentialName, mirrored into --cert-dir")
 	fs.StringVar(&outbound, "outbound", string(serviceentry.RegistryOnly), "outbound traffic policy: REGISTRY_ONLY (deny unlisted), ALLOW_ANY, or AUDIT (allow unlisted but record each as audit-deny)")
 	fs.StringVar(&c.XDSListen, "xds-listen", "127.0.0.1:18000", "address of the xDS (ADS) gRPC server Envoy connects to")
 	fs.StringVar(&c.Envoy, "envoy", envoyManaged, "managed: start and supervise Envoy; external: only serve xDS to an Envoy run elsewhere")
@@ -120,7 +124,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz, /readyz and the /api/v1 decision API (\"\" disables it)")
-	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert)")
+	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert); with --source kubernetes, where the Secrets are mirrored (default: RUN_DIR/credentials)")
 	fs.DurationVar(&c.CertExpiryWarning, "cert-expiry-warning", 30*24*time.Hour, "warn this long before a client certificate for TLS origination expires")
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
@@ -147,6 +151,9 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("--source: %q: use %s or %s", c.Source, sourceDir, sourceKubernetes)
 	}
 	c.WatchNamespaces = splitList(watchNamespaces)
+	if c.Source == sourceKubernetes && c.CertDir == "" {
+		c.CertDir = filepath.Join(c.RunDir, "credentials")
+	}
 	if c.MeshPort > 65535 {
 		return nil, fmt.Errorf("--mesh-port: %d is not a port", c.MeshPort)
 	}

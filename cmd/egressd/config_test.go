@@ -25,6 +25,7 @@ func defaultConfig() Config {
 	return Config{
 		Source:                  "dir",
 		LeaderElectionNamespace: "egressd-system",
+		CredentialsNamespace:    "egressd-system",
 		ConfigDir:               "examples",
 		Outbound:                serviceentry.RegistryOnly,
 		XDSListen:               "127.0.0.1:18000",
@@ -147,6 +148,10 @@ func TestNewConfigFlags(t *testing.T) {
 		"decisions-kept":           {[]string{"--decisions-kept=100"}, func(c *Config) { c.DecisionsKept = 100 }},
 		"kubernetes source": {[]string{"--source=kubernetes", "--kubeconfig=/k", "--watch-namespaces=a,b", "--leader-elect"}, func(c *Config) {
 			c.Source, c.Kubeconfig, c.WatchNamespaces, c.LeaderElect = "kubernetes", "/k", []string{"a", "b"}, true
+			c.CertDir = "/run/user/1000/egressd/credentials"
+		}},
+		"kubernetes credentials": {[]string{"--source=kubernetes", "--credentials-namespace=istio-system", "--cert-dir=/c"}, func(c *Config) {
+			c.Source, c.CredentialsNamespace, c.CertDir = "kubernetes", "istio-system", "/c"
 		}},
 		"mesh off":             {[]string{"--mesh-port=0"}, func(c *Config) { c.MeshPort = 0 }},
 		"mesh ca dir":          {[]string{"--mesh-ca-dir=/etc/cacerts"}, func(c *Config) { c.MeshCADir = "/etc/cacerts" }},

@@ -38,6 +38,9 @@ type kubeSource struct {
 	id        string
 	leader    atomic.Bool
 	log       *zap.Logger
+	// mirror writes the credential Secrets DestinationRules name into
+	// --cert-dir, where the origination store reads them.
+	mirror *source.SecretMirror
 }
 
 func newKubeSource(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onUpdate func(context.Context, *serviceentry.Allowlist)) (*kubeSource, error) {
@@ -61,6 +64,10 @@ func newKubeSource(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onUp
 		return nil, err
 	}
 	k := &kubeSource{kube: kc, elect: cfg.LeaderElect, namespace: cfg.LeaderElectionNamespace, log: log}
+	if err := os.MkdirAll(cfg.CertDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--cert-dir: %w", err)
+	}
+	k.mirror = &source.SecretMirror{Kube: kc, Namespace: cfg.CredentialsNamespace, Dir: cfg.CertDir, Log: log.Named("credentials")}
 	k.id, _ = os.Hostname()
 	k.id = fmt.Sprintf("%s_%d", k.id, os.Getpid())
 	k.Kube = &source.Kube{

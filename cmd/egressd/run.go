@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,14 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 
 	var loaded atomic.Bool
 	var snapshotAt atomic.Int64
+	// mirror (--source kubernetes) writes the credential Secrets into
+	// --cert-dir before the store loads them; a missing Secret fails the
+	// clusters that need it closed until the mirror writes it.
+	var mirror *source.SecretMirror
 	onUpdate := func(ctx context.Context, a *serviceentry.Allowlist) {
+		if mirror != nil {
+			mirror.Want(credentialNames(a))
+		}
 		for name, err := range certs.Want(origination.SourcesOf(a)) {
 			// The clusters that need it refuse traffic until it loads.
 			log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
@@ -200,7 +208,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		if err != nil {
 			return err
 		}
-		src, sourceReady = kube, kube.Ready
+		src, sourceReady, mirror = kube, kube.Ready, kube.mirror
 		// Decisions from callers without a mesh certificate still name
 		// their workload, by pod IP.
 		enrich = func(d *decision.Decision) *decision.Decision {
@@ -231,6 +239,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	}
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return src.Start(ctx) })
+	if mirror != nil {
+		g.Go(func() error { return mirror.Start(ctx) })
+	}
 	if supervisor != nil {
 		g.Go(func() error { return supervisor.Start(ctx) })
 	}
@@ -273,6 +284,19 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
+}
+
+// credentialNames lists, once each, the credentialNames of the TLS
+// origination material a snapshot uses (client key pairs and CA bundles).
+func credentialNames(a *serviceentry.Allowlist) []string {
+	client, ca := origination.SourcesOf(a)
+	var names []string
+	for _, src := range append(client, ca...) {
+		if n := src.CredentialName; n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // meshOptions turns the mesh listener on unless --mesh-port is 0.
