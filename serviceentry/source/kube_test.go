@@ -609,3 +609,28 @@ func TestWatchHealth(t *testing.T) {
 		t.Fatal("not recovered after WatchRecovery without errors")
 	}
 }
+
+// TestKubeExportTo: exportTo set on a ServiceEntry in the cluster reaches
+// the compiled entry (the gateway enforces it where the caller is known),
+// and changing it alone publishes a new snapshot.
+func TestKubeExportTo(t *testing.T) {
+	se := serviceEntry("team-a", "ledger", "ledger.example.com")
+	se.Spec.ExportTo = []string{"."}
+	h := startKube(t, nil, se)
+	a := h.next(t)
+	if got := a.Entries()[0].ExportTo; len(got) != 1 || got[0] != "." {
+		t.Fatalf("exportTo %v, want [.]", got)
+	}
+	updated := se.DeepCopy()
+	updated.Spec.ExportTo = []string{".", "team-b"}
+	if _, err := h.istio.NetworkingV1().ServiceEntries("team-a").Update(context.Background(), updated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := h.until(t, "exportTo [., team-b]", func(a *serviceentry.Allowlist) bool {
+		e := a.Entries()
+		return len(e) == 1 && len(e[0].ExportTo) == 2 && e[0].ExportTo[1] == "team-b"
+	})
+	if b.Version() == a.Version() {
+		t.Error("version unchanged after an exportTo change")
+	}
+}
