@@ -71,6 +71,7 @@ golden:
 
 ## bench: benchmarks (figures as ratios against baselines of the same run).
 bench: setup
+	@scripts/setup-loadtools.sh
 	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -1,0 +1,468 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkGatewayOverhead (issue #9) measures what the gateway costs over a
+// direct connection to the same local upstream, with real load tools:
+//
+//   - http-keepalive: wrk, HTTP/1.1 with keep-alive, routed by Host through
+//     the gateway's port-80 listener;
+//   - tls-passthrough: h2load, HTTP/2 over TLS, routed by SNI through the
+//     gateway's port-443 listener (Envoy does not terminate the TLS).
+//
+// Each sub-benchmark runs the direct baseline and the gateway back to back
+// with the same tool settings, and reports both through b.ReportMetric.
+// The work is bounded by -overhead.seconds per run, not by b.N: each
+// sub-benchmark does its runs once whatever b.N is and suppresses ns/op.
+//
+// h2load (nghttp2 1.52 in Debian bookworm) has no --sni flag. It sends the
+// URI's host as SNI and as :authority, so the benchmark asks for
+// https://secure.bench.test/ and points the TCP connection elsewhere with
+// --connect-to (the gateway's listener, or the upstream itself): no
+// /etc/hosts entry and no DNS needed. h2load prints no percentiles, only
+// min/max/mean, so the benchmark reads the per-request times it writes with
+// --log-file and computes p50/p99 itself.
+//
+// Needs wrk and h2load (scripts/setup-loadtools.sh); skipped under -short.
+func BenchmarkGatewayOverhead(b *testing.B) {
+	if testing.Short() {
+		b.Skip("e2e: skipped with -short")
+	}
+	for _, tool := range []string{"wrk", "h2load"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Skipf("%s not found; run scripts/setup-loadtools.sh", tool)
+		}
+	}
+	const (
+		webHost    = "web.bench.test"
+		secureHost = "secure.bench.test"
+	)
+	webPort := benchUpstreamHTTP(b)
+	tlsPort := benchUpstreamTLS(b, secureHost)
+
+	dir := b.TempDir()
+	writeFileTB(b, dir, "web.yaml", staticEntry("web", webHost, 80, "HTTP", webPort))
+	writeFileTB(b, dir, "secure.yaml", staticEntry("secure", secureHost, 443, "TLS", tlsPort))
+	g := startBenchGateway(b, dir)
+	waitFor(b, 60*time.Second, "gateway routes both hosts", func() error {
+		if err := g.wantStatus(webHost, http.StatusOK)(); err != nil {
+			return err
+		}
+		raw, err := net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		conn := tls.Client(raw, &tls.Config{ServerName: secureHost, InsecureSkipVerify: true})
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		return conn.Handshake()
+	})
+	pids := gatewayPIDs{envoy: g.EnvoyPID(), egressd: g.cmd.Process.Pid}
+
+	b.Run("http-keepalive", func(b *testing.B) {
+		url := "http://" + webHost + "/"
+		direct := runWrk(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), gatewayPIDs{})
+		gateway := runWrk(b, url, g.Addr(80), pids)
+		reportOverhead(b, direct, gateway)
+	})
+	b.Run("tls-passthrough", func(b *testing.B) {
+		url := "https://" + secureHost + "/"
+		direct := runH2load(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), gatewayPIDs{})
+		gateway := runH2load(b, url, g.Addr(443), pids)
+		reportOverhead(b, direct, gateway)
+	})
+}
+
+var (
+	overheadSeconds = flag.Int("overhead.seconds", 10, "BenchmarkGatewayOverhead: seconds of load per run")
+	overheadThreads = flag.Int("overhead.threads", 2, "BenchmarkGatewayOverhead: load tool threads")
+	overheadConns   = flag.Int("overhead.conns", 50, "BenchmarkGatewayOverhead: concurrent connections (one request in flight on each)")
+)
+
+// loadResult is one load tool run: throughput, latency, and the CPU the
+// parts used while it ran.
+type loadResult struct {
+	rps           float64
+	p50, p99      time.Duration
+	toolCPU       float64 // cores: load tool CPU time / wall time
+	upstreamCPU   float64 // cores: this test process (the upstream servers)
+	envoyCPU      float64 // cores: the gateway's Envoy (0 for direct runs)
+	egressdCPU    float64 // cores: egressd (0 for direct runs)
+	wall          time.Duration
+	requestsTotal int
+}
+
+func reportOverhead(b *testing.B, direct, gateway loadResult) {
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(0, "ns/op") // bounded by time, not b.N
+	b.ReportMetric(direct.rps, "direct-req/s")
+	b.ReportMetric(gateway.rps, "gw-req/s")
+	b.ReportMetric(gateway.rps/direct.rps, "gw/direct")
+	b.ReportMetric(us(direct.p50), "direct-p50-µs")
+	b.ReportMetric(us(direct.p99), "direct-p99-µs")
+	b.ReportMetric(us(gateway.p50), "gw-p50-µs")
+	b.ReportMetric(us(gateway.p99), "gw-p99-µs")
+	b.ReportMetric(us(gateway.p50-direct.p50), "added-p50-µs")
+	b.Logf("direct:  %.0f req/s, p50 %v, p99 %v, %d requests; CPU cores: load tool %.2f, upstream %.2f",
+		direct.rps, direct.p50, direct.p99, direct.requestsTotal, direct.toolCPU, direct.upstreamCPU)
+	b.Logf("gateway: %.0f req/s, p50 %v, p99 %v, %d requests; CPU cores: load tool %.2f, upstream %.2f, envoy %.2f, egressd %.2f",
+		gateway.rps, gateway.p50, gateway.p99, gateway.requestsTotal, gateway.toolCPU, gateway.upstreamCPU, gateway.envoyCPU, gateway.egressdCPU)
+}
+
+// runWrk loads url with wrk, connecting to addr (the Host header keeps the
+// URL's host).
+func runWrk(b *testing.B, url, addr string, pids gatewayPIDs) loadResult {
+	b.Helper()
+	host := strings.TrimPrefix(strings.TrimSuffix(url, "/"), "http://")
+	out, res := runLoad(b, pids, "wrk",
+		"-t", strconv.Itoa(*overheadThreads),
+		"-c", strconv.Itoa(*overheadConns),
+		"-d", fmt.Sprintf("%ds", *overheadSeconds),
+		"--timeout", "5s",
+		"--latency",
+		"-H", "Host: "+host,
+		"http://"+addr+"/")
+	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindStringSubmatch(out); m != nil {
+		b.Fatalf("wrk: %s non-2xx responses:\n%s", m[1], out)
+	}
+	if strings.Contains(out, "Socket errors:") {
+		b.Logf("wrk reported socket errors:\n%s", out)
+	}
+	var err error
+	if res.rps, err = wrkFloat(out, `Requests/sec:\s+([\d.]+)`); err != nil {
+		b.Fatalf("wrk: %v:\n%s", err, out)
+	}
+	if res.p50, err = wrkLatency(out, "50%"); err != nil {
+		b.Fatalf("wrk: %v:\n%s", err, out)
+	}
+	if res.p99, err = wrkLatency(out, "99%"); err != nil {
+		b.Fatalf("wrk: %v:\n%s", err, out)
+	}
+	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(out); m != nil {
+		res.requestsTotal, _ = strconv.Atoi(m[1])
+	}
+	return res
+}
+
+func wrkFloat(out, pattern string) (float64, error) {
+	m := regexp.MustCompile(pattern).FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no match for %q", pattern)
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+// wrkLatency reads a line of wrk's --latency distribution, e.g.
+// "     50%  412.00us" or "     99%    1.23ms".
+func wrkLatency(out, pct string) (time.Duration, error) {
+	m := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(pct) + `\s+([\d.]+)(us|ms|s)\s*$`).FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no %s latency line", pct)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, err
+	}
+	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+	return time.Duration(v * float64(unit)), nil
+}
+
+// runH2load loads url (HTTP/2 over TLS, SNI from the URL's host) with
+// h2load, connecting to addr.
+func runH2load(b *testing.B, url, addr string, pids gatewayPIDs) loadResult {
+	b.Helper()
+	logPath := filepath.Join(b.TempDir(), "h2load.log")
+	out, res := runLoad(b, pids, "h2load",
+		"-t", strconv.Itoa(*overheadThreads),
+		"-c", strconv.Itoa(*overheadConns),
+		"-m", "1", // one request in flight per connection, as with wrk
+		"-D", strconv.Itoa(*overheadSeconds),
+		"--connect-to", addr,
+		"--log-file", logPath,
+		url)
+	m := regexp.MustCompile(`requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`).FindStringSubmatch(out)
+	if m == nil {
+		b.Fatalf("h2load: no requests line:\n%s", out)
+	}
+	res.requestsTotal, _ = strconv.Atoi(m[3])
+	if m[4] != "0" || m[5] != "0" || m[6] != "0" || res.requestsTotal == 0 {
+		b.Fatalf("h2load: failed requests:\n%s", out)
+	}
+	// With -D, the 2xx count may include responses that arrived after the
+	// measurement ended; check that there is no other status.
+	if sc := regexp.MustCompile(`status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`).FindStringSubmatch(out); sc == nil || sc[1] != "0" || sc[2] != "0" || sc[3] != "0" {
+		b.Fatalf("h2load: not every response was 2xx:\n%s", out)
+	}
+	var err error
+	if res.rps, err = wrkFloat(out, `finished in [\d.]+m?s, ([\d.]+) req/s`); err != nil {
+		b.Fatalf("h2load: %v:\n%s", err, out)
+	}
+	lat, err := h2loadLatencies(logPath)
+	if err != nil {
+		b.Fatalf("h2load log: %v", err)
+	}
+	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
+	return res
+}
+
+// h2loadLatencies reads h2load's --log-file: one line per request, tab
+// separated: start time (µs since the epoch), status code, duration in µs.
+func h2loadLatencies(path string) ([]time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lat []time.Duration
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		if len(fields) != 3 {
+			return nil, fmt.Errorf("line %q: want 3 tab-separated fields", sc.Text())
+		}
+		us, err := strconv.ParseInt(fields[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %q: %w", sc.Text(), err)
+		}
+		lat = append(lat, time.Duration(us)*time.Microsecond)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(lat) == 0 {
+		return nil, errors.New("no requests logged")
+	}
+	return lat, nil
+}
+
+// percentile is the nearest-rank percentile p of d (d is sorted in place).
+func percentile(d []time.Duration, p float64) time.Duration {
+	slices.Sort(d)
+	i := int(float64(len(d))*p/100+0.5) - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+// gatewayPIDs names the gateway's processes whose CPU time a run measures;
+// zero for direct runs.
+type gatewayPIDs struct{ envoy, egressd int }
+
+// runLoad runs a load tool with a hard time limit and measures the CPU the
+// tool, this process (the upstreams), Envoy and egressd used while it ran.
+func runLoad(b *testing.B, pids gatewayPIDs, name string, args ...string) (string, loadResult) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(*overheadSeconds)*time.Second+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	selfBefore := selfCPU()
+	envoyBefore, egressdBefore := procCPU(pids.envoy), procCPU(pids.egressd)
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		b.Fatalf("%s %s: %v:\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	res := loadResult{wall: wall}
+	secs := wall.Seconds()
+	res.toolCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() / secs
+	res.upstreamCPU = (selfCPU() - selfBefore).Seconds() / secs
+	if pids.envoy > 0 {
+		res.envoyCPU = (procCPU(pids.envoy) - envoyBefore).Seconds() / secs
+		res.egressdCPU = (procCPU(pids.egressd) - egressdBefore).Seconds() / secs
+	}
+	return out.String(), res
+}
+
+// selfCPU is the CPU time this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time (user + system) process pid used so far, from
+// /proc/<pid>/stat (clock ticks of 1/100 s, the Linux default USER_HZ).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields after it are
+	// counted from its closing parenthesis. utime and stime are fields 14
+	// and 15, so 11 and 12 after it.
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// benchUpstreamHTTP starts a fast HTTP/1.1 upstream with a small body.
+func benchUpstreamHTTP(b *testing.B) int {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: smallBody(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// benchUpstreamTLS starts the same upstream over TLS (HTTP/2 and HTTP/1.1 by
+// ALPN) with a fresh self-signed certificate for name.
+func benchUpstreamTLS(b *testing.B, name string) int {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           smallBody(),
+		ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func smallBody() http.Handler {
+	body := []byte("ok\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})
+}
+
+// startBenchGateway is startGateway for a benchmark: the same egressd flags,
+// info logging, no Envoy access log file (egressd's default).
+func startBenchGateway(b *testing.B, configDir string) *Gateway {
+	b.Helper()
+	tmp := b.TempDir()
+	g := &Gateway{
+		ConfigDir:  configDir,
+		RunDir:     filepath.Join(tmp, "run"),
+		IP:         gatewayIP(),
+		PortOffset: 10000,
+		AdminAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortTB(b))),
+		logPath:    filepath.Join(tmp, "egressd.log"),
+		exited:     make(chan struct{}),
+	}
+	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
+	g.DNSAddr = net.JoinHostPort(g.IP, "15053")
+	g.cmd = exec.Command(egressdBin, "run",
+		"--config", configDir,
+		"--xds-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortTB(b))),
+		"--envoy-admin", g.AdminAddr,
+		"--admin-listen", g.EgressdAdmin,
+		"--dns-listen", g.DNSAddr,
+		"--run-dir", g.RunDir,
+		"--gateway-address", g.IP,
+		"--port-offset", strconv.Itoa(g.PortOffset),
+		"--envoy-path", envoyBin,
+		"--log-level", "info",
+	)
+	logFile, err := os.Create(g.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logFile.Close()
+	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
+	if err := g.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+	b.Cleanup(func() {
+		g.Stop()
+		g.killEnvoy()
+		if b.Failed() {
+			b.Logf("egressd output:\n%s", g.Logs())
+		}
+	})
+	return g
+}
+
+func freePortTB(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func writeFileTB(tb testing.TB, dir, name, content string) {
+	tb.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 100 ms until it holds or within passes.
+func waitFor(tb testing.TB, within time.Duration, what string, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.Fatalf("%s: not true within %s: %v", what, within, err)
+}
