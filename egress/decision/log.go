@@ -18,7 +18,7 @@ const (
 // Log field keys of a decision line.
 const (
 	FieldDecisionID    = "decision_id"
-	FieldTime          = "time"
+	FieldTime          = "event_time"
 	FieldLayer         = "layer"
 	FieldVerdict       = "verdict"
 	FieldReason        = "reason"

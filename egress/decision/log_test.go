@@ -54,7 +54,7 @@ func TestLogger(t *testing.T) {
 			wantMsg:   "egress denied",
 			want: map[string]any{
 				"decision_id":    uint64(42),
-				"time":           "2025-03-01T12:00:00.123456789Z",
+				"event_time":     "2025-03-01T12:00:00.123456789Z",
 				"layer":          "http",
 				"verdict":        "deny",
 				"reason":         "redirect_to_unlisted_host",
@@ -86,7 +86,7 @@ func TestLogger(t *testing.T) {
 			wantMsg:   "egress audit-denied",
 			want: map[string]any{
 				"decision_id": uint64(7),
-				"time":        "2025-03-01T12:00:00.123456789Z",
+				"event_time":  "2025-03-01T12:00:00.123456789Z",
 				"layer":       "dns",
 				"verdict":     "audit-deny",
 				"reason":      "not_in_registry",
