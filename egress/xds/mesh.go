@@ -194,7 +194,7 @@ func (t *translator) meshHTTPChain(port uint32, names []string, downstream *core
 // the network RBAC filters.
 func (t *translator) meshTLSChain(port uint32, hp hostPort, names []string, downstream *corev3.TransportSocket, policies []*serviceentry.AuthorizationPolicy) *listenerv3.FilterChain {
 	name := fmt.Sprintf("mesh|tls|%d|%s", port, hp.host.Name)
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String(), mesh: true})
+	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String(), mesh: true})
 	cluster := t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
 	// Inside mesh TLS the server name Envoy sees is the mesh one: decide
 	// the policies' hosts for this chain's host now.
@@ -211,6 +211,6 @@ func (t *translator) meshTLSChain(port uint32, hp hostPort, names []string, down
 // meshDenyChain closes mesh connections for server names no entry allows.
 func (t *translator) meshDenyChain(port uint32) *listenerv3.FilterChain {
 	name := "mesh|unlisted"
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, mesh: true})
+	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, mesh: true})
 	return &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{tcpProxyFilter(name, BlackholeCluster, log)}}
 }

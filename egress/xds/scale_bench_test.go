@@ -44,7 +44,8 @@ var scaleSizes = []int{100, 1000, 10000}
 func scaleOptions(tb testing.TB) Options {
 	// A loopback address of its own keeps the listeners off other sockets.
 	listenIP := fmt.Sprintf("127.97.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
-	return Options{ListenAddress: listenIP, PortOffset: 20000, AccessLogPath: os.DevNull,
+	// egressd run's defaults: decisions by gRPC access log, no Envoy file log.
+	return Options{ListenAddress: listenIP, PortOffset: 20000,
 		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, DNSResolvers: []string{closedUDPPort(tb)}}
 }
 

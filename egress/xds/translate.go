@@ -70,7 +70,7 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 	if o.SecretNames == nil && needsSecrets(a) {
 		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
-	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}}
+	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{}}
 	plans := planPorts(a, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
@@ -168,6 +168,29 @@ type translator struct {
 	routes       []*routev3.RouteConfiguration
 	clusters     map[string]*clusterv3.Cluster
 	dynamicPorts map[uint32]bool // HTTP ports whose routes forward dynamically
+	logs         map[string][]*accesslogv3.AccessLog
+}
+
+// tcpLogs is tcpAccessLog, built once per distinct configuration: with
+// thousands of TLS hosts on a port every chain logs alike (the entry's
+// name only goes into the optional file log), and marshalling the same
+// logger config for each chain was a quarter of a large translation.
+// Sharing the messages is safe: they are only read from here on.
+func (t *translator) tcpLogs(port uint32, logs ...tcpLog) []*accesslogv3.AccessLog {
+	key := make([]tcpLog, len(logs))
+	copy(key, logs)
+	if t.o.AccessLogPath == "" {
+		for i := range key {
+			key[i].serviceEntry = ""
+		}
+	}
+	k := fmt.Sprint(port, key)
+	if out, ok := t.logs[k]; ok {
+		return out
+	}
+	out := tcpAccessLog(t.o, port, logs...)
+	t.logs[k] = out
+	return out
 }
 
 func (t *translator) addCluster(c *clusterv3.Cluster) string {
@@ -251,7 +274,7 @@ func (t *translator) port(p *portPlan) error {
 // tlsChain passes TLS for one SNI through to the host, unterminated.
 func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain {
 	name := fmt.Sprintf("tls|%d|%s", port, hp.host.Name)
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String()})
+	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String()})
 	var filters []*listenerv3.Filter
 	cluster := ""
 	if dynamic(hp) {
@@ -280,14 +303,14 @@ func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 	noSNI := tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"}
 	if t.o.Outbound.Forwards() {
 		verdict, reason := t.unlistedVerdict()
-		log := tcpAccessLog(t.o, port,
+		log := t.tcpLogs(port,
 			tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"}, noSNI)
 		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
 			sniForwardFilter(t.o, port),
 			tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
 		}}
 	}
-	log := tcpAccessLog(t.o, port,
+	log := t.tcpLogs(port,
 		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, filter: "connection.requested_server_name != ''"}, noSNI)
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
 		tcpProxyFilter(name, BlackholeCluster, log),
@@ -318,7 +341,7 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	default:
 		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
 	}
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
+	log := t.tcpLogs(port, tcpLog{layer: "tcp", verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{tcpProxyFilter(name, cluster, log)}}
 }
 
@@ -330,7 +353,7 @@ func (t *translator) denyChain(port uint32) *listenerv3.FilterChain {
 		// Without a Host or SNI the gateway cannot know where to go.
 		reason = ReasonUnidentifiedTCP
 	}
-	log := tcpAccessLog(t.o, port, tcpLog{layer: "tcp", verdict: VerdictDeny, reason: reason})
+	log := t.tcpLogs(port, tcpLog{layer: "tcp", verdict: VerdictDeny, reason: reason})
 	return &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{tcpProxyFilter(name, BlackholeCluster, log)}}
 }
 
