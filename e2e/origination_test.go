@@ -37,6 +37,10 @@ func tlsUpstream(t *testing.T, pair tls.Certificate, clients *x509.CertPool) int
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, "https://elsewhere.unlisted.test/landing", http.StatusFound)
+			return
+		}
 		client := "none"
 		if len(r.TLS.PeerCertificates) > 0 {
 			client = r.TLS.PeerCertificates[0].Subject.CommonName
@@ -147,6 +151,25 @@ func TestTLSOrigination(t *testing.T) {
 		}
 		return nil
 	})
+	// Originated traffic is HTTP to the gateway: a redirect inside the
+	// upstream's TLS is seen, and one to an unlisted host is reported.
+	redirectClient := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, g.Addr(80))
+		}}}
+	if resp, err := redirectClient.Get("http://api.simple.test/redirect"); err != nil || resp.StatusCode != http.StatusFound {
+		t.Errorf("redirect through origination: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	g.waitDecision(t, "redirect to an unlisted host over originated TLS", url.Values{"reason": {"redirect_to_unlisted_host"}}, func(d decision.Decision) error {
+		if d.Host != "elsewhere.unlisted.test" || d.Chain == nil || len(d.Chain.Hops) != 2 || d.Chain.Hops[0].Host != "api.simple.test" {
+			return fmt.Errorf("%+v", d)
+		}
+		return nil
+	})
+
 	code, body, err := g.httpGet("api.mutual.test")
 	if err != nil || code != 200 || !strings.Contains(body, "client egress-client-1") {
 		t.Errorf("MUTUAL origination: %d %q %v", code, body, err)
