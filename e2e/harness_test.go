@@ -85,7 +85,7 @@ func skipShort(t *testing.T) {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,7 +109,7 @@ func gatewayIP() string {
 
 // Gateway is one running egressd (with its managed Envoy).
 type Gateway struct {
-	t          *testing.T
+	t          testing.TB
 	ConfigDir  string
 	RunDir     string
 	AccessLog  string
@@ -125,7 +125,7 @@ type Gateway struct {
 }
 
 // startGateway runs egressd with a managed Envoy on a config folder.
-func startGateway(t *testing.T, configDir string, extra ...string) *Gateway {
+func startGateway(t testing.TB, configDir string, extra ...string) *Gateway {
 	t.Helper()
 	tmp := t.TempDir()
 	g := &Gateway{
@@ -280,7 +280,7 @@ func (g *Gateway) httpGet(host string) (int, string, error) {
 }
 
 // eventually polls cond every 50 ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) time.Duration {
+func eventually(t testing.TB, within time.Duration, what string, cond func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var err error
@@ -368,7 +368,7 @@ func upstreamTLSOn(t *testing.T, addr string, names ...string) (int, *x509.Certi
 
 // writeFile writes a config file atomically (rename), as editors and
 // ConfigMap updates do.
-func writeFile(t *testing.T, dir, name, content string) {
+func writeFile(t testing.TB, dir, name, content string) {
 	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {

@@ -67,10 +67,11 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	tlsPort := benchUpstreamTLS(b, secureHost)
 
 	dir := b.TempDir()
-	writeFileTB(b, dir, "web.yaml", staticEntry("web", webHost, 80, "HTTP", webPort))
-	writeFileTB(b, dir, "secure.yaml", staticEntry("secure", secureHost, 443, "TLS", tlsPort))
-	g := startBenchGateway(b, dir)
-	waitFor(b, 60*time.Second, "gateway routes both hosts", func() error {
+	writeFile(b, dir, "web.yaml", staticEntry("web", webHost, 80, "HTTP", webPort))
+	writeFile(b, dir, "secure.yaml", staticEntry("secure", secureHost, 443, "TLS", tlsPort))
+	// egressd's defaults: info logging, no Envoy access log file.
+	g := startGateway(b, dir, "--log-level", "info", "--no-envoy-access-log")
+	eventually(b, 60*time.Second, "gateway routes both hosts", func() error {
 		if err := g.wantStatus(webHost, http.StatusOK)(); err != nil {
 			return err
 		}
@@ -386,83 +387,4 @@ func smallBody() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write(body)
 	})
-}
-
-// startBenchGateway is startGateway for a benchmark: the same egressd flags,
-// info logging, no Envoy access log file (egressd's default).
-func startBenchGateway(b *testing.B, configDir string) *Gateway {
-	b.Helper()
-	tmp := b.TempDir()
-	g := &Gateway{
-		ConfigDir:  configDir,
-		RunDir:     filepath.Join(tmp, "run"),
-		IP:         gatewayIP(),
-		PortOffset: 10000,
-		AdminAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortTB(b))),
-		logPath:    filepath.Join(tmp, "egressd.log"),
-		exited:     make(chan struct{}),
-	}
-	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
-	g.DNSAddr = net.JoinHostPort(g.IP, "15053")
-	g.cmd = exec.Command(egressdBin, "run",
-		"--config", configDir,
-		"--xds-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortTB(b))),
-		"--envoy-admin", g.AdminAddr,
-		"--admin-listen", g.EgressdAdmin,
-		"--dns-listen", g.DNSAddr,
-		"--run-dir", g.RunDir,
-		"--gateway-address", g.IP,
-		"--port-offset", strconv.Itoa(g.PortOffset),
-		"--envoy-path", envoyBin,
-		"--log-level", "info",
-	)
-	logFile, err := os.Create(g.logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logFile.Close()
-	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
-	if err := g.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = g.cmd.Wait(); close(g.exited) }()
-	b.Cleanup(func() {
-		g.Stop()
-		g.killEnvoy()
-		if b.Failed() {
-			b.Logf("egressd output:\n%s", g.Logs())
-		}
-	})
-	return g
-}
-
-func freePortTB(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func writeFileTB(tb testing.TB, dir, name, content string) {
-	tb.Helper()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// waitFor polls cond every 100 ms until it holds or within passes.
-func waitFor(tb testing.TB, within time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	tb.Fatalf("%s: not true within %s: %v", what, within, err)
 }

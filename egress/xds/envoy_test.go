@@ -20,6 +20,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/egressd/egressd/egress/envoy"
@@ -34,47 +35,16 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real Envoy")
 	}
-	bin, err := envoy.Locate("", envoy.RepoCacheDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := zaptest.NewLogger(t)
 	// A loopback address of this test's own: the listener ports fall in
 	// the ephemeral range, where 127.0.0.1 sockets of other tests live.
 	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
-	srv, err := NewServer(log, Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
-		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, Mesh: testMesh})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
+		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, Mesh: testMesh}
 	// Every SDS secret a golden case names, with throwaway material, so
 	// Envoy warms the origination clusters instead of waiting for them.
-	srv.SetSecrets(func() []*tlsv3.Secret { return throwawaySecrets(t) })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Start(ctx) }()
-
-	admin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := admin.Addr().String()
-	admin.Close()
-	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{XDSAddress: addr.String(), AdminAddress: adminAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup, err := envoy.NewSupervisor(envoy.SupervisorConfig{BinaryPath: bin, Bootstrap: bootstrap, RunDir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = sup.Start(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	e := startEnvoy(t, opts, zaptest.NewLogger(t), func() []*tlsv3.Secret { return throwawaySecrets(t) }, t.Fatal)
+	defer e.stop()
+	srv, ctx := e.srv, context.Background()
 
 	inputs, _ := filepath.Glob("testdata/in/*.yaml")
 	connected := false
@@ -192,4 +162,51 @@ func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
 		}
 	}
 	return out
+}
+
+// realEnvoy is an xDS server with one real Envoy connected to it.
+type realEnvoy struct {
+	srv   *Server
+	admin string // Envoy's admin address
+	stop  func()
+}
+
+// startEnvoy starts a Server with opts and secrets, and an Envoy
+// connected to it. Without an Envoy binary it calls missing (tb.Fatal for
+// tests, which must not pass without Envoy; tb.Skip for benchmarks).
+func startEnvoy(tb testing.TB, opts Options, log *zap.Logger, secrets func() []*tlsv3.Secret, missing func(args ...any)) *realEnvoy {
+	tb.Helper()
+	bin, err := envoy.Locate("", envoy.RepoCacheDir())
+	if err != nil {
+		missing("no Envoy binary (make setup installs one): ", err)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := NewServer(log, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv.SetSecrets(secrets)
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = srv.Start(ctx) }()
+	admin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	adminAddr := admin.Addr().String()
+	admin.Close()
+	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{XDSAddress: addr.String(), AdminAddress: adminAddr})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sup, err := envoy.NewSupervisor(envoy.SupervisorConfig{BinaryPath: bin, Bootstrap: bootstrap, RunDir: tb.TempDir(), Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = sup.Start(ctx); close(done) }()
+	return &realEnvoy{srv: srv, admin: adminAddr, stop: func() { cancel(); <-done }}
 }

@@ -125,52 +125,6 @@ func BenchmarkValidate(b *testing.B) {
 	}
 }
 
-// realEnvoy is an xDS server with one real Envoy connected to it.
-type realEnvoy struct {
-	srv   *Server
-	admin string
-	stop  func()
-}
-
-// startEnvoy starts a Server and an Envoy, or skips when there is no
-// Envoy binary.
-func startEnvoy(b *testing.B, opts Options) *realEnvoy {
-	b.Helper()
-	bin, err := envoy.Locate(os.Getenv("ENVOY_PATH"), envoy.RepoCacheDir())
-	if err != nil {
-		b.Skipf("no Envoy binary (make setup installs one): %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := zap.NewNop()
-	srv, err := NewServer(log, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv.SetSecrets(func() []*tlsv3.Secret { return scaleSecrets(b) })
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Start(ctx) }()
-	admin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	adminAddr := admin.Addr().String()
-	admin.Close()
-	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{XDSAddress: addr.String(), AdminAddress: adminAddr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sup, err := envoy.NewSupervisor(envoy.SupervisorConfig{BinaryPath: bin, Bootstrap: bootstrap, RunDir: b.TempDir(), Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = sup.Start(ctx); close(done) }()
-	return &realEnvoy{srv: srv, admin: adminAddr, stop: func() { cancel(); <-done }}
-}
-
 // publish updates the server with a and waits (at most timeout) for
 // Envoy's ACK.
 func (e *realEnvoy) publish(b *testing.B, a *serviceentry.Allowlist, timeout time.Duration) {
@@ -313,7 +267,7 @@ func percentile(d []time.Duration, p float64) float64 {
 func BenchmarkIncrementalACK(b *testing.B) {
 	const n, changes = 10000, 100
 	opts := scaleOptions(b)
-	e := startEnvoy(b, opts)
+	e := startEnvoy(b, opts, zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip)
 	defer e.stop()
 
 	data := gen.ServiceEntries(n, 1)
@@ -382,7 +336,7 @@ func BenchmarkIncrementalACK(b *testing.B) {
 // size whatever b.N is: run it with -benchtime 1x.
 func BenchmarkEnvoyMemory(b *testing.B) {
 	measure := func(b *testing.B, n int) (allocated, dump int) {
-		e := startEnvoy(b, scaleOptions(b))
+		e := startEnvoy(b, scaleOptions(b), zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip)
 		defer e.stop()
 		e.publish(b, compileGenerated(b, gen.ServiceEntries(n, 1)), 120*time.Second)
 		// Let the DNS clusters' first (failing) resolutions settle.
