@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"strings"
 
 	"github.com/egressd/egressd/origination/pemfile"
 )
@@ -58,40 +57,9 @@ func loadKey(p string) ([]byte, crypto.Signer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var kb *pem.Block
-	n := 0
-	for _, b := range blocks {
-		if isKeyBlock(b) {
-			if n++; kb == nil {
-				kb = b
-			}
-		}
-	}
-	switch {
-	case n == 0:
-		return nil, nil, fmt.Errorf("%s: no PRIVATE KEY block", p)
-	case n > 1:
-		return nil, nil, fmt.Errorf("%s: %d private keys; keep exactly one", p, n)
-	case kb.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(kb.Headers["Proc-Type"], "ENCRYPTED"):
-		return nil, nil, fmt.Errorf("%s: the private key is encrypted; egressd needs it unencrypted (protect the file instead)", p)
-	}
-	var key any
-	switch kb.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(kb.Bytes)
-	default:
-		return nil, nil, fmt.Errorf("%s: unsupported key block %q; use PKCS#8 (PRIVATE KEY), RSA PRIVATE KEY or EC PRIVATE KEY", p, kb.Type)
-	}
+	kb, signer, err := pemfile.Key(p, blocks)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %s block: %w", p, kb.Type, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: unsupported private key type %s", p, keyTypeName(key))
+		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: kb.Type, Bytes: kb.Bytes}), signer, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/identity"
+	"github.com/egressd/egressd/origination/pemfile"
 )
 
 // Files "cert issue" writes into --out.
@@ -129,7 +130,7 @@ func certIssueCommand(g *global, args []string, stdout, stderr io.Writer) error 
 		{outCert, chain, 0o644},
 		{outRoot, ca.BundlePEM(), 0o644},
 	} {
-		if err := writeFile(f.out, w.name, w.data, w.perm); err != nil {
+		if err := pemfile.WriteFile(f.out, w.name, w.data, w.perm); err != nil {
 			return err
 		}
 	}
@@ -164,26 +165,4 @@ func sameDir(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
-}
-
-// writeFile writes dir/name through a temporary file and a rename, so the
-// file has its mode from the start and is never seen half written.
-func writeFile(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // nothing left after a successful rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
 }

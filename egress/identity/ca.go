@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/egressd/egressd/origination/pemfile"
 )
 
 // Files of the CA folder: Istio's plugged-in CA ("cacerts") layout.
@@ -287,7 +289,7 @@ func create(dir, td string, now time.Time) error {
 		{FileCertChain, certPEM, 0o644},
 		{FileRootCert, certPEM, 0o644},
 	} {
-		if err := writeFileAtomic(dir, f.name, f.data, f.perm); err != nil {
+		if err := pemfile.WriteFile(dir, f.name, f.data, f.perm); err != nil {
 			return err
 		}
 	}

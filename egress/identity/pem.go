@@ -7,9 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/egressd/egressd/origination/pemfile"
 )
@@ -64,41 +61,8 @@ func readKey(p string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var kb *pem.Block
-	for _, b := range blocks {
-		if !isKey(b) {
-			continue
-		}
-		if kb != nil {
-			return nil, fmt.Errorf("%s: more than one private key; keep exactly one", p)
-		}
-		kb = b
-	}
-	switch {
-	case kb == nil:
-		return nil, fmt.Errorf("%s: no PRIVATE KEY block", p)
-	case kb.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(kb.Headers["Proc-Type"], "ENCRYPTED"):
-		return nil, fmt.Errorf("%s: the private key is encrypted; egressd needs it unencrypted (protect the file instead)", p)
-	}
-	var key any
-	switch kb.Type {
-	case blockPKCS8:
-		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(kb.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: unsupported key block %q; use PRIVATE KEY (PKCS#8), RSA PRIVATE KEY or EC PRIVATE KEY", p, kb.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s block does not parse: %w", p, kb.Type, err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: unsupported private key type %T", p, key)
-	}
-	return signer, nil
+	_, signer, err := pemfile.Key(p, blocks)
+	return signer, err
 }
 
 // encodeCerts encodes certificates as PEM, in order.
@@ -117,31 +81,4 @@ func encodeKey(key crypto.Signer) ([]byte, error) {
 		return nil, errors.New("encoding the private key as PKCS#8 failed")
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: blockPKCS8, Bytes: der}), nil
-}
-
-// writeFileAtomic writes data to dir/name through a temporary file and a
-// rename, so a reader sees the old content or the new, never a part.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, nothing to remove
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
 }

@@ -1,15 +1,19 @@
-// Package pemfile reads PEM files strictly: bounded in size, and a block
-// that starts but does not decode is an error instead of being skipped as
-// encoding/pem would. The TLS material of origination and the mesh CA both
-// read their files with it.
+// Package pemfile reads PEM files strictly (bounded in size; a block that
+// starts but does not decode is an error instead of being skipped as
+// encoding/pem would; one unencrypted private key) and writes them
+// atomically. The TLS material of origination, the mesh CA and egressctl
+// use it.
 package pemfile
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"encoding/pem"
@@ -69,3 +73,75 @@ func Read(p string, max int64) ([]*pem.Block, error) {
 
 // IsKey reports whether a PEM block holds a private key of any kind.
 func IsKey(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }
+
+// Key returns the one private key among blocks read from file p, parsed:
+// PKCS#8, PKCS#1 (RSA) or SEC 1 (EC), unencrypted, usable as a signer.
+// It also returns the key's block. Errors name p and never hold key
+// material.
+func Key(p string, blocks []*pem.Block) (*pem.Block, crypto.Signer, error) {
+	var kb *pem.Block
+	n := 0
+	for _, b := range blocks {
+		if IsKey(b) {
+			if n++; kb == nil {
+				kb = b
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, nil, fmt.Errorf("%s: no PRIVATE KEY block", p)
+	case n > 1:
+		return nil, nil, fmt.Errorf("%s: %d private keys; keep exactly one", p, n)
+	case kb.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(kb.Headers["Proc-Type"], "ENCRYPTED"):
+		return nil, nil, fmt.Errorf("%s: the private key is encrypted; egressd needs it unencrypted (protect the file instead)", p)
+	}
+	var key any
+	var err error
+	switch kb.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(kb.Bytes)
+	default:
+		return nil, nil, fmt.Errorf("%s: unsupported key block %q; use PKCS#8 (PRIVATE KEY), RSA PRIVATE KEY or EC PRIVATE KEY", p, kb.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %s block: %w", p, kb.Type, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: unsupported private key type %T", p, key)
+	}
+	return kb, signer, nil
+}
+
+// WriteFile writes data to dir/name with mode perm through a temporary
+// file and a rename, so a reader sees the old content or the new, never a
+// part, and the file never exists with a wider mode.
+func WriteFile(dir, name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, nothing to remove
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
