@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 
@@ -12,6 +13,7 @@ import (
 	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/serviceentry"
@@ -68,6 +70,24 @@ func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cl
 	}
 	return c
 }
+
+// passthroughCluster is hostCluster under PassthroughClusterName: the
+// upstream of a TLS host the gateway passes through.
+func passthroughCluster(o Options, hp hostPort) *clusterv3.Cluster {
+	c := hostCluster(o, hp.host.Name, hp.hp)
+	c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
+	c.LoadAssignment.ClusterName = c.Name
+	// The SNI chain is shared by every host: its file log reads the
+	// entry's name from here (clusterEntryField).
+	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: map[string]*structpb.Value{
+		"serviceentry": structpb.NewStringValue(hp.hp.Entry.Ref.String()),
+	}}}}
+	return c
+}
+
+// clusterEntryField is the file access log's value of the upstream
+// cluster's ServiceEntry (passthroughCluster's metadata).
+var clusterEntryField = fmt.Sprintf("%%CLUSTER_METADATA(%s:serviceentry)%%", routeMetadataKey)
 
 func baseCluster(o Options, name string) *clusterv3.Cluster {
 	return &clusterv3.Cluster{

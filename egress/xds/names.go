@@ -25,6 +25,19 @@ func ClusterName(host string, port uint32) string {
 	return fmt.Sprintf("outbound|%d||%s", port, host)
 }
 
+// PassthroughClusterName is the cluster of one host whose TLS the gateway
+// passes through unterminated on a service port. Under REGISTRY_ONLY the
+// gateway finds it from the connection's SNI, so its name differs from
+// ClusterName's: an SNI can only ever select a passthrough cluster of the
+// port it arrived on, never an HTTP, TCP or origination cluster.
+func PassthroughClusterName(host string, port uint32) string {
+	return fmt.Sprintf("outbound|%d|tls|%s", port, host)
+}
+
+// SNIChainName is the filter chain of a TLS port that passes listed hosts
+// through by SNI under REGISTRY_ONLY, and closes the rest.
+func SNIChainName(port uint32) string { return fmt.Sprintf("tls|%d|by_sni", port) }
+
 // ListenerName is the gateway listener of one service port.
 func ListenerName(port uint32) string { return fmt.Sprintf("egress_%d", port) }
 

@@ -9,11 +9,13 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	filterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/set_filter_state/v3"
 	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	setfilterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/set_filter_state/v3"
 	snidfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_dynamic_forward_proxy/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -244,13 +246,25 @@ func (t *translator) port(p *portPlan) error {
 		l.ListenerFiltersTimeout = durationpb.New(1e9)
 	}
 
+	// Under REGISTRY_ONLY exact hosts resolved by the gateway's clusters
+	// need no chain of their own: the SNI names their cluster (sniChain).
+	// The listener then does not grow or change with those hosts, and a
+	// host added or removed is one cluster added or removed.
+	bySNI := !t.o.Outbound.Forwards()
 	for _, hp := range p.tls {
+		if bySNI && !dynamic(hp) && !hp.host.Wildcard {
+			t.addCluster(passthroughCluster(t.o, hp))
+			continue
+		}
 		l.FilterChains = append(l.FilterChains, t.tlsChain(p.number, hp))
 	}
 	for _, hp := range byAddress {
 		l.FilterChains = append(l.FilterChains, t.tcpChain(p.number, hp))
 	}
-	if hasTLS {
+	switch {
+	case hasTLS && bySNI:
+		l.FilterChains = append(l.FilterChains, t.sniChain(p.number))
+	case hasTLS:
 		l.FilterChains = append(l.FilterChains, t.unknownSNIChain(p.number))
 	}
 	if hasHTTP {
@@ -281,7 +295,7 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 		filters = append(filters, sniForwardFilter(t.o, hp.hp.UpstreamPort()))
 		cluster = t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false))
 	} else {
-		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+		cluster = t.addCluster(passthroughCluster(t.o, hp))
 	}
 	filters = append(filters, tcpProxyFilter(name, cluster, log))
 	return &listenerv3.FilterChain{
@@ -294,26 +308,56 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	}
 }
 
-// unknownSNIChain takes every TLS connection whose SNI no entry allows: under
-// REGISTRY_ONLY it is closed at once; under ALLOW_ANY and AUDIT it is passed
-// through to the SNI's host.
+// sniChain takes every TLS connection no wildcard or resolution-NONE chain
+// claims (REGISTRY_ONLY): the SNI names the cluster,
+// PassthroughClusterName(SNI, port). A listed host's cluster exists and the
+// connection is passed through to it; for any other SNI (or none) there is
+// no such cluster and tcp_proxy closes the connection at once. Only the
+// port's passthrough clusters carry the name's prefix, so no SNI can select
+// another port's or another kind of cluster.
+func (t *translator) sniChain(port uint32) *listenerv3.FilterChain {
+	name := SNIChainName(port)
+	// Which of the loggers writes depends on whether the SNI's cluster
+	// exists: xds.cluster_name is only set once tcp_proxy found it.
+	log := t.tcpLogs(port,
+		tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: clusterEntryField,
+			filter: "connection.requested_server_name != '' && has(xds.cluster_name)"},
+		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, filter: "connection.requested_server_name != '' && !has(xds.cluster_name)"},
+		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
+	clusterBySNI := &listenerv3.Filter{
+		Name: "envoy.filters.network.set_filter_state",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&setfilterstatev3.Config{
+			OnNewConnection: []*filterstatev3.FilterStateValue{{
+				Key: &filterstatev3.FilterStateValue_ObjectKey{ObjectKey: "envoy.tcp_proxy.cluster"},
+				Value: &filterstatev3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
+					Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+						Specifier: &corev3.DataSource_InlineString{InlineString: PassthroughClusterName("%REQUESTED_SERVER_NAME%", port)},
+					}},
+				}},
+			}},
+		})},
+	}
+	return &listenerv3.FilterChain{
+		Name:             name,
+		FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "tls"},
+		// The blackhole is tcp_proxy's cluster only if the filter state
+		// were missing; the filter always sets it.
+		Filters: []*listenerv3.Filter{clusterBySNI, tcpProxyFilter(name, BlackholeCluster, log)},
+	}
+}
+
+// unknownSNIChain takes every TLS connection whose SNI no entry allows
+// under ALLOW_ANY and AUDIT: it is passed through to the SNI's host.
 func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 	name := fmt.Sprintf("tls|%d|unlisted", port)
 	match := &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
-	noSNI := tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"}
-	if t.o.Outbound.Forwards() {
-		verdict, reason := t.unlistedVerdict()
-		log := t.tcpLogs(port,
-			tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"}, noSNI)
-		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
-			sniForwardFilter(t.o, port),
-			tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
-		}}
-	}
+	verdict, reason := t.unlistedVerdict()
 	log := t.tcpLogs(port,
-		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, filter: "connection.requested_server_name != ''"}, noSNI)
+		tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"},
+		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
-		tcpProxyFilter(name, BlackholeCluster, log),
+		sniForwardFilter(t.o, port),
+		tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
 	}}
 }
 
