@@ -263,7 +263,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			Health: func() dashboard.Health {
 				h := dashboard.Health{
 					EnvoyConnected:   server.Connected(),
-					AckedVersion:     server.Acked()["type.googleapis.com/envoy.config.listener.v3.Listener"],
+					AckedVersion:     server.AckedVersion(),
 					PublishedVersion: server.Version(),
 					Rejected:         server.Rejected(),
 					SourceSynced:     ready(),

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	dnscommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/common/dns/v3"
+	dnsclusterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dns/v3"
 	dfpclusterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dynamic_forward_proxy/v3"
 	dfpcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/dynamic_forward_proxy/v3"
 	caresv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/network/dns_resolver/cares/v3"
@@ -24,7 +27,8 @@ import (
 const circuitBreakerLimit = 65536
 
 // hostCluster builds the cluster for one exact host and service port.
-func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cluster {
+func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
+	o := t.o
 	e := hp.Entry
 	c := baseCluster(o, ClusterName(host, hp.Number))
 	if hp.Protocol.UpstreamHTTP2() {
@@ -40,8 +44,7 @@ func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cl
 	case serviceentry.ResolutionDNSRoundRobin:
 		// LOGICAL_DNS: one address at a time, re-resolved for new
 		// connections; Envoy allows exactly one endpoint here.
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
-		setDNS(o, c)
+		c.ClusterDiscoveryType = t.dnsCluster(true)
 		if len(e.Endpoints) > 0 {
 			endpoints = append(endpoints, lbEndpoint(e.Endpoints[0].Address, e.Endpoints[0].PortFor(hp.Port), 0))
 		} else {
@@ -51,8 +54,7 @@ func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cl
 		// DNS, and NONE for TCP entries without addresses (the gateway has
 		// no original destination to pass through to, so it resolves the
 		// host): STRICT_DNS keeps every resolved address in the pool.
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		setDNS(o, c)
+		c.ClusterDiscoveryType = t.dnsCluster(false)
 		if len(e.Endpoints) > 0 {
 			for _, ep := range e.Endpoints {
 				endpoints = append(endpoints, lbEndpoint(ep.Address, ep.PortFor(hp.Port), ep.Weight))
@@ -73,8 +75,8 @@ func hostCluster(o Options, host string, hp serviceentry.HostPort) *clusterv3.Cl
 
 // passthroughCluster is hostCluster under PassthroughClusterName: the
 // upstream of a TLS host the gateway passes through.
-func passthroughCluster(o Options, hp hostPort) *clusterv3.Cluster {
-	c := hostCluster(o, hp.host.Name, hp.hp)
+func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
+	c := t.hostCluster(hp.host.Name, hp.hp)
 	c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
 	c.LoadAssignment.ClusterName = c.Name
 	// The SNI chain is shared by every host: its file log reads the
@@ -128,11 +130,43 @@ func http2Options() map[string]*anyType {
 	}
 }
 
-// setDNS configures how Envoy resolves a DNS cluster.
-func setDNS(o Options, c *clusterv3.Cluster) {
-	c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
-	c.TypedDnsResolverConfig = dnsResolver(o)
+// dnsCluster is the discovery type of a DNS cluster (Envoy's
+// envoy.clusters.dns extension): logical (one address at a time,
+// LOGICAL_DNS) or strict (every address, STRICT_DNS). It re-resolves when
+// the records expire rather than every 5 s, and backs off while a name
+// does not resolve: with thousands of hosts Envoy's defaults would keep
+// its main thread and the resolvers busy. Both variants are built once per
+// translation and shared by every DNS cluster (they are only read).
+func (t *translator) dnsCluster(logical bool) *clusterv3.Cluster_ClusterType {
+	if ct := t.dnsTypes[logical]; ct != nil {
+		return ct
+	}
+	ct := &clusterv3.Cluster_ClusterType{ClusterType: &clusterv3.Cluster_CustomClusterType{
+		Name: "envoy.clusters.dns",
+		TypedConfig: mustAny(&dnsclusterv3.DnsCluster{
+			DnsLookupFamily:              dnscommonv3.DnsLookupFamily_V4_PREFERRED,
+			TypedDnsResolverConfig:       dnsResolver(t.o),
+			AllAddressesInSingleEndpoint: logical,
+			RespectDnsTtl:                true,
+			DnsRefreshRate:               durationpb.New(dnsRefresh),
+			DnsFailureRefreshRate: &dnsclusterv3.DnsCluster_RefreshRate{
+				BaseInterval: durationpb.New(dnsFailureBase),
+				MaxInterval:  durationpb.New(dnsFailureMax),
+			},
+		}),
+	}}
+	t.dnsTypes[logical] = ct
+	return ct
 }
+
+// DNS refresh of host clusters: the records' TTL (at least Envoy's 5 s
+// minimum) with dnsRefresh for records without one; failures retry from
+// dnsFailureBase, backing off to dnsFailureMax.
+const (
+	dnsRefresh     = 30 * time.Second
+	dnsFailureBase = 2 * time.Second
+	dnsFailureMax  = 60 * time.Second
+)
 
 // dnsResolver is Envoy's c-ares resolver, pointed at o.DNSResolvers when
 // set (nil means the system's resolv.conf).

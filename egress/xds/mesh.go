@@ -195,7 +195,7 @@ func (t *translator) meshHTTPChain(port uint32, names []string, downstream *core
 func (t *translator) meshTLSChain(port uint32, hp hostPort, names []string, downstream *corev3.TransportSocket, policies []*serviceentry.AuthorizationPolicy) *listenerv3.FilterChain {
 	name := fmt.Sprintf("mesh|tls|%d|%s", port, hp.host.Name)
 	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String(), mesh: true})
-	cluster := t.addCluster(passthroughCluster(t.o, hp))
+	cluster := t.addCluster(t.passthroughCluster(hp))
 	// Inside mesh TLS the server name Envoy sees is the mesh one: decide
 	// the policies' hosts for this chain's host now.
 	filters := authz.NetworkFilters(authz.ForHost(policies, hp.host.Name))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,10 +14,13 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/egressd/egressd/serviceentry"
 )
@@ -41,12 +46,19 @@ type Server struct {
 	acked    map[string]string // type URL -> last version a gateway ACKed
 	nacked   string            // last NACK message
 	rejected map[string]string // version -> NACK message
-	sent     map[string]string // response nonce -> version, until answered
+	sent     map[string]sent   // response nonce -> what it carried, until answered
 	ackWatch chan struct{}     // closed and replaced on every ACK
 	streams  int               // open ADS streams
+	pushed   int64             // bytes of responses sent, all streams
 	services []func(grpc.ServiceRegistrar)
 	secrets  func() []*tlsv3.Secret
 	last     *Resources // the last translation published, for Refresh
+
+	// What each published version needs ACKed (see WaitAcked).
+	digests    map[string]map[string]string // type URL -> name -> digest, as published
+	lastChange map[string]string            // type URL -> last version that changed it
+	history    map[string]*published        // recent versions
+	order      []string                     // history's versions, oldest first
 
 	// pubMu serialises publish: Update (config changes) and Refresh
 	// (rotated secrets) come from different goroutines.
@@ -60,14 +72,118 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("xds: %w", err)
 	}
 	return &Server{
-		log:      log,
-		opts:     o,
-		cache:    cachev3.NewSnapshotCache(true, oneGroup{}, log.Sugar()),
-		acked:    map[string]string{},
-		rejected: map[string]string{},
-		sent:     map[string]string{},
-		ackWatch: make(chan struct{}),
+		log:        log,
+		opts:       o,
+		cache:      cachev3.NewSnapshotCache(true, oneGroup{}, cacheLog{log.Sugar()}),
+		acked:      map[string]string{},
+		rejected:   map[string]string{},
+		sent:       map[string]sent{},
+		ackWatch:   make(chan struct{}),
+		lastChange: map[string]string{},
+		history:    map[string]*published{},
 	}, nil
+}
+
+// cacheLog is go-control-plane's cache logger: its Info lines (one per
+// watch opened, several per push) are debug detail for egressd.
+type cacheLog struct{ *zap.SugaredLogger }
+
+func (l cacheLog) Infof(format string, args ...any) { l.Debugf(format, args...) }
+
+// sent is what one response carried: its resource type and version.
+type sent struct{ typeURL, version string }
+
+// published is one version the server published: its place in the order
+// of publishing, and, for each resource type, the version a gateway must
+// have ACKed (or passed) to hold this version's resources of that type.
+// With delta xDS a type that did not change is not sent again, so its
+// requirement is the last version that changed it.
+type published struct {
+	seq  int
+	need map[string]string
+}
+
+// historyKept bounds how many published versions WaitAcked can wait for.
+const historyKept = 256
+
+// Resource types whose changes a version waits for. Routes and secrets
+// are only sent to a gateway that asks for them by name (the listeners and
+// clusters it holds do), so a route or secret that was only removed is
+// never answered for; a removed listener or cluster is.
+var (
+	wildcardTypes = []string{resourcev3.ListenerType, resourcev3.ClusterType}
+	namedTypes    = []string{resourcev3.RouteType, resourcev3.SecretType}
+)
+
+// record notes version as published with the given per-resource digests.
+// Call with s.mu held.
+func (s *Server) record(version string, digests map[string]map[string]string) {
+	changed := func(typ string, removals bool) bool {
+		before, after := s.digests[typ], digests[typ]
+		for n, d := range after {
+			if before[n] != d {
+				return true
+			}
+		}
+		if removals {
+			for n := range before {
+				if _, ok := after[n]; !ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, t := range wildcardTypes {
+		if changed(t, true) {
+			s.lastChange[t] = version
+		}
+	}
+	for _, t := range namedTypes {
+		if changed(t, false) {
+			s.lastChange[t] = version
+		}
+	}
+	s.digests = digests
+	p := &published{need: map[string]string{}}
+	if n := len(s.order); n > 0 {
+		p.seq = s.history[s.order[n-1]].seq + 1
+	}
+	for t, v := range s.lastChange {
+		p.need[t] = v
+	}
+	if _, ok := s.history[version]; ok {
+		// Republished (A -> B -> A): it is new again.
+		s.order = slices.DeleteFunc(s.order, func(v string) bool { return v == version })
+	}
+	s.history[version] = p
+	s.order = append(s.order, version)
+	if len(s.order) > historyKept {
+		delete(s.history, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// holds reports whether the gateway holds version: for every resource
+// type it has ACKed the version that type needs, or a later one. Call
+// with s.mu held.
+func (s *Server) holds(version string) bool {
+	p, ok := s.history[version]
+	if !ok {
+		return false
+	}
+	for t, need := range p.need {
+		got := s.acked[t]
+		if got == need {
+			continue
+		}
+		g, ok1 := s.history[got]
+		n, ok2 := s.history[need]
+		if !ok1 || !ok2 || g.seq < n.seq {
+			return false
+		}
+	}
+	return true
 }
 
 // Listen binds the gRPC address ("127.0.0.1:0" picks a free port) so the
@@ -149,20 +265,25 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 			s.log.Warn("TLS origination material missing; the clusters that need it refuse traffic", zap.Int("missing", missing), zap.Strings("wanted", names))
 		}
 	}
-	if err := res.Validate(); err != nil {
+	version, digests := res.digests()
+	s.mu.Lock()
+	same, published := version == s.version, s.digests
+	s.mu.Unlock()
+	if err := res.validateChanged(published, digests); err != nil {
 		return "", err
 	}
-	version := res.Version()
-	s.mu.Lock()
-	same := version == s.version
-	s.mu.Unlock()
 	if same {
 		return version, nil
 	}
-	snap, err := res.Snapshot(version)
+	snap, err := res.snapshot(version, digests)
 	if err != nil {
 		return "", err
 	}
+	// Recorded before the cache sends anything, so an ACK cannot arrive
+	// for a version the server does not know yet.
+	s.mu.Lock()
+	s.record(version, digests)
+	s.mu.Unlock()
 	if err := s.cache.SetSnapshot(ctx, gatewayGroup, snap); err != nil {
 		return "", fmt.Errorf("xds: publish %s: %w", version, err)
 	}
@@ -227,29 +348,70 @@ func (s *Server) Rejected() string {
 	return s.nacked
 }
 
-// WaitAcked blocks until a gateway has ACKed version for listeners,
-// routes and clusters, or ctx ends.
+// PushedBytes is the encoded size of every xDS response sent so far, on
+// all streams: with delta xDS a change costs bytes in proportion to the
+// resources it changed.
+func (s *Server) PushedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushed
+}
+
+// missing says which resource types a gateway has not ACKed for version.
+func (s *Server) missing(version string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.history[version]
+	if !ok {
+		return "unknown version"
+	}
+	var out []string
+	for t, need := range p.need {
+		if got := s.acked[t]; got != need {
+			out = append(out, fmt.Sprintf("%s needs %s, has %q", strings.TrimPrefix(t, "type.googleapis.com/"), need, got))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
+}
+
+// AckedVersion is the newest published version a gateway holds
+// entirely (see WaitAcked), or "" if none.
+func (s *Server) AckedVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if s.holds(s.order[i]) {
+			return s.order[i]
+		}
+	}
+	return ""
+}
+
+// WaitAcked blocks until a gateway holds version, or ctx ends: it has
+// ACKed, for every resource type, the last version that changed that type
+// (or a later one). Over delta xDS, where only changed resources are sent,
+// a version that changed one cluster is held once that cluster is ACKed.
 func (s *Server) WaitAcked(ctx context.Context, version string) error {
 	for {
 		s.mu.Lock()
-		done := true
-		for _, t := range []string{"type.googleapis.com/envoy.config.listener.v3.Listener", "type.googleapis.com/envoy.config.cluster.v3.Cluster"} {
-			if s.acked[t] != version {
-				done = false
-			}
-		}
+		_, known := s.history[version]
+		done := s.holds(version)
 		watch := s.ackWatch
 		nacked := s.rejected[version]
 		s.mu.Unlock()
 		if done {
 			return nil
 		}
+		if !known {
+			return fmt.Errorf("xds: version %s was not published (or is too old to wait for)", version)
+		}
 		if nacked != "" {
 			return fmt.Errorf("xds: gateway rejected configuration while waiting for %s: %s", version, nacked)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("xds: waiting for ACK of %s: %w", version, ctx.Err())
+			return fmt.Errorf("xds: waiting for ACK of %s (%s): %w", version, s.missing(version), ctx.Err())
 		case <-watch:
 		}
 	}
@@ -291,59 +453,83 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 }
 
+// sentResponse remembers which type and version a response carried, so
+// the ACK or NACK that names it by nonce is credited to the right one.
+func (s *Server) sentResponse(nonce, typeURL, version string, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pushed += int64(size)
+	if len(s.sent) > 4096 {
+		// Responses on streams that closed unanswered; forget them.
+		clear(s.sent)
+	}
+	s.sent[nonce] = sent{typeURL: typeURL, version: version}
+}
+
+// answered handles a request that answers the response with nonce: an
+// ACK, or a NACK when detail is set. A request without a nonce (the
+// first on a stream, or a new subscription) answers nothing.
+func (s *Server) answered(nonce, typeURL string, node *corev3.Node, detail *status.Status) {
+	if nonce == "" {
+		return
+	}
+	s.mu.Lock()
+	r, ok := s.sent[nonce]
+	delete(s.sent, nonce)
+	if detail != nil {
+		s.nacked = detail.GetMessage()
+		if ok {
+			s.rejected[r.version] = s.nacked
+		}
+		close(s.ackWatch) // wake waiters: a NACK is an answer too
+		s.ackWatch = make(chan struct{})
+		s.mu.Unlock()
+		s.log.Error("gateway rejected configuration",
+			zap.String("type", typeURL), zap.String("node", node.GetId()), zap.String("version", r.version),
+			zap.String("error", detail.GetMessage()))
+		return
+	}
+	if ok && s.acked[r.typeURL] != r.version {
+		s.acked[r.typeURL] = r.version
+		close(s.ackWatch)
+		s.ackWatch = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
+
 func (s *Server) callbacks() serverv3.Callbacks {
+	open := func(_ context.Context, id int64, _ string) error {
+		s.mu.Lock()
+		s.streams++
+		s.mu.Unlock()
+		s.log.Info("gateway connected", zap.Int64("stream", id))
+		return nil
+	}
+	closed := func(id int64, node *corev3.Node) {
+		s.mu.Lock()
+		s.streams--
+		s.mu.Unlock()
+		s.log.Info("gateway disconnected", zap.Int64("stream", id), zap.String("node", node.GetId()))
+	}
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			s.mu.Lock()
-			s.streams++
-			s.mu.Unlock()
-			s.log.Info("gateway connected", zap.Int64("stream", id))
+		StreamOpenFunc:        open,
+		StreamClosedFunc:      closed,
+		DeltaStreamOpenFunc:   open,
+		DeltaStreamClosedFunc: closed,
+		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetVersionInfo(), proto.Size(resp))
+		},
+		StreamRequestFunc: func(_ int64, req *discoveryv3.DiscoveryRequest) error {
+			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},
-		StreamClosedFunc: func(id int64, node *corev3.Node) {
-			s.mu.Lock()
-			s.streams--
-			s.mu.Unlock()
-			s.log.Info("gateway disconnected", zap.Int64("stream", id), zap.String("node", node.GetId()))
+		// Delta (incremental) xDS: the same bookkeeping; a delta response
+		// carries its snapshot version in system_version_info.
+		StreamDeltaResponseFunc: func(_ int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetSystemVersionInfo(), proto.Size(resp))
 		},
-		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-			// Remember which version each response carried, so a NACK
-			// (which names the response by nonce) blames the right one.
-			s.mu.Lock()
-			if len(s.sent) > 4096 {
-				// Responses on streams that closed unanswered; forget them.
-				clear(s.sent)
-			}
-			s.sent[resp.GetNonce()] = resp.GetVersionInfo()
-			s.mu.Unlock()
-		},
-		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
-			if req.GetErrorDetail() != nil {
-				s.mu.Lock()
-				s.nacked = req.GetErrorDetail().GetMessage()
-				if v, ok := s.sent[req.GetResponseNonce()]; ok {
-					s.rejected[v] = s.nacked
-					delete(s.sent, req.GetResponseNonce())
-				}
-				close(s.ackWatch) // wake waiters: a NACK is an answer too
-				s.ackWatch = make(chan struct{})
-				s.mu.Unlock()
-				s.log.Error("gateway rejected configuration",
-					zap.String("type", req.GetTypeUrl()), zap.String("node", req.GetNode().GetId()),
-					zap.String("error", req.GetErrorDetail().GetMessage()))
-				return nil
-			}
-			if req.GetResponseNonce() == "" {
-				return nil
-			}
-			s.mu.Lock()
-			delete(s.sent, req.GetResponseNonce())
-			if s.acked[req.GetTypeUrl()] != req.GetVersionInfo() {
-				s.acked[req.GetTypeUrl()] = req.GetVersionInfo()
-				close(s.ackWatch)
-				s.ackWatch = make(chan struct{})
-			}
-			s.mu.Unlock()
+		StreamDeltaRequestFunc: func(_ int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},
 	}

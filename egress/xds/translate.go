@@ -72,7 +72,8 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 	if o.SecretNames == nil && needsSecrets(a) {
 		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
-	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{}}
+	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{},
+		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}}
 	plans := planPorts(a, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
@@ -171,6 +172,7 @@ type translator struct {
 	clusters     map[string]*clusterv3.Cluster
 	dynamicPorts map[uint32]bool // HTTP ports whose routes forward dynamically
 	logs         map[string][]*accesslogv3.AccessLog
+	dnsTypes     map[bool]*clusterv3.Cluster_ClusterType // see dnsCluster
 }
 
 // tcpLogs is tcpAccessLog, built once per distinct configuration: with
@@ -253,7 +255,7 @@ func (t *translator) port(p *portPlan) error {
 	bySNI := !t.o.Outbound.Forwards()
 	for _, hp := range p.tls {
 		if bySNI && !dynamic(hp) && !hp.host.Wildcard {
-			t.addCluster(passthroughCluster(t.o, hp))
+			t.addCluster(t.passthroughCluster(hp))
 			continue
 		}
 		l.FilterChains = append(l.FilterChains, t.tlsChain(p.number, hp))
@@ -295,7 +297,7 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 		filters = append(filters, sniForwardFilter(t.o, hp.hp.UpstreamPort()))
 		cluster = t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false))
 	} else {
-		cluster = t.addCluster(passthroughCluster(t.o, hp))
+		cluster = t.addCluster(t.passthroughCluster(hp))
 	}
 	filters = append(filters, tcpProxyFilter(name, cluster, log))
 	return &listenerv3.FilterChain{
@@ -383,7 +385,7 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	case e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0:
 		cluster = t.addCluster(originalDstCluster(t.o))
 	default:
-		cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+		cluster = t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 	}
 	log := t.tcpLogs(port, tcpLog{layer: "tcp", verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{tcpProxyFilter(name, cluster, log)}}
@@ -415,7 +417,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			needDynamic = true
 			cluster = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2())
 		} else {
-			cluster = t.addCluster(hostCluster(t.o, hp.host.Name, hp.hp))
+			cluster = t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 			Name:    fmt.Sprintf("%s:%d", hp.host.Name, p.number),
