@@ -112,6 +112,17 @@ func TestGatewayEnforcesRegistryOnly(t *testing.T) {
 		g.accessLogEntry(t, map[string]string{"layer": "http", "verdict": "deny", "reason": "not_in_registry", "host": "evil.example", "status": "403"})
 	})
 
+	// Listed hosts have no virtual host of their own: the Host names the
+	// cluster. Host names are case-insensitive and may carry the service
+	// port; another port is another destination.
+	t.Run("Host in any case and with the service port reaches the host; another port does not", func(t *testing.T) {
+		for host, want := range map[string]int{"WEB.Allowed.Test": 200, "web.allowed.test:80": 200, "web.allowed.test:81": 403} {
+			if code, body, err := g.httpGet(host); err != nil || code != want {
+				t.Errorf("Host %q: got %d %q %v, want %d", host, code, body, err, want)
+			}
+		}
+	})
+
 	t.Run("allowed SNI gets the upstream's certificate", func(t *testing.T) {
 		conn, err := g.tlsDial("secure.allowed.test", roots, "")
 		if err != nil {

@@ -32,6 +32,10 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	d.Layer = decision.LayerHTTP
 	d.Port = port(tags)
 	d.Verdict, d.Reason, d.ServiceEntry = tags[xds.TagVerdict], tags[xds.TagReason], tags[xds.TagServiceEntry]
+	if d.ServiceEntry == "" {
+		// Routed by Host: the entry is named by the cluster.
+		d.ServiceEntry = tags[xds.TagClusterServiceEntry]
+	}
 	d.Host = hostOnly(req.GetAuthority())
 	d.Protocol = httpVersion(e.GetProtocolVersion())
 	d.Method = req.GetRequestMethod().String()

@@ -52,7 +52,11 @@ const (
 	TagVerdict      = "egressd.verdict"
 	TagReason       = "egressd.reason"
 	TagServiceEntry = "egressd.serviceentry"
-	TagPort         = "egressd.port"
+	// TagClusterServiceEntry is the entry named by the upstream cluster's
+	// metadata: HTTP requests routed by Host carry it instead of
+	// TagServiceEntry, which comes from the route.
+	TagClusterServiceEntry = "egressd.cluster_serviceentry"
+	TagPort                = "egressd.port"
 	// TagChain is the filter chain's name: "tcp|<port>|<ns>/<name>" for a
 	// TCP entry's chain, "tls|<port>|<host>" for a passthrough host.
 	TagChain = "egressd.chain"
@@ -93,53 +97,95 @@ const (
 const routeMetadataKey = "egressd"
 
 // httpAccessLog logs every HTTP request on a gateway port; the verdict comes
-// from the matched route's metadata.
-func httpAccessLog(o Options, port uint32, mesh bool) []*accesslogv3.AccessLog {
-	var out []*accesslogv3.AccessLog
-	if o.AccessLogPath != "" {
-		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
-		out = append(out, fileLog(o, nil, port, map[string]string{
-			LogLayer:        "http",
-			LogVerdict:      meta("verdict"),
-			LogReason:       meta("reason"),
-			LogServiceEntry: meta("serviceentry"),
-			LogHost:         "%REQ(:AUTHORITY)%",
-			LogMethod:       "%REQ(:METHOD)%",
-			LogPath:         "%REQ(:PATH)%",
-			LogProtocol:     "%PROTOCOL%",
-			LogStatus:       "%RESPONSE_CODE%",
-			LogLocation:     "%RESP(LOCATION)%",
-			LogDetails:      "%RESPONSE_CODE_DETAILS%",
-		}))
+// from the matched route's metadata. On a port that routes by Host
+// (byHost), a request whose Host names no cluster is logged by a logger of
+// its own as deny / not_in_registry: its route is the shared by_host one.
+func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.AccessLog {
+	type variant struct {
+		filter          string
+		verdict, reason string // literal; empty: from the route's metadata
 	}
-	if o.ALSCluster != "" {
-		routeTag := func(tag, key string) *tracingv3.CustomTag {
-			return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
-				Kind:        &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}},
-				MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
-			}}}
+	variants := []variant{{}}
+	if byHost {
+		variants = []variant{
+			{filter: "response.code_details != 'cluster_not_found'"},
+			{filter: "response.code_details == 'cluster_not_found'", verdict: VerdictDeny, reason: ReasonNotInRegistry},
 		}
-		tags := []*tracingv3.CustomTag{
-			literalTag(TagLayer, "http"),
-			literalTag(TagPort, fmt.Sprint(port)),
-			routeTag(TagVerdict, "verdict"),
-			routeTag(TagReason, "reason"),
-			routeTag(TagServiceEntry, "serviceentry"),
+	}
+	var out []*accesslogv3.AccessLog
+	for _, v := range variants {
+		filter := celFilter(v.filter)
+		if o.AccessLogPath != "" {
+			meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
+			verdict, reason := meta("verdict"), meta("reason")
+			if v.verdict != "" {
+				verdict, reason = v.verdict, v.reason
+			}
+			out = append(out, fileLog(o, filter, port, map[string]string{
+				LogLayer:   "http",
+				LogVerdict: verdict,
+				LogReason:  reason,
+				// An entry's name is on its route (hosts without a
+				// cluster of their own) or on its cluster; never both.
+				LogServiceEntry: meta("serviceentry") + clusterEntryField,
+				LogHost:         "%REQ(:AUTHORITY)%",
+				LogMethod:       "%REQ(:METHOD)%",
+				LogPath:         "%REQ(:PATH)%",
+				LogProtocol:     "%PROTOCOL%",
+				LogStatus:       "%RESPONSE_CODE%",
+				LogLocation:     "%RESP(LOCATION)%",
+				LogDetails:      "%RESPONSE_CODE_DETAILS%",
+			}))
 		}
-		if mesh {
-			tags = append(tags, literalTag(TagMesh, "true"))
+		if o.ALSCluster != "" {
+			metaTag := func(tag string, kind *metadatav3.MetadataKind, key string) *tracingv3.CustomTag {
+				return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
+					Kind:        kind,
+					MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
+				}}}
+			}
+			route := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}}
+			cluster := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Cluster_{Cluster: &metadatav3.MetadataKind_Cluster{}}}
+			tags := []*tracingv3.CustomTag{
+				literalTag(TagLayer, "http"),
+				literalTag(TagPort, fmt.Sprint(port)),
+				metaTag(TagServiceEntry, route, "serviceentry"),
+				metaTag(TagClusterServiceEntry, cluster, "serviceentry"),
+			}
+			if v.verdict != "" {
+				tags = append(tags, literalTag(TagVerdict, v.verdict), literalTag(TagReason, v.reason))
+			} else {
+				tags = append(tags, metaTag(TagVerdict, route, "verdict"), metaTag(TagReason, route, "reason"))
+			}
+			if mesh {
+				tags = append(tags, literalTag(TagMesh, "true"))
+			}
+			out = append(out, &accesslogv3.AccessLog{
+				Name:   "envoy.access_loggers.http_grpc",
+				Filter: filter,
+				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
+					CommonConfig: alsCommon(o, tags),
+					// Redirects: the intake links a 3xx to the request that
+					// follows its Location.
+					AdditionalResponseHeadersToLog: []string{"location"},
+				})},
+			})
 		}
-		out = append(out, &accesslogv3.AccessLog{
-			Name: "envoy.access_loggers.http_grpc",
-			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
-				CommonConfig: alsCommon(o, tags),
-				// Redirects: the intake links a 3xx to the request that
-				// follows its Location.
-				AdditionalResponseHeadersToLog: []string{"location"},
-			})},
-		})
 	}
 	return out
+}
+
+// celFilter is an access log filter of one CEL expression; nil for "".
+func celFilter(expr string) *accesslogv3.AccessLogFilter {
+	if expr == "" {
+		return nil
+	}
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{
+		ExtensionFilter: &accesslogv3.ExtensionFilter{
+			Name:       "envoy.access_loggers.extension_filters.cel",
+			ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: mustAny(&celv3.ExpressionFilter{Expression: expr})},
+		},
+	}}
 }
 
 func literalTag(tag, value string) *tracingv3.CustomTag {
@@ -178,15 +224,7 @@ type tcpLog struct {
 func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessLog {
 	out := make([]*accesslogv3.AccessLog, 0, 2*len(logs))
 	for _, l := range logs {
-		var filter *accesslogv3.AccessLogFilter
-		if l.filter != "" {
-			filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{
-				ExtensionFilter: &accesslogv3.ExtensionFilter{
-					Name:       "envoy.access_loggers.extension_filters.cel",
-					ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: mustAny(&celv3.ExpressionFilter{Expression: l.filter})},
-				},
-			}}
-		}
+		filter := celFilter(l.filter)
 		if o.AccessLogPath != "" {
 			out = append(out, fileLog(o, filter, port, map[string]string{
 				LogLayer:        l.layer,

@@ -70,6 +70,11 @@ func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *cluster
 	if originates(hp) {
 		originate(o, c, hp)
 	}
+	// Hosts routed by SNI or Host share one filter chain or route: their
+	// access logs read the entry's name from here (clusterEntryField).
+	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: map[string]*structpb.Value{
+		"serviceentry": structpb.NewStringValue(e.Ref.String()),
+	}}}}
 	return c
 }
 
@@ -79,11 +84,6 @@ func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
 	c := t.hostCluster(hp.host.Name, hp.hp)
 	c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
 	c.LoadAssignment.ClusterName = c.Name
-	// The SNI chain is shared by every host: its file log reads the
-	// entry's name from here (clusterEntryField).
-	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: map[string]*structpb.Value{
-		"serviceentry": structpb.NewStringValue(hp.hp.Entry.Ref.String()),
-	}}}}
 	return c
 }
 

@@ -174,11 +174,12 @@ func (t *translator) meshHTTPChain(port uint32, names []string, downstream *core
 			},
 		}},
 		HttpFilters:       filters,
-		AccessLog:         httpAccessLog(t.o, port, true),
+		AccessLog:         httpAccessLog(t.o, port, true, t.byHostPorts[port]),
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		SkipXffAppend:     true,
 		GenerateRequestId: wrapperspb.Bool(false),
 	}
+	t.routeByHost(hcm, port)
 	return &listenerv3.FilterChain{
 		Name:             fmt.Sprintf("mesh|http|%d", port),
 		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: names, TransportProtocol: "tls"},

@@ -18,6 +18,7 @@ import (
 	setfilterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/set_filter_state/v3"
 	snidfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/sni_dynamic_forward_proxy/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	luaspecifierv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/router/cluster_specifiers/lua/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -73,7 +74,7 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
 	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{},
-		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}}
+		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}, byHostPorts: map[uint32]bool{}}
 	plans := planPorts(a, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
@@ -173,6 +174,7 @@ type translator struct {
 	dynamicPorts map[uint32]bool // HTTP ports whose routes forward dynamically
 	logs         map[string][]*accesslogv3.AccessLog
 	dnsTypes     map[bool]*clusterv3.Cluster_ClusterType // see dnsCluster
+	byHostPorts  map[uint32]bool                         // HTTP ports whose routes go by Host (REGISTRY_ONLY)
 }
 
 // tcpLogs is tcpAccessLog, built once per distinct configuration: with
@@ -406,17 +408,27 @@ func (t *translator) denyChain(port uint32) *listenerv3.FilterChain {
 // httpChain routes plaintext HTTP by Host through the port's route table.
 func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterChain, *routev3.RouteConfiguration) {
 	rc := &routev3.RouteConfiguration{Name: RouteName(p.number), ValidateClusters: wrapperspb.Bool(false)}
+	// Under REGISTRY_ONLY exact hosts resolved by the gateway's clusters
+	// need no virtual host of their own: the Host header names their
+	// cluster (byHostVirtualHost). The route table then does not grow or
+	// change with those hosts.
+	byHost := !t.o.Outbound.Forwards()
 	needDynamic := false
 	for _, hp := range p.http {
 		if originationBlocked(hp.hp) {
 			rc.VirtualHosts = append(rc.VirtualHosts, t.blockedVirtualHost(p.number, hp))
 			continue
 		}
-		var cluster string
-		if dynamic(hp) {
+		var cluster, entry string
+		switch {
+		case dynamic(hp):
 			needDynamic = true
-			cluster = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2())
-		} else {
+			cluster, entry = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2()), hp.hp.Entry.Ref.String()
+		case byHost && !hp.host.Wildcard:
+			t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
+			continue
+		default:
+			// The entry's name comes from the cluster's metadata.
 			cluster = t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
@@ -425,7 +437,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			Routes: []*routev3.Route{{
 				Name:     "allow",
 				Match:    prefixMatch("/"),
-				Metadata: routeMetadata(VerdictAllow, ReasonAllowed, hp.hp.Entry.Ref.String()),
+				Metadata: routeMetadata(VerdictAllow, ReasonAllowed, entry),
 				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 					// Streams and long polls are legitimate egress; idle
@@ -435,8 +447,11 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			}},
 		})
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost(p.number))
-	if t.o.Outbound.Forwards() {
+	if byHost {
+		t.byHostPorts[p.number] = true
+		rc.VirtualHosts = append(rc.VirtualHosts, byHostVirtualHost(p.number))
+	} else {
+		rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost(p.number))
 		needDynamic = true
 	}
 
@@ -460,13 +475,14 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			},
 		}},
 		HttpFilters: httpFilters,
-		AccessLog:   httpAccessLog(t.o, p.number, false),
+		AccessLog:   httpAccessLog(t.o, p.number, false, t.byHostPorts[p.number]),
 		// Nothing about the cluster leaks to external hosts: no client
 		// addresses in X-Forwarded-For, no request ids, no Envoy headers.
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		SkipXffAppend:     true,
 		GenerateRequestId: wrapperspb.Bool(false),
 	}
+	t.routeByHost(hcm, p.number)
 	chain := &listenerv3.FilterChain{
 		Name: fmt.Sprintf("http|%d", p.number),
 		Filters: []*listenerv3.Filter{{
@@ -524,6 +540,68 @@ func (t *translator) blockedVirtualHost(port uint32, hp hostPort) *routev3.Virtu
 			}},
 		}},
 	}
+}
+
+// byHostVirtualHost takes every request no other virtual host claims
+// (REGISTRY_ONLY): the Host names the cluster, ClusterName(Host, port),
+// chosen per request by a small Lua cluster specifier. The Host is
+// lower-cased and may carry the service port. A listed host's cluster
+// exists and the request goes to it; for any other Host there is no such
+// cluster and the local reply of routeByHost answers 403.
+func byHostVirtualHost(port uint32) *routev3.VirtualHost {
+	lua := fmt.Sprintf(`function envoy_on_route(route_handle)
+  local host = string.lower(route_handle:headers():get(":authority") or "")
+  local p = string.match(host, ":(%%d+)$")
+  if p ~= nil then
+    if p ~= "%d" then return "" end
+    host = string.sub(host, 1, #host - #p - 1)
+  end
+  return %q .. host
+end
+`, port, ClusterName("", port))
+	return &routev3.VirtualHost{Name: "by_host", Domains: []string{"*"}, Routes: []*routev3.Route{{
+		Name:     "by_host",
+		Match:    prefixMatch("/"),
+		Metadata: routeMetadata(VerdictAllow, ReasonAllowed, ""),
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_InlineClusterSpecifierPlugin{InlineClusterSpecifierPlugin: &routev3.ClusterSpecifierPlugin{
+				Extension: &corev3.TypedExtensionConfig{
+					Name: "envoy.router.cluster_specifier_plugin.lua",
+					TypedConfig: mustAny(&luaspecifierv3.LuaConfig{
+						SourceCode: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: lua}},
+						// A script error denies too: no such cluster.
+						DefaultCluster: ClusterName("", port),
+					}),
+				},
+			}},
+			Timeout: durationpb.New(0),
+		}},
+	}}}
+}
+
+// routeByHost completes an HCM of a port whose route table routes by Host:
+// a request whose Host names no cluster is answered 403, as an unlisted
+// host is under REGISTRY_ONLY.
+func (t *translator) routeByHost(hcm *hcmv3.HttpConnectionManager, port uint32) {
+	if !t.byHostPorts[port] {
+		return
+	}
+	body := fmt.Sprintf("egressd: host %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry allows it on port %d\n",
+		serviceentry.RegistryOnly, port)
+	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{{
+		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}},
+		}},
+		StatusCode: wrapperspb.UInt32(403),
+		BodyFormatOverride: &corev3.SubstitutionFormatString{
+			Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}},
+			ContentType: "text/plain; charset=utf-8",
+		},
+		HeadersToAdd: []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonNotInRegistry},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}}}
 }
 
 // unlistedVerdict is how traffic to unlisted destinations is recorded when
