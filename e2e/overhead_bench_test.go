@@ -34,7 +34,10 @@ import (
 //   - http-keepalive: wrk, HTTP/1.1 with keep-alive, routed by Host through
 //     the gateway's port-80 listener;
 //   - tls-passthrough: h2load, HTTP/2 over TLS, routed by SNI through the
-//     gateway's port-443 listener (Envoy does not terminate the TLS).
+//     gateway's port-443 listener (Envoy does not terminate the TLS);
+//   - http-fixed-rate, tls-fixed-rate: the same two paths at a fixed rate
+//     (h2load --rps; plain HTTP/1.1 with --h1) well below saturation, so
+//     the added latency is the extra hop's, not queueing for the cores.
 //
 // Each sub-benchmark runs the direct baseline and the gateway back to back
 // with the same tool settings, and reports both through b.ReportMetric.
@@ -94,9 +97,25 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	})
 	b.Run("tls-passthrough", func(b *testing.B) {
 		url := "https://" + secureHost + "/"
-		direct := runH2load(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), gatewayPIDs{})
-		gateway := runH2load(b, url, g.Addr(443), pids)
+		direct := runH2load(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), gatewayPIDs{}, *overheadConns)
+		gateway := runH2load(b, url, g.Addr(443), pids, *overheadConns)
 		reportOverhead(b, direct, gateway)
+	})
+	// Below saturation: a fixed request rate, so the latency is the extra
+	// hop's and not queueing for the shared cores.
+	rate := func(b *testing.B, url, directAddr, gatewayAddr string, extra ...string) {
+		conns := *overheadRateConns
+		perConn := strconv.Itoa(max(1, *overheadRate/conns))
+		args := append([]string{"--rps", perConn}, extra...)
+		direct := runH2load(b, url, directAddr, gatewayPIDs{}, conns, args...)
+		gateway := runH2load(b, url, gatewayAddr, pids, conns, args...)
+		reportOverhead(b, direct, gateway)
+	}
+	b.Run("http-fixed-rate", func(b *testing.B) {
+		rate(b, "http://"+webHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), g.Addr(80), "--h1")
+	})
+	b.Run("tls-fixed-rate", func(b *testing.B) {
+		rate(b, "https://"+secureHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), g.Addr(443))
 	})
 }
 
@@ -104,6 +123,9 @@ var (
 	overheadSeconds = flag.Int("overhead.seconds", 10, "BenchmarkGatewayOverhead: seconds of load per run")
 	overheadThreads = flag.Int("overhead.threads", 2, "BenchmarkGatewayOverhead: load tool threads")
 	overheadConns   = flag.Int("overhead.conns", 50, "BenchmarkGatewayOverhead: concurrent connections (one request in flight on each)")
+	// The fixed-rate runs: h2load --rps per connection.
+	overheadRate      = flag.Int("overhead.rate", 1000, "BenchmarkGatewayOverhead fixed-rate runs: requests per second in all")
+	overheadRateConns = flag.Int("overhead.rate-conns", 10, "BenchmarkGatewayOverhead fixed-rate runs: connections")
 )
 
 // loadResult is one load tool run: throughput, latency, and the CPU the
@@ -194,19 +216,22 @@ func wrkLatency(out, pct string) (time.Duration, error) {
 	return time.Duration(v * float64(unit)), nil
 }
 
-// runH2load loads url (HTTP/2 over TLS, SNI from the URL's host) with
-// h2load, connecting to addr.
-func runH2load(b *testing.B, url, addr string, pids gatewayPIDs) loadResult {
+// runH2load loads url (HTTP/2 over TLS, SNI from the URL's host; or what
+// extra asks for, e.g. --h1 for plain HTTP/1.1, --rps for a fixed rate)
+// with h2load over conns connections, connecting to addr.
+func runH2load(b *testing.B, url, addr string, pids gatewayPIDs, conns int, extra ...string) loadResult {
 	b.Helper()
 	logPath := filepath.Join(b.TempDir(), "h2load.log")
-	out, res := runLoad(b, pids, "h2load",
-		"-t", strconv.Itoa(*overheadThreads),
-		"-c", strconv.Itoa(*overheadConns),
+	args := []string{
+		"-t", strconv.Itoa(min(*overheadThreads, conns)),
+		"-c", strconv.Itoa(conns),
 		"-m", "1", // one request in flight per connection, as with wrk
 		"-D", strconv.Itoa(*overheadSeconds),
 		"--connect-to", addr,
 		"--log-file", logPath,
-		url)
+	}
+	args = append(args, extra...)
+	out, res := runLoad(b, pids, "h2load", append(args, url)...)
 	m := regexp.MustCompile(`requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`).FindStringSubmatch(out)
 	if m == nil {
 		b.Fatalf("h2load: no requests line:\n%s", out)
