@@ -28,6 +28,10 @@ const circuitBreakerLimit = 65536
 
 // hostCluster builds the cluster for one exact host and service port.
 func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
+	return t.memoized("host", host, hp, func() *clusterv3.Cluster { return t.buildHostCluster(host, hp) })
+}
+
+func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
 	o := t.o
 	e := hp.Entry
 	c := baseCluster(o, ClusterName(host, hp.Number))
@@ -81,10 +85,12 @@ func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *cluster
 // passthroughCluster is hostCluster under PassthroughClusterName: the
 // upstream of a TLS host the gateway passes through.
 func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
-	c := t.hostCluster(hp.host.Name, hp.hp)
-	c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
-	c.LoadAssignment.ClusterName = c.Name
-	return c
+	return t.memoized("tls", hp.host.Name, hp.hp, func() *clusterv3.Cluster {
+		c := t.buildHostCluster(hp.host.Name, hp.hp)
+		c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
+		c.LoadAssignment.ClusterName = c.Name
+		return c
+	})
 }
 
 // clusterEntryField is the file access log's value of the upstream

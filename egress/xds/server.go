@@ -52,7 +52,8 @@ type Server struct {
 	pushed   int64             // bytes of responses sent, all streams
 	services []func(grpc.ServiceRegistrar)
 	secrets  func() []*tlsv3.Secret
-	last     *Resources // the last translation published, for Refresh
+	last     *Resources   // the last translation published, for Refresh
+	memo     *clusterMemo // its host clusters, for the next translation
 
 	// What each published version needs ACKed (see WaitAcked).
 	digests    map[string]map[string]string // type URL -> name -> digest, as published
@@ -234,7 +235,10 @@ func (s *Server) Refresh(ctx context.Context) (string, error) {
 // Update translates a, validates the result and publishes it. On any error
 // nothing is published and gateways keep the previous configuration.
 func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string, error) {
-	res, err := Translate(a, s.opts)
+	s.mu.Lock()
+	memo := s.memo
+	s.mu.Unlock()
+	res, err := translate(a, s.opts, memo)
 	if err != nil {
 		return "", err
 	}
@@ -289,6 +293,7 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	}
 	s.mu.Lock()
 	s.version = version
+	s.memo = newClusterMemo(res.built, digests[resourcev3.ClusterType])
 	last := *res
 	last.Secrets = nil
 	s.last = &last

@@ -2,6 +2,8 @@ package xds
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,10 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/gen"
 )
 
 // TestAckBookkeeping is WaitAcked's rule under delta xDS, where a type
@@ -104,5 +110,85 @@ func TestAckBookkeeping(t *testing.T) {
 	}
 	if got := s.AckedVersion(); got != "v5" {
 		t.Errorf("AckedVersion = %q after v6 was rejected, want v5", got)
+	}
+}
+
+// TestClusterKeyCoversTheModel fails when the compiled model grows a
+// field: clusterKey must then be checked, since a cluster built from an
+// input the key does not cover would be reused stale.
+func TestClusterKeyCoversTheModel(t *testing.T) {
+	for typ, want := range map[reflect.Type]int{
+		reflect.TypeOf(serviceentry.Entry{}):    10, // the key reads Ref, Resolution, Endpoints; TLS-related fields make hp.TLS
+		reflect.TypeOf(serviceentry.Port{}):     4,
+		reflect.TypeOf(serviceentry.Endpoint{}): 3,
+		reflect.TypeOf(serviceentry.HostPort{}): 3, // Port, Entry, TLS (TLS ports are not memoized)
+	} {
+		if got := typ.NumField(); got != want {
+			t.Errorf("%v has %d fields, clusterKey was written for %d: check whether the new one changes clusters, then update the key and this test", typ, got, want)
+		}
+	}
+}
+
+// TestMemoizedTranslationEqualsFresh translates an allowlist, changes
+// entries (a host added, a resolution and a port changed), and translates
+// again with the first translation's clusters: the result must equal a
+// fresh translation, resource for resource, and the unchanged clusters
+// must have been reused.
+func TestMemoizedTranslationEqualsFresh(t *testing.T) {
+	opts := scaleOptions(t)
+	cfg, problems := serviceentry.ParseConfig("gen.yaml", gen.ServiceEntries(1000, 1))
+	first, err := Translate(serviceentry.CompileConfig(cfg, problems), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, digests := first.digests()
+	memo := newClusterMemo(first.built, digests[resourcev3.ClusterType])
+	if len(memo.byKey) < 1000 {
+		t.Fatalf("memo holds %d clusters", len(memo.byKey))
+	}
+
+	changed := cfg
+	changed.Entries = slices.Clone(cfg.Entries)
+	edit := func(kind gen.Kind, f func(e *serviceentry.Entry)) {
+		for i, e := range cfg.Entries {
+			if gen.KindOf(i) == kind {
+				c := *e
+				f(&c)
+				changed.Entries[i] = &c
+				return
+			}
+		}
+	}
+	edit(gen.KindTLS, func(e *serviceentry.Entry) { e.Hosts = append(slices.Clone(e.Hosts), "added.memo.test") })
+	edit(gen.KindHTTP, func(e *serviceentry.Entry) { e.Resolution = serviceentry.ResolutionDNSRoundRobin })
+	edit(gen.KindTCP, func(e *serviceentry.Entry) {
+		e.Ports = slices.Clone(e.Ports)
+		e.Ports[0].TargetPort = 15432
+	})
+	a := serviceentry.CompileConfig(changed, problems)
+	fresh, err := Translate(a, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memoized, err := translate(a, opts, memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(memoized.known) < len(memo.byKey)-10 {
+		t.Errorf("only %d of %d clusters were reused", len(memoized.known), len(memo.byKey))
+	}
+	want, got := fresh.messages(), memoized.messages()
+	if len(want) != len(got) {
+		t.Fatalf("%d resources, fresh translation has %d", len(got), len(want))
+	}
+	for i := range want {
+		if !proto.Equal(want[i], got[i]) {
+			t.Errorf("resource %d (%s) differs from the fresh translation", i, name(want[i]))
+		}
+	}
+	v1, _ := fresh.digests()
+	v2, _ := memoized.digests()
+	if v1 != v2 {
+		t.Errorf("versions differ: fresh %s, memoized %s", v1, v2)
 	}
 }

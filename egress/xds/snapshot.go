@@ -51,6 +51,10 @@ func (r *Resources) digests() (string, map[string]map[string]string) {
 			opts := proto.MarshalOptions{Deterministic: true}
 			var buf []byte
 			for i := lo; i < hi; i++ {
+				if d, ok := r.known[msgs[i]]; ok {
+					sums[i] = d // reused from the last publish: unchanged
+					continue
+				}
 				var err error
 				buf, err = opts.MarshalAppend(buf[:0], msgs[i])
 				if err != nil {

@@ -20,6 +20,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	luaspecifierv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/router/cluster_specifiers/lua/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -36,6 +37,11 @@ type Resources struct {
 	// Translate leaves them empty: the material is I/O, added by whoever
 	// publishes (Server, from its secret source).
 	Secrets []*tlsv3.Secret
+
+	// built and known come from translating with a clusterMemo: the
+	// clusters by memo key, and the digests of those reused from it.
+	built map[string]*clusterv3.Cluster
+	known map[proto.Message]string
 }
 
 // SecretNames returns the SDS secrets the clusters refer to, sorted.
@@ -66,6 +72,12 @@ func (r *Resources) SecretNames() []string {
 // pure and deterministic. The result has one listener per service port
 // (plus the always-on ports), each denying whatever no entry allows.
 func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
+	return translate(a, opts, nil)
+}
+
+// translate is Translate reusing the host clusters of memo (may be nil)
+// whose inputs did not change.
+func translate(a *serviceentry.Allowlist, opts Options, memo *clusterMemo) (*Resources, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("xds: %w", err)
@@ -74,7 +86,8 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 		return nil, fmt.Errorf("xds: a DestinationRule asks for TLS origination, but no SecretNames were given")
 	}
 	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{},
-		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}, byHostPorts: map[uint32]bool{}}
+		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}, byHostPorts: map[uint32]bool{},
+		memo: memo, built: map[string]*clusterv3.Cluster{}, known: map[*clusterv3.Cluster]string{}}
 	plans := planPorts(a, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
@@ -85,7 +98,10 @@ func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
 		t.meshListener(a, plans)
 	}
 	t.clusters[BlackholeCluster] = blackholeCluster(o)
-	res := &Resources{Listeners: t.listeners, Routes: t.routes}
+	res := &Resources{Listeners: t.listeners, Routes: t.routes, built: t.built, known: map[proto.Message]string{}}
+	for c, d := range t.known {
+		res.known[c] = d
+	}
 	for _, c := range t.clusters {
 		res.Clusters = append(res.Clusters, c)
 	}
@@ -175,6 +191,11 @@ type translator struct {
 	logs         map[string][]*accesslogv3.AccessLog
 	dnsTypes     map[bool]*clusterv3.Cluster_ClusterType // see dnsCluster
 	byHostPorts  map[uint32]bool                         // HTTP ports whose routes go by Host (REGISTRY_ONLY)
+	// See memoized: the last publish's clusters, the ones this translation
+	// built or reused by key, and the digests of those reused.
+	memo  *clusterMemo
+	built map[string]*clusterv3.Cluster
+	known map[*clusterv3.Cluster]string
 }
 
 // tcpLogs is tcpAccessLog, built once per distinct configuration: with
