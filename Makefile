@@ -72,7 +72,9 @@ golden:
 ## bench: benchmarks (figures as ratios against baselines of the same run).
 bench: setup
 	@scripts/setup-loadtools.sh
-	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -run '^$$' -bench . -benchmem ./...
+	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... > .cache/bench.out 2>&1 \
+		|| { cat .cache/bench.out; exit 1; }
+	scripts/bench-report.sh docs/benchmarks.md < .cache/bench.out
 
 clean:
 	rm -rf bin .cache/envoy-path .cache/kube-bin
