@@ -87,7 +87,8 @@ func translate(a *serviceentry.Allowlist, opts Options, memo *clusterMemo) (*Res
 	}
 	t := &translator{o: o, clusters: map[string]*clusterv3.Cluster{}, dynamicPorts: map[uint32]bool{}, logs: map[string][]*accesslogv3.AccessLog{},
 		dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{}, byHostPorts: map[uint32]bool{},
-		memo: memo, built: map[string]*clusterv3.Cluster{}, known: map[*clusterv3.Cluster]string{}}
+		memo: memo, built: map[string]*clusterv3.Cluster{}, known: map[proto.Message]string{},
+		sniFilters: map[uint32]*listenerv3.Filter{}}
 	plans := planPorts(a, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
@@ -98,10 +99,7 @@ func translate(a *serviceentry.Allowlist, opts Options, memo *clusterMemo) (*Res
 		t.meshListener(a, plans)
 	}
 	t.clusters[BlackholeCluster] = blackholeCluster(o)
-	res := &Resources{Listeners: t.listeners, Routes: t.routes, built: t.built, known: map[proto.Message]string{}}
-	for c, d := range t.known {
-		res.known[c] = d
-	}
+	res := &Resources{Listeners: t.listeners, Routes: t.routes, built: t.built, known: t.known}
 	for _, c := range t.clusters {
 		res.Clusters = append(res.Clusters, c)
 	}
@@ -195,7 +193,9 @@ type translator struct {
 	// built or reused by key, and the digests of those reused.
 	memo  *clusterMemo
 	built map[string]*clusterv3.Cluster
-	known map[*clusterv3.Cluster]string
+	known map[proto.Message]string
+	// sniFilters: see sniForwardFilter.
+	sniFilters map[uint32]*listenerv3.Filter
 }
 
 // tcpLogs is tcpAccessLog, built once per distinct configuration: with
@@ -218,6 +218,15 @@ func (t *translator) tcpLogs(port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 	out := tcpAccessLog(t.o, port, logs...)
 	t.logs[k] = out
 	return out
+}
+
+// dynamicCluster adds the dynamic forward proxy cluster name, built once
+// per translation however many hosts use it.
+func (t *translator) dynamicCluster(name string, http2 bool) string {
+	if _, ok := t.clusters[name]; ok {
+		return name
+	}
+	return t.addCluster(dynamicCluster(t.o, name, http2))
 }
 
 func (t *translator) addCluster(c *clusterv3.Cluster) string {
@@ -317,8 +326,8 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	var filters []*listenerv3.Filter
 	cluster := ""
 	if dynamic(hp) {
-		filters = append(filters, sniForwardFilter(t.o, hp.hp.UpstreamPort()))
-		cluster = t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false))
+		filters = append(filters, t.sniForwardFilter(hp.hp.UpstreamPort()))
+		cluster = t.dynamicCluster(DynamicTLSCluster, false)
 	} else {
 		cluster = t.addCluster(t.passthroughCluster(hp))
 	}
@@ -381,8 +390,8 @@ func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 		tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"},
 		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
-		sniForwardFilter(t.o, port),
-		tcpProxyFilter(name, t.addCluster(dynamicCluster(t.o, DynamicTLSCluster, false)), log),
+		t.sniForwardFilter(port),
+		tcpProxyFilter(name, t.dynamicCluster(DynamicTLSCluster, false), log),
 	}}
 }
 
@@ -535,7 +544,7 @@ func (t *translator) dynamicHTTPCluster(http2 bool) string {
 	if http2 {
 		name += "2"
 	}
-	return t.addCluster(dynamicCluster(t.o, name, http2))
+	return t.dynamicCluster(name, http2)
 }
 
 // blockedVirtualHost answers for a host whose DestinationRule asks for TLS
@@ -686,6 +695,17 @@ func routeMetadata(verdict, reason, serviceEntry string) *corev3.Metadata {
 		fields["serviceentry"] = structpb.NewStringValue(serviceEntry)
 	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: fields}}}
+}
+
+// sniForwardFilter resolves the SNI and connects to port. Chains to the
+// same port share one (they only read it).
+func (t *translator) sniForwardFilter(port uint32) *listenerv3.Filter {
+	if f, ok := t.sniFilters[port]; ok {
+		return f
+	}
+	f := sniForwardFilter(t.o, port)
+	t.sniFilters[port] = f
+	return f
 }
 
 func sniForwardFilter(o Options, port uint32) *listenerv3.Filter {
