@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -37,7 +38,9 @@ import (
 //     gateway's port-443 listener (Envoy does not terminate the TLS);
 //   - http-fixed-rate, tls-fixed-rate: the same two paths at a fixed rate
 //     (h2load --rps; plain HTTP/1.1 with --h1) well below saturation, so
-//     the added latency is the extra hop's, not queueing for the cores.
+//     the added latency is the extra hop's, not queueing for the cores;
+//   - http-sequential: one Go client on one keep-alive connection, a
+//     request every 2 ms: the HTTP hop without any load tool's behaviour.
 //
 // Each sub-benchmark runs the direct baseline and the gateway back to back
 // with the same tool settings, and reports both through b.ReportMetric.
@@ -117,6 +120,49 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	b.Run("tls-fixed-rate", func(b *testing.B) {
 		rate(b, "https://"+secureHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), g.Addr(443))
 	})
+	// One Go client, one keep-alive connection, a request every 2 ms: no
+	// load tool's own behaviour in the figure, only the hops.
+	b.Run("http-sequential", func(b *testing.B) {
+		url := "http://" + webHost + "/"
+		direct := sequentialGets(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)))
+		gateway := sequentialGets(b, url, g.Addr(80))
+		reportOverhead(b, direct, gateway)
+	})
+}
+
+// sequentialGets sends GET url over one keep-alive connection to addr,
+// one request every 2 ms for -overhead.seconds (at most 5 s), and returns
+// the latencies' p50 and p99.
+func sequentialGets(b *testing.B, url, addr string) loadResult {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	const every = 2 * time.Millisecond
+	n := int(time.Duration(min(*overheadSeconds, 5)) * time.Second / every)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	lat := make([]time.Duration, 0, n)
+	start := time.Now()
+	for range n {
+		<-tick.C
+		t0 := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s via %s: %s", url, addr, resp.Status)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	wall := time.Since(start)
+	return loadResult{rps: float64(n) / wall.Seconds(), p50: percentile(lat, 50), p99: percentile(lat, 99), wall: wall, requestsTotal: n}
 }
 
 var (
@@ -152,6 +198,12 @@ func reportOverhead(b *testing.B, direct, gateway loadResult) {
 	b.ReportMetric(us(gateway.p50), "gw-p50-µs")
 	b.ReportMetric(us(gateway.p99), "gw-p99-µs")
 	b.ReportMetric(us(gateway.p50-direct.p50), "added-p50-µs")
+	if direct.wall > 0 && direct.toolCPU == 0 && direct.upstreamCPU == 0 {
+		// sequentialGets: the client is this process; no CPU measured.
+		b.Logf("direct:  %.0f req/s, p50 %v, p99 %v, %d requests", direct.rps, direct.p50, direct.p99, direct.requestsTotal)
+		b.Logf("gateway: %.0f req/s, p50 %v, p99 %v, %d requests", gateway.rps, gateway.p50, gateway.p99, gateway.requestsTotal)
+		return
+	}
 	b.Logf("direct:  %.0f req/s, p50 %v, p99 %v, %d requests; CPU cores: load tool %.2f, upstream %.2f",
 		direct.rps, direct.p50, direct.p99, direct.requestsTotal, direct.toolCPU, direct.upstreamCPU)
 	b.Logf("gateway: %.0f req/s, p50 %v, p99 %v, %d requests; CPU cores: load tool %.2f, upstream %.2f, envoy %.2f, egressd %.2f",
