@@ -186,10 +186,15 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 	// TLS handshake ("TLS_error:...CERTIFICATE_VERIFY_FAILED").
 	transport := c.GetUpstreamTransportFailureReason()
 	switch {
+	case f.GetNoClusterFound():
+		// Routed by Host (or SNI), the destination names its cluster;
+		// there is none because no entry allows it (or no longer does).
+		d.Verdict, d.Reason, d.ServiceEntry = decision.VerdictDeny, decision.ReasonNotInRegistry, ""
+		return
 	case isTLSFailure(transport):
 		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSOriginationFailed
 	case transport != "" || f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
-		f.GetUpstreamOverflow() || f.GetNoClusterFound():
+		f.GetUpstreamOverflow():
 		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonUpstreamError
 	default:
 		return

@@ -77,6 +77,16 @@ func TestFromHTTP(t *testing.T) {
 			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "upstream_error", Source: src, Host: "www.docker.io", Port: 80,
 				ServiceEntry: "ci/docker", Path: "/", Status: 503, Flags: "UF", Detail: "upstream_reset_before_response_started{connection_failure}"},
 		},
+		"routed by Host to no cluster": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: commonProps(map[string]string{xds.TagLayer: "http", xds.TagPort: "80", xds.TagVerdict: "allow", xds.TagReason: "allowed"},
+					func(c *datav3.AccessLogCommon) { c.ResponseFlags = &datav3.ResponseFlags{NoClusterFound: true} }),
+				Request:  &datav3.HTTPRequestProperties{Authority: "evil.example", Path: "/"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(403), ResponseCodeDetails: "cluster_not_found"},
+			},
+			want: &decision.Decision{Time: start, Layer: "http", Verdict: "deny", Reason: "not_in_registry", Source: src, Host: "evil.example", Port: 80,
+				Path: "/", Status: 403, Flags: "NC", Detail: "cluster_not_found"},
+		},
 		"upstream TLS failure": {
 			entry: &datav3.HTTPAccessLogEntry{
 				CommonProperties: commonProps(allowTags, func(c *datav3.AccessLogCommon) {

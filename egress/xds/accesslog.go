@@ -98,22 +98,24 @@ const routeMetadataKey = "egressd"
 
 // httpAccessLog logs every HTTP request on a gateway port; the verdict comes
 // from the matched route's metadata. On a port that routes by Host
-// (byHost), a request whose Host names no cluster is logged by a logger of
-// its own as deny / not_in_registry: its route is the shared by_host one.
+// (byHost), a request whose Host names no cluster matched the shared
+// by_host route: the file log has a logger of its own for it (deny /
+// not_in_registry), and the decision intake tells it by its NC flag, so the
+// gRPC log needs no per-request filter.
 func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.AccessLog {
 	type variant struct {
 		filter          string
 		verdict, reason string // literal; empty: from the route's metadata
 	}
 	variants := []variant{{}}
-	if byHost {
+	if byHost && o.AccessLogPath != "" {
 		variants = []variant{
 			{filter: "response.code_details != 'cluster_not_found'"},
 			{filter: "response.code_details == 'cluster_not_found'", verdict: VerdictDeny, reason: ReasonNotInRegistry},
 		}
 	}
 	var out []*accesslogv3.AccessLog
-	for _, v := range variants {
+	for i, v := range variants {
 		filter := celFilter(v.filter)
 		if o.AccessLogPath != "" {
 			meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
@@ -137,7 +139,7 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 				LogDetails:      "%RESPONSE_CODE_DETAILS%",
 			}))
 		}
-		if o.ALSCluster != "" {
+		if o.ALSCluster != "" && i == 0 {
 			metaTag := func(tag string, kind *metadatav3.MetadataKind, key string) *tracingv3.CustomTag {
 				return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
 					Kind:        kind,
@@ -152,17 +154,12 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 				metaTag(TagServiceEntry, route, "serviceentry"),
 				metaTag(TagClusterServiceEntry, cluster, "serviceentry"),
 			}
-			if v.verdict != "" {
-				tags = append(tags, literalTag(TagVerdict, v.verdict), literalTag(TagReason, v.reason))
-			} else {
-				tags = append(tags, metaTag(TagVerdict, route, "verdict"), metaTag(TagReason, route, "reason"))
-			}
+			tags = append(tags, metaTag(TagVerdict, route, "verdict"), metaTag(TagReason, route, "reason"))
 			if mesh {
 				tags = append(tags, literalTag(TagMesh, "true"))
 			}
 			out = append(out, &accesslogv3.AccessLog{
-				Name:   "envoy.access_loggers.http_grpc",
-				Filter: filter,
+				Name: "envoy.access_loggers.http_grpc",
 				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
 					CommonConfig: alsCommon(o, tags),
 					// Redirects: the intake links a 3xx to the request that
