@@ -471,6 +471,54 @@ func (s *Server) sentResponse(nonce, typeURL, version string, size int) {
 	s.sent[nonce] = sent{typeURL: typeURL, version: version}
 }
 
+// resumedWith handles the first delta request of a gateway that already
+// holds resources (Envoy reconnecting, or adopted by a restarted egressd):
+// initial are their versions, our digests. If they are exactly the
+// current resources of the type, the cache sends nothing (they did not
+// change), so there is no ACK to wait for: the gateway holds the current
+// version of the type already.
+func (s *Server) resumedWith(typeURL string, initial map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current := s.digests[typeURL]
+	if s.version == "" || len(current) == 0 {
+		return
+	}
+	for name, v := range initial {
+		if current[name] != v {
+			return
+		}
+	}
+	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType {
+		// Wildcard types hold every resource, not a subscribed few.
+		if len(initial) != len(current) {
+			return
+		}
+	}
+	s.ack(typeURL, s.version)
+}
+
+// resumedAt is resumedWith for a state-of-the-world stream: the gateway's
+// first request names the version it holds, and is not answered again if
+// that is the current one.
+func (s *Server) resumedAt(typeURL, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if version == s.version {
+		s.ack(typeURL, version)
+	}
+}
+
+// ack records that a gateway holds version of typeURL and wakes waiters.
+// Call with s.mu held.
+func (s *Server) ack(typeURL, version string) {
+	if s.acked[typeURL] != version {
+		s.acked[typeURL] = version
+		close(s.ackWatch)
+		s.ackWatch = make(chan struct{})
+	}
+}
+
 // answered handles a request that answers the response with nonce: an
 // ACK, or a NACK when detail is set. A request without a nonce (the
 // first on a stream, or a new subscription) answers nothing.
@@ -494,10 +542,8 @@ func (s *Server) answered(nonce, typeURL string, node *corev3.Node, detail *stat
 			zap.String("error", detail.GetMessage()))
 		return
 	}
-	if ok && s.acked[r.typeURL] != r.version {
-		s.acked[r.typeURL] = r.version
-		close(s.ackWatch)
-		s.ackWatch = make(chan struct{})
+	if ok {
+		s.ack(r.typeURL, r.version)
 	}
 	s.mu.Unlock()
 }
@@ -525,6 +571,9 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetVersionInfo(), proto.Size(resp))
 		},
 		StreamRequestFunc: func(_ int64, req *discoveryv3.DiscoveryRequest) error {
+			if req.GetResponseNonce() == "" && req.GetVersionInfo() != "" {
+				s.resumedAt(req.GetTypeUrl(), req.GetVersionInfo())
+			}
 			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},
@@ -534,6 +583,9 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetSystemVersionInfo(), proto.Size(resp))
 		},
 		StreamDeltaRequestFunc: func(_ int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+			if req.GetResponseNonce() == "" && len(req.GetInitialResourceVersions()) > 0 {
+				s.resumedWith(req.GetTypeUrl(), req.GetInitialResourceVersions())
+			}
 			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},

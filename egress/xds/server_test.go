@@ -192,3 +192,47 @@ func TestMemoizedTranslationEqualsFresh(t *testing.T) {
 		t.Errorf("versions differ: fresh %s, memoized %s", v1, v2)
 	}
 }
+
+// TestResumedGatewayHoldsTheVersion: a gateway that reconnects holding the
+// current resources (Envoy adopted by a restarted egressd) is sent nothing
+// for a named type, so its initial resource versions must count as the ACK.
+func TestResumedGatewayHoldsTheVersion(t *testing.T) {
+	const (
+		L = resourcev3.ListenerType
+		C = resourcev3.ClusterType
+		R = resourcev3.RouteType
+	)
+	s, err := NewServer(zap.NewNop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.record("v1", map[string]map[string]string{L: {"l": "1"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
+	s.version = "v1"
+	s.mu.Unlock()
+	for _, typ := range []string{L, C} { // wildcard types are always answered
+		s.sentResponse(typ, typ, "v1", 1)
+		s.answered(typ, typ, nil, nil)
+	}
+	s.resumedWith(R, map[string]string{"r": "0"}) // an older route: not held
+	if s.AckedVersion() != "" {
+		t.Fatalf("AckedVersion = %q with a stale route", s.AckedVersion())
+	}
+	s.resumedWith(R, map[string]string{"r": "1", "q": "1"})
+	if got := s.AckedVersion(); got != "v1" {
+		t.Errorf("AckedVersion = %q after the gateway resumed with v1's routes, want v1", got)
+	}
+	// State of the world: the first request names the version held.
+	s.mu.Lock()
+	s.record("v2", map[string]map[string]string{L: {"l": "2"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
+	s.version = "v2"
+	s.mu.Unlock()
+	s.resumedAt(L, "v1")
+	if s.AckedVersion() != "v1" {
+		t.Errorf("an old version named on resume counted as v2")
+	}
+	s.resumedAt(L, "v2")
+	if got := s.AckedVersion(); got != "v2" {
+		t.Errorf("AckedVersion = %q after resuming at v2, want v2", got)
+	}
+}
