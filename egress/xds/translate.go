@@ -3,6 +3,7 @@ package xds
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -234,6 +235,31 @@ func (t *translator) addCluster(c *clusterv3.Cluster) string {
 	return c.Name
 }
 
+// wildcards returns the suffixes (".example.com") of the wildcard hosts
+// among hps.
+func wildcards(hps []hostPort) []string {
+	var out []string
+	for _, hp := range hps {
+		if hp.host.Wildcard {
+			out = append(out, strings.TrimPrefix(hp.host.Name, "*"))
+		}
+	}
+	return out
+}
+
+// underWildcard reports whether an exact host also matches one of the
+// port's wildcards. Such a host keeps a chain or virtual host of its own:
+// Envoy prefers a wildcard server name or domain to the catch-all that
+// routes by SNI or Host, and would send the host where the wildcard goes.
+func underWildcard(hp hostPort, suffixes []string) bool {
+	for _, sfx := range suffixes {
+		if strings.HasSuffix(hp.host.Name, sfx) {
+			return true
+		}
+	}
+	return false
+}
+
 // dynamic reports whether the gateway must resolve the destination itself
 // from the Host header or SNI: resolution NONE (validation refuses DNS
 // wildcards without endpoints; wildcards with endpoints go to those).
@@ -285,8 +311,9 @@ func (t *translator) port(p *portPlan) error {
 	// The listener then does not grow or change with those hosts, and a
 	// host added or removed is one cluster added or removed.
 	bySNI := !t.o.Outbound.Forwards()
+	wild := wildcards(p.tls)
 	for _, hp := range p.tls {
-		if bySNI && !dynamic(hp) && !hp.host.Wildcard {
+		if bySNI && !dynamic(hp) && !hp.host.Wildcard && !underWildcard(hp, wild) {
 			t.addCluster(t.passthroughCluster(hp))
 			continue
 		}
@@ -443,6 +470,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 	// cluster (byHostVirtualHost). The route table then does not grow or
 	// change with those hosts.
 	byHost := !t.o.Outbound.Forwards()
+	wild := wildcards(p.http)
 	needDynamic := false
 	for _, hp := range p.http {
 		if originationBlocked(hp.hp) {
@@ -454,7 +482,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 		case dynamic(hp):
 			needDynamic = true
 			cluster, entry = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2()), hp.hp.Entry.Ref.String()
-		case byHost && !hp.host.Wildcard:
+		case byHost && !hp.host.Wildcard && !underWildcard(hp, wild):
 			t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 			continue
 		default:
