@@ -94,7 +94,7 @@ func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
 }
 
 // clusterEntryField is the file access log's value of the upstream
-// cluster's ServiceEntry (passthroughCluster's metadata).
+// cluster's ServiceEntry (every host cluster's metadata).
 var clusterEntryField = fmt.Sprintf("%%CLUSTER_METADATA(%s:serviceentry)%%", routeMetadataKey)
 
 func baseCluster(o Options, name string) *clusterv3.Cluster {
