@@ -166,7 +166,7 @@ func (t *translator) dnsCluster(logical bool) *clusterv3.Cluster_ClusterType {
 }
 
 // DNS refresh of host clusters: the records' TTL (at least Envoy's 5 s
-// minimum) with dnsRefresh for records without one; failures retry from
+// minimum), dnsRefresh when the TTL is 0; failures retry from
 // dnsFailureBase, backing off to dnsFailureMax.
 const (
 	dnsRefresh     = 30 * time.Second
