@@ -103,27 +103,26 @@ const routeMetadataKey = "egressd"
 // not_in_registry), and the decision intake tells it by its NC flag, so the
 // gRPC log needs no per-request filter.
 func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.AccessLog {
-	type variant struct {
-		filter          string
-		verdict, reason string // literal; empty: from the route's metadata
-	}
-	variants := []variant{{}}
-	if byHost && o.AccessLogPath != "" {
-		variants = []variant{
-			{filter: "response.code_details != 'cluster_not_found'"},
-			{filter: "response.code_details == 'cluster_not_found'", verdict: VerdictDeny, reason: ReasonNotInRegistry},
-		}
-	}
 	var out []*accesslogv3.AccessLog
-	for i, v := range variants {
-		filter := celFilter(v.filter)
-		if o.AccessLogPath != "" {
-			meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
+	if o.AccessLogPath != "" {
+		type variant struct {
+			filter          string
+			verdict, reason string // literal; empty: from the route's metadata
+		}
+		variants := []variant{{}}
+		if byHost {
+			variants = []variant{
+				{filter: "response.code_details != 'cluster_not_found'"},
+				{filter: "response.code_details == 'cluster_not_found'", verdict: VerdictDeny, reason: ReasonNotInRegistry},
+			}
+		}
+		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
+		for _, v := range variants {
 			verdict, reason := meta("verdict"), meta("reason")
 			if v.verdict != "" {
 				verdict, reason = v.verdict, v.reason
 			}
-			out = append(out, fileLog(o, filter, port, map[string]string{
+			out = append(out, fileLog(o, celFilter(v.filter), port, map[string]string{
 				LogLayer:   "http",
 				LogVerdict: verdict,
 				LogReason:  reason,
@@ -139,35 +138,36 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 				LogDetails:      "%RESPONSE_CODE_DETAILS%",
 			}))
 		}
-		if o.ALSCluster != "" && i == 0 {
-			metaTag := func(tag string, kind *metadatav3.MetadataKind, key string) *tracingv3.CustomTag {
-				return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
-					Kind:        kind,
-					MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
-				}}}
-			}
-			route := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}}
-			cluster := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Cluster_{Cluster: &metadatav3.MetadataKind_Cluster{}}}
-			tags := []*tracingv3.CustomTag{
-				literalTag(TagLayer, "http"),
-				literalTag(TagPort, fmt.Sprint(port)),
-				metaTag(TagServiceEntry, route, "serviceentry"),
-				metaTag(TagClusterServiceEntry, cluster, "serviceentry"),
-			}
-			tags = append(tags, metaTag(TagVerdict, route, "verdict"), metaTag(TagReason, route, "reason"))
-			if mesh {
-				tags = append(tags, literalTag(TagMesh, "true"))
-			}
-			out = append(out, &accesslogv3.AccessLog{
-				Name: "envoy.access_loggers.http_grpc",
-				ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
-					CommonConfig: alsCommon(o, tags),
-					// Redirects: the intake links a 3xx to the request that
-					// follows its Location.
-					AdditionalResponseHeadersToLog: []string{"location"},
-				})},
-			})
+	}
+	if o.ALSCluster != "" {
+		metaTag := func(tag string, kind *metadatav3.MetadataKind, key string) *tracingv3.CustomTag {
+			return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
+				Kind:        kind,
+				MetadataKey: &metadatav3.MetadataKey{Key: routeMetadataKey, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: key}}}},
+			}}}
 		}
+		route := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}}
+		cluster := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Cluster_{Cluster: &metadatav3.MetadataKind_Cluster{}}}
+		tags := []*tracingv3.CustomTag{
+			literalTag(TagLayer, "http"),
+			literalTag(TagPort, fmt.Sprint(port)),
+			metaTag(TagServiceEntry, route, "serviceentry"),
+			metaTag(TagClusterServiceEntry, cluster, "serviceentry"),
+			metaTag(TagVerdict, route, "verdict"),
+			metaTag(TagReason, route, "reason"),
+		}
+		if mesh {
+			tags = append(tags, literalTag(TagMesh, "true"))
+		}
+		out = append(out, &accesslogv3.AccessLog{
+			Name: "envoy.access_loggers.http_grpc",
+			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
+				CommonConfig: alsCommon(o, tags),
+				// Redirects: the intake links a 3xx to the request that
+				// follows its Location.
+				AdditionalResponseHeadersToLog: []string{"location"},
+			})},
+		})
 	}
 	return out
 }
