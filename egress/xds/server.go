@@ -333,18 +333,6 @@ func (s *Server) Connected() bool {
 	return s.streams > 0
 }
 
-// Acked returns the last version a gateway acknowledged for each resource
-// type URL.
-func (s *Server) Acked() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.acked))
-	for k, v := range s.acked {
-		out[k] = v
-	}
-	return out
-}
-
 // Rejected returns the error of the last configuration a gateway
 // rejected (NACKed), or "" if none was.
 func (s *Server) Rejected() string {

@@ -18,14 +18,7 @@ type validator interface{ ValidateAll() error }
 
 // Validate runs every resource's generated ValidateAll, so an invalid
 // resource is caught here rather than NACKed by Envoy.
-func (r *Resources) Validate() error {
-	for _, m := range r.messages() {
-		if err := m.(validator).ValidateAll(); err != nil {
-			return fmt.Errorf("xds: %T %q: %w", m, name(m), err)
-		}
-	}
-	return nil
-}
+func (r *Resources) Validate() error { return r.validateChanged(nil, nil) }
 
 // Version is a digest of the resources' deterministic encoding: equal
 // content, equal version.
@@ -80,7 +73,8 @@ func (r *Resources) digests() (string, map[string]map[string]string) {
 }
 
 // validateChanged is Validate for the resources whose digest is not the
-// one in published: a resource already published was validated then.
+// one in published (nil: all of them): a resource already published was
+// validated then.
 func (r *Resources) validateChanged(published, now map[string]map[string]string) error {
 	for _, m := range r.messages() {
 		typ, n := typeURL(m), name(m)

@@ -509,7 +509,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 		t.byHostPorts[p.number] = true
 		rc.VirtualHosts = append(rc.VirtualHosts, byHostVirtualHost(p.number))
 	} else {
-		rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost(p.number))
+		rc.VirtualHosts = append(rc.VirtualHosts, t.unlistedVirtualHost())
 		needDynamic = true
 	}
 
@@ -672,42 +672,20 @@ func (t *translator) unlistedVerdict() (verdict, reason string) {
 	return VerdictAllow, ReasonAllowAny
 }
 
-// unlistedVirtualHost takes every Host no entry allows: a 403 that says why
-// under REGISTRY_ONLY, dynamic forwarding under ALLOW_ANY and AUDIT.
-func (t *translator) unlistedVirtualHost(port uint32) *routev3.VirtualHost {
-	vh := &routev3.VirtualHost{Name: "unlisted", Domains: []string{"*"}}
-	if t.o.Outbound.Forwards() {
-		verdict, reason := t.unlistedVerdict()
-		vh.Routes = []*routev3.Route{{
-			Name:     "unlisted",
-			Match:    prefixMatch("/"),
-			Metadata: routeMetadata(verdict, reason, ""),
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.dynamicHTTPCluster(false)},
-				Timeout:          durationpb.New(0),
-			}},
-		}}
-		return vh
-	}
-	body := fmt.Sprintf("egressd: host %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry allows it on port %d\n",
-		serviceentry.RegistryOnly, port)
-	vh.Routes = []*routev3.Route{{
-		Name:     "deny",
+// unlistedVirtualHost takes every Host no entry allows under ALLOW_ANY and
+// AUDIT: it is forwarded dynamically. (Under REGISTRY_ONLY the port routes
+// by Host and routeByHost answers 403.)
+func (t *translator) unlistedVirtualHost() *routev3.VirtualHost {
+	verdict, reason := t.unlistedVerdict()
+	return &routev3.VirtualHost{Name: "unlisted", Domains: []string{"*"}, Routes: []*routev3.Route{{
+		Name:     "unlisted",
 		Match:    prefixMatch("/"),
-		Metadata: routeMetadata(VerdictDeny, ReasonNotInRegistry, ""),
-		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
-			Status: 403,
-			BodyFormat: &corev3.SubstitutionFormatString{
-				Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}},
-				ContentType: "text/plain; charset=utf-8",
-			},
+		Metadata: routeMetadata(verdict, reason, ""),
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.dynamicHTTPCluster(false)},
+			Timeout:          durationpb.New(0),
 		}},
-		ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
-			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonNotInRegistry},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		}},
-	}}
-	return vh
+	}}}
 }
 
 func prefixMatch(p string) *routev3.RouteMatch {
