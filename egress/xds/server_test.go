@@ -17,19 +17,27 @@ import (
 	"github.com/egressd/egressd/serviceentry/gen"
 )
 
-// TestAckBookkeeping is WaitAcked's rule under delta xDS, where a type
-// whose resources did not change is not sent again: a version is held once
-// every type has ACKed the last version that changed it, or a later one.
-func TestAckBookkeeping(t *testing.T) {
-	const (
-		L = resourcev3.ListenerType
-		C = resourcev3.ClusterType
-		R = resourcev3.RouteType
-	)
+// Resource types in the bookkeeping tests.
+const (
+	L = resourcev3.ListenerType
+	C = resourcev3.ClusterType
+	R = resourcev3.RouteType
+)
+
+func newTestServer(t *testing.T) *Server {
+	t.Helper()
 	s, err := NewServer(zap.NewNop(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestAckBookkeeping is WaitAcked's rule under delta xDS, where a type
+// whose resources did not change is not sent again: a version is held once
+// every type has ACKed the last version that changed it, or a later one.
+func TestAckBookkeeping(t *testing.T) {
+	s := newTestServer(t)
 	publish := func(version string, digests map[string]map[string]string) {
 		s.mu.Lock()
 		s.record(version, digests)
@@ -197,15 +205,7 @@ func TestMemoizedTranslationEqualsFresh(t *testing.T) {
 // current resources (Envoy adopted by a restarted egressd) is sent nothing
 // for a named type, so its initial resource versions must count as the ACK.
 func TestResumedGatewayHoldsTheVersion(t *testing.T) {
-	const (
-		L = resourcev3.ListenerType
-		C = resourcev3.ClusterType
-		R = resourcev3.RouteType
-	)
-	s, err := NewServer(zap.NewNop(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t)
 	s.mu.Lock()
 	s.record("v1", map[string]map[string]string{L: {"l": "1"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
 	s.version = "v1"
