@@ -477,7 +477,7 @@ func (s *Server) resumedWith(typeURL string, initial map[string]string) {
 			return
 		}
 	}
-	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType {
+	if slices.Contains(wildcardTypes, typeURL) {
 		// Wildcard types hold every resource, not a subscribed few.
 		if len(initial) != len(current) {
 			return
