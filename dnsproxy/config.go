@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // Mode says how allowed names are answered.
@@ -27,9 +28,20 @@ const (
 	// ModeForward resolves allowed names upstream and returns the real
 	// records, filtered by the rebinding guard.
 	ModeForward Mode = "forward"
+	// ModeResolver serves the gateway's own lookups (Envoy's DNS clusters
+	// and dynamic forward proxy), never clients: the names the allowlist
+	// gives the gateway reason to resolve (every name under ALLOW_ANY and
+	// AUDIT) are resolved upstream, and every address in the answer goes
+	// through Guard with the gateway's own addresses (Guard.Self) refused.
+	// A name left without addresses is answered NOERROR with none, so the
+	// gateway drops the addresses it held; the refusal goes to Ledger.
+	// Pass-through zones do not apply, and no decisions are recorded: the
+	// gateway reports the request or connection that needed the name.
+	ModeResolver Mode = "resolver"
 )
 
-// ParseMode parses a mode name, case-insensitively.
+// ParseMode parses the mode of a DNS proxy for clients (gateway or
+// forward), case-insensitively.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
 	case ModeGateway, ModeForward:
@@ -93,6 +105,20 @@ type Config struct {
 	// rebinding and SSRF guard. (It is a negative flag so that the zero
 	// Config keeps the guard on.)
 	AllowPrivate bool
+	// Guard decides which addresses upstream answers may carry (forward and
+	// resolver modes, see netguard.Policy.Check): Guard.Allow are ranges the
+	// operator allows, Guard.Self the gateway's own addresses. nil: every
+	// non-public address is dropped unless the ServiceEntry lists it.
+	Guard *netguard.Policy
+	// Ledger receives, in resolver mode, every name whose answer lost
+	// addresses to Guard (and forgets a name that resolves cleanly), so
+	// the gateway's failed request can be reported with the address. nil:
+	// not recorded.
+	Ledger *netguard.Ledger
+	// MetricsSubsystem names the metrics: egressd_<subsystem>_queries_total
+	// and so on. Default "dns"; a second Server on the same registry needs
+	// another (egressd's gateway resolver uses "gateway_dns").
+	MetricsSubsystem string
 	// Log receives operational lines, and one line per refusal when
 	// OnDecision is nil (debug lines for the rest). Default: no logging.
 	Log *zap.Logger
@@ -125,9 +151,9 @@ func (c Config) validate() (*config, error) {
 	switch o.Mode {
 	case "":
 		o.Mode = ModeGateway
-	case ModeGateway, ModeForward:
+	case ModeGateway, ModeForward, ModeResolver:
 	default:
-		return nil, fmt.Errorf("mode %q: use %s or %s", o.Mode, ModeGateway, ModeForward)
+		return nil, fmt.Errorf("mode %q: use %s, %s or %s", o.Mode, ModeGateway, ModeForward, ModeResolver)
 	}
 	for _, ip := range o.GatewayIPs {
 		switch {
@@ -189,7 +215,11 @@ func (c Config) validate() (*config, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
 	}
-	o.blockPrivate = !o.AllowPrivate
+	// The gateway's resolver always guards: AllowPrivate is for clients.
+	o.blockPrivate = !o.AllowPrivate || o.Mode == ModeResolver
+	if o.MetricsSubsystem == "" {
+		o.MetricsSubsystem = "dns"
+	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}

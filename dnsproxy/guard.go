@@ -6,65 +6,30 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
-
-// Ranges the rebinding guard blocks besides those netip classifies
-// (loopback, private, link-local, multicast, unspecified).
-var extraBlocked = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),          // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),      // shared address space (CGNAT)
-	netip.MustParsePrefix("255.255.255.255/32"), // limited broadcast
-	netip.MustParsePrefix("fec0::/10"),          // deprecated site-local
-}
-
-// nat64 is the well-known NAT64 prefix: its addresses embed an IPv4 address
-// that is checked like any other.
-var nat64 = netip.MustParsePrefix("64:ff9b::/96")
-
-// blockedAddr reports whether ip is in a range the rebinding guard blocks:
-// loopback, link-local (169.254.0.0/16, where cloud metadata services such
-// as 169.254.169.254 live, and fe80::/10), private (RFC 1918, fc00::/7),
-// shared (100.64.0.0/10), unspecified, multicast and broadcast. IPv4-mapped
-// and NAT64 IPv6 addresses are judged by the IPv4 address they carry.
-func blockedAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if nat64.Contains(ip) {
-		b := ip.As16()
-		ip = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-	}
-	if !ip.IsValid() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() ||
-		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() {
-		return true
-	}
-	for _, p := range extraBlocked {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// listedAddr reports whether one of the ServiceEntry's ranges holds ip.
-func listedAddr(listed []netip.Prefix, ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range listed {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
 
 // guardResult is what the rebinding guard did to one answer.
 type guardResult struct {
-	kept    int      // A/AAAA records of the question's name and type left in the answer section
-	dropped []string // the addresses it dropped
+	kept    int                // A/AAAA records of the question's name and type left in the answer section
+	dropped []netguard.Verdict // the addresses it dropped, with why
 }
 
-// guard removes blocked A and AAAA records (unless listed) from every
-// section of m, in place. It counts the address records of type qtype that
-// remain in the answer section.
-func guard(m *dns.Msg, qtype uint16, listed []netip.Prefix) guardResult {
+// droppedList renders the dropped addresses: "127.0.0.1 (loopback), ...".
+func (g guardResult) droppedList() string {
+	parts := make([]string, len(g.dropped))
+	for i, v := range g.dropped {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// guard removes the A and AAAA records that policy refuses (see
+// netguard.Policy.Check; listed are the ranges the name's ServiceEntries
+// list) from every section of m, in place. It counts the address records
+// of type qtype that remain in the answer section.
+func guard(m *dns.Msg, qtype uint16, policy *netguard.Policy, listed []netip.Prefix) guardResult {
 	var res guardResult
 	filter := func(rrs []dns.RR, answer bool) []dns.RR {
 		out := rrs[:0]
@@ -79,9 +44,9 @@ func guard(m *dns.Msg, qtype uint16, listed []netip.Prefix) guardResult {
 				out = append(out, rr)
 				continue
 			}
-			addr, ok := netip.AddrFromSlice(ip)
-			if !ok || (blockedAddr(addr) && !listedAddr(listed, addr)) {
-				res.dropped = append(res.dropped, ip.String())
+			addr, _ := netip.AddrFromSlice(ip)
+			if v := policy.Check(addr, listed); !v.Allowed {
+				res.dropped = append(res.dropped, v)
 				continue
 			}
 			if answer && (qtype == dns.TypeANY || rr.Header().Rrtype == qtype) {

@@ -124,15 +124,21 @@ func (s *Server) answer(rq *request) *dns.Msg {
 		return s.plain(rq, dns.RcodeFormatError)
 	}
 	rq.name = dns.CanonicalName(rq.q.Name)
-	if s.passthrough(rq.name) {
+	resolver := s.cfg.Mode == ModeResolver
+	if !resolver && s.passthrough(rq.name) {
 		return s.forwardUnchanged(rq, ReasonPassthrough)
 	}
 	snap := s.snap.Load()
 	if snap == nil {
 		// Fail closed: never answer a name that cannot be checked.
 		rq.reason = ReasonNotReady
-		s.record(rq.decision(VerdictDeny, ReasonNotReady))
+		if !resolver {
+			s.record(rq.decision(VerdictDeny, ReasonNotReady))
+		}
 		return s.failure(rq, dns.RcodeServerFailure, dns.ExtendedErrorCodeNotReady, textNotReady)
+	}
+	if resolver {
+		return s.resolve(rq, snap)
 	}
 	// Names with escapes (a "." or a non-LDH byte inside a label) are never
 	// host names; matching their presentation form by suffix could let
@@ -212,11 +218,11 @@ func (s *Server) answerAllowed(rq *request, snap *snapshot, plan *hostPlan) *dns
 			resp.Rcode = dns.RcodeSuccess
 		}
 	} else if s.cfg.blockPrivate {
-		res := guard(resp, qt, plan.listed)
+		res := guard(resp, qt, s.cfg.Guard, plan.listed)
 		if len(res.dropped) > 0 {
 			d := rq.decision(VerdictAllow, ReasonBlockedAddress)
 			d.ServiceEntry = plan.entry
-			d.Detail = "dropped " + strings.Join(res.dropped, ", ")
+			d.Detail = "dropped " + res.droppedList()
 			if res.kept == 0 && isAddressType(qt) {
 				d.Verdict = VerdictDeny
 				rq.verdict, rq.reason = VerdictDeny, ReasonBlockedAddress

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // handlerCase is one query and what the handler must answer.
@@ -203,7 +204,7 @@ func TestForwardMode(t *testing.T) {
 			{Layer: "dns", Source: src, Host: "alias.example.test", QType: "A", Verdict: "allow",
 				Reason: ReasonCNAMEToUnlisted, ServiceEntry: "web/misc", Detail: "alias.example.test -> cdn.unlisted.test"},
 			{Layer: "dns", Source: src, Host: "rebind.example.test", QType: "A", Verdict: "deny",
-				Reason: ReasonBlockedAddress, ServiceEntry: "web/rebind", Detail: "dropped 127.0.0.1"},
+				Reason: ReasonBlockedAddress, ServiceEntry: "web/rebind", Detail: "dropped 127.0.0.1 (loopback)"},
 		}
 		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("decisions (-want +got):\n%s", diff)
@@ -426,23 +427,37 @@ func TestPassthroughZones(t *testing.T) {
 	}
 }
 
-// TestBlockedAddr: the rebinding guard's ranges.
-func TestBlockedAddr(t *testing.T) {
-	cases := map[string]bool{
-		"127.0.0.1": true, "127.255.0.1": true, "::1": true,
-		"10.0.0.5": true, "172.16.0.1": true, "172.31.255.255": true, "192.168.1.1": true,
-		"169.254.169.254": true, "fe80::1": true, "fd00::1": true, "fc00::1": true,
-		"0.0.0.0": true, "::": true, "0.1.2.3": true, "100.64.0.1": true,
-		"224.0.0.1": true, "ff02::1": true, "255.255.255.255": true,
-		"::ffff:127.0.0.1": true, "::ffff:10.1.2.3": true, "64:ff9b::a00:1": true, "64:ff9b::c000:20a": false,
-		"192.0.2.10": false, "8.8.8.8": false, "172.32.0.1": false, "2001:db8::1": false, "198.18.0.1": false,
-		"100.128.0.1": false,
+// TestGuardEmbeddedForms: AAAA answers that carry a blocked IPv4 address
+// in a 6to4 or Teredo address are dropped like the IPv4 address itself
+// (the one classification of netguard); a 6to4 form of a public address
+// is kept.
+func TestGuardEmbeddedForms(t *testing.T) {
+	up := startFake(t, zoneHandler)
+	s, d := newTestServer(t, Config{Mode: ModeForward, Upstreams: []string{up.addr}})
+	runHandlerCases(t, s, d, map[string]handlerCase{
+		"6to4 of private, loopback and metadata dropped": {name: "sixtofour.example.test.", qtype: dns.TypeAAAA,
+			want: []string{"AAAA 2002:808:808::1"}, reasons: []string{ReasonBlockedAddress}},
+		"teredo of a private client dropped": {name: "teredo.example.test.", qtype: dns.TypeAAAA,
+			rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+	})
+	d.reset()
+	ask(t, s, "sixtofour.example.test.", dns.TypeAAAA)
+	got := d.all()
+	want := "dropped 2002:a00:1::1 (6to4 of 10.0.0.1 (private)), 2002:7f00:1::1 (6to4 of 127.0.0.1 (loopback)), 2002:a9fe:a9fe::1 (6to4 of 169.254.169.254 (link_local))"
+	if len(got) != 1 || got[0].Detail != want {
+		t.Errorf("decisions %+v, want one with detail %q", got, want)
 	}
-	for s, want := range cases {
-		if got := blockedAddr(netip.MustParseAddr(s)); got != want {
-			t.Errorf("blockedAddr(%s) = %v, want %v", s, got, want)
-		}
-	}
+}
+
+// TestForwardModeAllowedRanges: ranges the operator allows pass the guard.
+func TestForwardModeAllowedRanges(t *testing.T) {
+	up := startFake(t, zoneHandler)
+	s, d := newTestServer(t, Config{Mode: ModeForward, Upstreams: []string{up.addr},
+		Guard: &netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}})
+	runHandlerCases(t, s, d, map[string]handlerCase{
+		"allowed range":             {name: "private.example.test.", qtype: dns.TypeA, want: []string{"A 10.0.0.5"}},
+		"loopback is still blocked": {name: "rebind.example.test.", qtype: dns.TypeA, rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+	})
 }
 
 // TestCNAMEChain: the chain is followed from the query name, in any case,

@@ -280,6 +280,14 @@ var testZone = map[string][]string{
 	"static.example.test.":        {"static.example.test. 300 IN TXT \"static txt\""},
 	"evil.example.net.":           {"evil.example.net. 300 IN A 192.0.2.66"},
 	"kube-dns.svc.cluster.local.": {"kube-dns.svc.cluster.local. 30 IN A 10.96.0.10"},
+	// 6to4 of 10.0.0.1, 127.0.0.1 and 169.254.169.254, and of public 8.8.8.8.
+	"sixtofour.example.test.": {"sixtofour.example.test. 300 IN AAAA 2002:a00:1::1", "sixtofour.example.test. 300 IN AAAA 2002:7f00:1::1",
+		"sixtofour.example.test. 300 IN AAAA 2002:a9fe:a9fe::1", "sixtofour.example.test. 300 IN AAAA 2002:808:808::1"},
+	// Teredo with a public server and the client 10.0.0.1 (inverted).
+	"teredo.example.test.":       {"teredo.example.test. 300 IN AAAA 2001:0:4136:e378:8000:face:f5ff:fffe"},
+	"backend.example.test.":      {"backend.example.test. 300 IN A 192.0.2.50"},
+	"loop-backend.example.test.": {"loop-backend.example.test. 300 IN A 127.0.0.1"},
+	"gateway.example.test.":      {"gateway.example.test. 300 IN A 192.0.2.77"},
 }
 
 // zoneHandler answers from testZone: the records of the asked type (and

@@ -7,7 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the DNS proxy's collectors. Label values come from fixed
+// metrics are the DNS proxy's collectors (named egressd_<subsystem>_*,
+// "dns" by default, shown below). Label values come from fixed
 // sets (verdicts, reasons, transports, results), never from query names or
 // client addresses, so the series count is bounded.
 type metrics struct {
@@ -30,31 +31,32 @@ var reasonsByVerdict = map[string][]string{
 	VerdictAuditDeny: {ReasonNotInRegistry},
 }
 
-func newMetrics(reg prometheus.Registerer, cacheLen func() int) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, subsystem string, cacheLen func() int) (*metrics, error) {
+	name := func(n string) string { return "egressd_" + subsystem + "_" + n }
 	m := &metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "egressd_dns_queries_total",
+			Name: name("queries_total"),
 			Help: "DNS queries answered, by verdict (allow, deny) and reason.",
 		}, []string{"verdict", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "egressd_dns_request_duration_seconds",
+			Name:    name("request_duration_seconds"),
 			Help:    "Time from receiving a DNS query to writing its answer, by verdict.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"verdict"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "egressd_dns_upstream_requests_total",
+			Name: name("upstream_requests_total"),
 			Help: "Requests to upstream resolvers, by transport (udp, tcp) and result (ok, truncated, servfail: SERVFAIL or REFUSED, error: no or a mismatched answer).",
 		}, []string{"transport", "result"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "egressd_dns_cache_lookups_total",
+			Name: name("cache_lookups_total"),
 			Help: "Response cache lookups, by result (hit, miss).",
 		}, []string{"result"}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "egressd_dns_cache_entries",
+			Name: name("cache_entries"),
 			Help: "Responses held in the cache.",
 		}, func() float64 { return float64(cacheLen()) }),
 		vips: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "egressd_dns_vips_allocated",
+			Name: name("vips_allocated"),
 			Help: "Hosts with an auto-allocated VIP in the current allowlist.",
 		}),
 		queryBy:    map[[2]string]prometheus.Counter{},

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/miekg/dns"
+
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -17,6 +19,9 @@ type snapshot struct {
 	allow *serviceentry.Allowlist
 	plans map[*serviceentry.Host]*hostPlan
 	vips  int // hosts with an allocated VIP
+	// endpoints (resolver mode) are the endpoint names of the entries the
+	// gateway resolves by DNS (canonical), with their entry's plan.
+	endpoints map[string]*hostPlan
 }
 
 // How a host's A and AAAA queries are answered.
@@ -47,6 +52,28 @@ func (p *hostPlan) synthesised() bool { return p.source != sourceUpstream }
 // buildSnapshot compiles the answer plan of every host of a.
 func buildSnapshot(c *config, a *serviceentry.Allowlist) *snapshot {
 	snap := &snapshot{allow: a, plans: make(map[*serviceentry.Host]*hostPlan, len(a.Hosts()))}
+	if c.Mode == ModeResolver {
+		snap.endpoints = map[string]*hostPlan{}
+		for _, h := range a.Hosts() {
+			p := planHost(c, h)
+			snap.plans[h] = p
+			for _, hp := range h.Ports {
+				if hp.Entry == nil || hp.Entry.Resolution == serviceentry.ResolutionStatic {
+					continue
+				}
+				for _, ep := range hp.Entry.Endpoints {
+					if _, err := netip.ParseAddr(ep.Address); err == nil || ep.Address == "" {
+						continue
+					}
+					name := dns.CanonicalName(ep.Address)
+					if _, ok := snap.endpoints[name]; !ok {
+						snap.endpoints[name] = &hostPlan{entry: hp.Entry.Ref.String(), source: sourceUpstream, listed: listedOf(hp.Entry)}
+					}
+				}
+			}
+		}
+		return snap
+	}
 	var vipHosts []*serviceentry.Host // sorted by name, as Hosts() is
 	for _, h := range a.Hosts() {
 		p := planHost(c, h)
@@ -124,16 +151,14 @@ func planHost(c *config, h *serviceentry.Host) *hostPlan {
 			}
 		}
 		if !seen[e] {
-			p.listed = append(p.listed, e.Addresses...)
-			for _, ep := range e.Endpoints {
-				if ip, err := netip.ParseAddr(ep.Address); err == nil {
-					p.listed = append(p.listed, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
-				}
-			}
+			p.listed = append(p.listed, listedOf(e)...)
 		}
 		seen[e] = true
 	}
 	switch {
+	case c.Mode == ModeResolver:
+		// The gateway connects to the real addresses.
+		p.source = sourceUpstream
 	case len(static) > 0:
 		p.source = sourceStatic
 		for _, ip := range static {
@@ -154,6 +179,18 @@ func planHost(c *config, h *serviceentry.Host) *hostPlan {
 		p.source = sourceUpstream
 	}
 	return p
+}
+
+// listedOf returns the ranges entry e lists: its addresses and the IPs of
+// its endpoints. The guard lets addresses inside them through.
+func listedOf(e *serviceentry.Entry) []netip.Prefix {
+	out := append([]netip.Prefix(nil), e.Addresses...)
+	for _, ep := range e.Endpoints {
+		if ip, err := netip.ParseAddr(ep.Address); err == nil {
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+		}
+	}
+	return out
 }
 
 func containsAddr(list []netip.Addr, a netip.Addr) bool {

@@ -47,7 +47,7 @@ func New(c Config) (*Server, error) {
 	if cfg.CacheSize > 0 {
 		responses = newCache(cfg.CacheSize)
 	}
-	m, err := newMetrics(cfg.Registerer, responses.len)
+	m, err := newMetrics(cfg.Registerer, cfg.MetricsSubsystem, responses.len)
 	if err != nil {
 		return nil, fmt.Errorf("dnsproxy: %w", err)
 	}
