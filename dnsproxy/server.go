@@ -70,6 +70,15 @@ func (s *Server) SetAllowlist(a *serviceentry.Allowlist) {
 		zap.Int("hosts", len(a.Hosts())), zap.Int("vips", snap.vips))
 }
 
+// AllowlistVersion is the version of the allowlist queries are checked
+// against ("" before SetAllowlist).
+func (s *Server) AllowlistVersion() string {
+	if snap := s.snap.Load(); snap != nil {
+		return snap.allow.Version()
+	}
+	return ""
+}
+
 // Start serves DNS over UDP and TCP on the configured address until ctx
 // ends, then shuts both servers down and returns nil. It returns an error
 // when the address cannot be bound or a server fails. Ready is closed once

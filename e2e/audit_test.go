@@ -73,8 +73,8 @@ func TestAuditMode(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "listed.yaml", staticEntry("listed", "listed.audit.test", 80, "HTTP", upstreamHTTP(t, "listed")))
 
-	audit := startGateway(t, dir, "--outbound", "AUDIT", "--gateway-dns", resolver, "--dns-upstream", resolver)
-	strict := startGateway(t, dir, "--gateway-dns", resolver, "--dns-upstream", resolver)
+	audit := startGateway(t, dir, append(allowUpstreams(ip), "--outbound", "AUDIT", "--gateway-dns", resolver, "--dns-upstream", resolver)...)
+	strict := startGateway(t, dir, append(allowUpstreams(ip), "--gateway-dns", resolver, "--dns-upstream", resolver)...)
 	eventually(t, 30*time.Second, "audit gateway serving", audit.wantStatus("listed.audit.test", 200))
 	eventually(t, 30*time.Second, "strict gateway serving", strict.wantStatus("listed.audit.test", 200))
 
@@ -151,7 +151,7 @@ func TestSuggestFixesADenial(t *testing.T) {
 	ip, _ := realPortUpstreams(t, "api.partner.test")
 	resolver := dnsServerTo(t, "partner.test.", net.ParseIP(ip))
 	dir := t.TempDir()
-	g := startGateway(t, dir, "--gateway-dns", resolver)
+	g := startGateway(t, dir, append(allowUpstreams(ip), "--gateway-dns", resolver)...)
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("api.partner.test", 403))
 	eventually(t, 10*time.Second, "denial recorded", func() error {
 		if len(g.decisions(t, url.Values{"host": {"api.partner.test"}, "verdict": {"deny"}})) == 0 {

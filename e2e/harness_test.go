@@ -153,6 +153,13 @@ func startGateway(t testing.TB, configDir string, extra ...string) *Gateway {
 		"--envoy-path", envoyBin,
 		"--log-level", "debug",
 	}, extra...)
+	// The tests' "external" services listen on 127.0.0.1: the gateway may
+	// connect there (loopback is blocked otherwise). Other loopback
+	// addresses stay blocked, and a test that passes its own
+	// --upstream-allow-cidrs decides for itself.
+	if !slices.Contains(extra, "--upstream-allow-cidrs") {
+		args = append(args, "--upstream-allow-cidrs", "127.0.0.1/32")
+	}
 	if !slices.Contains(extra, "--no-envoy-access-log") {
 		args = append(args, "--access-log", g.AccessLog)
 	} else {
@@ -182,6 +189,17 @@ func startGateway(t testing.TB, configDir string, extra ...string) *Gateway {
 		}
 	})
 	return g
+}
+
+// allowUpstreams is the --upstream-allow-cidrs flag that lets the gateway
+// connect to the tests' services on 127.0.0.1 (the default of
+// startGateway) and on the loopback addresses ips.
+func allowUpstreams(ips ...string) []string {
+	ranges := []string{"127.0.0.1/32"}
+	for _, ip := range ips {
+		ranges = append(ranges, ip+"/32")
+	}
+	return []string{"--upstream-allow-cidrs", strings.Join(ranges, ",")}
 }
 
 // Stop ends egressd with SIGTERM (it stops its Envoy) and waits.

@@ -160,7 +160,7 @@ func TestIstioEgressTasks(t *testing.T) {
 
 	k := startKube(t)
 	k.installIstioCRDs(t)
-	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--gateway-dns", resolver, "--no-envoy-access-log")
+	g := startGateway(t, t.TempDir(), append(allowUpstreams(ip), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--gateway-dns", resolver, "--no-envoy-access-log")...)
 
 	get := func(rawURL string) (int, string, error) {
 		u := strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://")

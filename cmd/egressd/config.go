@@ -5,14 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/egressd/egressd/dnsproxy"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // Envoy modes of `egressd run`.
@@ -73,6 +76,26 @@ type Config struct {
 	TrustDomain     string
 	GatewayIdentity string // "namespace/serviceaccount"
 
+	// UpstreamAllow are ranges the gateway may connect to (and the DNS
+	// proxy's forward mode may answer) although they are in a blocked
+	// class; GatewaySelf are more of the gateway's own addresses, never an
+	// upstream (besides its listen address and DNS gateway IPs).
+	UpstreamAllow []netip.Prefix
+	GatewaySelf   []netip.Prefix
+	// GatewayResolverListen is where egressd serves the gateway's own DNS
+	// lookups; GatewayResolverAddress is that address as the gateway
+	// reaches it (host:port; a name is resolved at start).
+	GatewayResolverListen  string
+	GatewayResolverAddress string
+	// DecisionLogWindow folds identical denial lines (0: every line);
+	// DecisionLogMaxLines bounds the lines per window.
+	DecisionLogWindow   time.Duration
+	DecisionLogMaxLines int
+	// EnvoyMaxHeap (bytes, 0: unbounded) and EnvoyMaxConnections (0: from
+	// the file descriptor limit) bound the managed Envoy.
+	EnvoyMaxHeap        uint64
+	EnvoyMaxConnections int64
+
 	DNSListen        string // "" disables the DNS proxy
 	DNSMode          dnsproxy.Mode
 	DNSGatewayIPs    []netip.Addr
@@ -119,7 +142,16 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.GatewayAddress, "gateway-address", "127.0.0.1", "IP the gateway's listeners bind to (0.0.0.0 in a cluster)")
 	fs.UintVar(&c.PortOffset, "port-offset", 0, "added to every service port to get the gateway's listener port (e.g. 10000 serves port 80 on 10080 without root)")
 	fs.StringVar(&c.AccessLog, "access-log", "", "file Envoy writes its own JSON access log to, one line per request or connection (default: none; egressd logs every denial itself)")
-	fs.StringVar(&resolvers, "gateway-dns", "", "comma-separated ip:port DNS resolvers the gateway uses for DNS and wildcard hosts (default: the system's)")
+	fs.StringVar(&resolvers, "gateway-dns", "", "comma-separated ip:port upstream resolvers of the gateway resolver, which resolves the gateway's DNS clusters and wildcard hosts (default: the DNS proxy's upstreams)")
+	var upstreamAllow, gatewaySelf, envoyMaxHeap string
+	fs.StringVar(&upstreamAllow, "upstream-allow-cidrs", "", "comma-separated ranges the gateway may connect to although they are loopback, private, link-local or otherwise blocked (e.g. a partner VPN at 10.20.0.0/16)")
+	fs.StringVar(&gatewaySelf, "gateway-self-cidrs", "", "comma-separated ranges that are the gateway itself (its pods, its Service IPs) besides --gateway-address and --dns-gateway-ip: never an upstream")
+	fs.StringVar(&c.GatewayResolverListen, "gateway-resolver-listen", "127.0.0.1:0", "where egressd answers the gateway's own DNS lookups, with every address checked (port 0: a free port; in a cluster, an address the gateway pods reach)")
+	fs.StringVar(&c.GatewayResolverAddress, "gateway-resolver-address", "", "host:port the gateway sends its DNS lookups to (default: the --gateway-resolver-listen address; a name is resolved when egressd starts)")
+	fs.DurationVar(&c.DecisionLogWindow, "decision-log-window", time.Second, "log identical denials (same layer, reason, source address, host, port) once per window, then one line with their count (0: every line)")
+	fs.IntVar(&c.DecisionLogMaxLines, "decision-log-max-lines", 1000, "at most this many denial lines per --decision-log-window; the rest are counted in one summary line per layer and reason")
+	fs.StringVar(&envoyMaxHeap, "envoy-max-heap", "1Gi", "heap the managed Envoy may use before it sheds load (bytes, or with Ki, Mi, Gi; 0: unbounded)")
+	fs.Int64Var(&c.EnvoyMaxConnections, "envoy-max-connections", 0, "open downstream connections of the managed Envoy before it refuses new ones (0: from its file descriptor limit, at most 50000)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout of the gateway")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "egressd log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "egressd log format: json or console")
@@ -200,6 +232,35 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	if c.ConnectTimeout <= 0 {
 		return nil, errors.New("--connect-timeout must be positive")
 	}
+	if c.UpstreamAllow, err = netguard.ParsePrefixes(splitList(upstreamAllow)); err != nil {
+		return nil, fmt.Errorf("--upstream-allow-cidrs: %w", err)
+	}
+	if c.GatewaySelf, err = netguard.ParsePrefixes(splitList(gatewaySelf)); err != nil {
+		return nil, fmt.Errorf("--gateway-self-cidrs: %w", err)
+	}
+	if _, err := netip.ParseAddrPort(c.GatewayResolverListen); err != nil {
+		return nil, fmt.Errorf("--gateway-resolver-listen: %q is not ip:port", c.GatewayResolverListen)
+	}
+	if a := c.GatewayResolverAddress; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
+			return nil, fmt.Errorf("--gateway-resolver-address: %q is not host:port", a)
+		}
+	}
+	if c.DecisionLogWindow < 0 {
+		return nil, errors.New("--decision-log-window must not be negative")
+	}
+	if c.DecisionLogMaxLines < 1 {
+		return nil, fmt.Errorf("--decision-log-max-lines: %d: must be at least 1", c.DecisionLogMaxLines)
+	}
+	if c.EnvoyMaxHeap, err = parseBytes(envoyMaxHeap); err != nil {
+		return nil, fmt.Errorf("--envoy-max-heap: %w", err)
+	}
+	if c.EnvoyMaxHeap != 0 && c.EnvoyMaxHeap < 32<<20 {
+		return nil, fmt.Errorf("--envoy-max-heap: %s is too small for Envoy (at least 32Mi)", envoyMaxHeap)
+	}
+	if c.EnvoyMaxConnections < 0 {
+		return nil, errors.New("--envoy-max-connections must not be negative")
+	}
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return nil, fmt.Errorf("--log-format: %q is neither json nor console", c.LogFormat)
 	}
@@ -244,6 +305,23 @@ func (c *Config) parseDNS(mode, gatewayIPs, upstreams, zones, vips string) error
 		return fmt.Errorf("--dns-vip-range: %q is not a CIDR range", vips)
 	}
 	return nil
+}
+
+// parseBytes parses a size: a number of bytes, or one with the suffix Ki,
+// Mi or Gi.
+func parseBytes(s string) (uint64, error) {
+	mult := uint64(1)
+	for suffix, m := range map[string]uint64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = n, m
+			break
+		}
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size such as 512Mi or 2Gi", s)
+	}
+	return n * mult, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

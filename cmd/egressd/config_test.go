@@ -49,6 +49,10 @@ func defaultConfig() Config {
 		MeshCADir:               "/run/user/1000/egressd/ca",
 		TrustDomain:             "cluster.local",
 		GatewayIdentity:         "egressd-system/egress-gateway",
+		GatewayResolverListen:   "127.0.0.1:0",
+		DecisionLogWindow:       time.Second,
+		DecisionLogMaxLines:     1000,
+		EnvoyMaxHeap:            1 << 30,
 
 		DNSListen:        "127.0.0.1:15053",
 		DNSMode:          dnsproxy.ModeGateway,
@@ -164,10 +168,32 @@ func TestNewConfigFlags(t *testing.T) {
 			[]string{"--gateway-dns= 1.1.1.1:53, [2001:db8::53]:5353 ,,"},
 			func(c *Config) { c.DNSResolvers = []string{"1.1.1.1:53", "[2001:db8::53]:5353"} },
 		},
-		"gateway-dns empty":  {[]string{"--gateway-dns="}, func(c *Config) {}},
-		"connect-timeout":    {[]string{"--connect-timeout=1m30s"}, func(c *Config) { c.ConnectTimeout = 90 * time.Second }},
-		"log-level":          {[]string{"--log-level=debug"}, func(c *Config) { c.LogLevel = "debug" }},
-		"log-format console": {[]string{"--log-format=console"}, func(c *Config) { c.LogFormat = "console" }},
+		"gateway-dns empty": {[]string{"--gateway-dns="}, func(c *Config) {}},
+		"address guard": {
+			[]string{"--upstream-allow-cidrs=10.20.0.0/16, 192.168.7.7", "--gateway-self-cidrs=10.244.0.0/16"},
+			func(c *Config) {
+				c.UpstreamAllow = []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("192.168.7.7/32")}
+				c.GatewaySelf = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}
+			},
+		},
+		"gateway resolver": {
+			[]string{"--gateway-resolver-listen=0.0.0.0:15054", "--gateway-resolver-address=egressd.egressd-system.svc:15054"},
+			func(c *Config) {
+				c.GatewayResolverListen, c.GatewayResolverAddress = "0.0.0.0:15054", "egressd.egressd-system.svc:15054"
+			},
+		},
+		"decision log": {
+			[]string{"--decision-log-window=0", "--decision-log-max-lines=50"},
+			func(c *Config) { c.DecisionLogWindow, c.DecisionLogMaxLines = 0, 50 },
+		},
+		"envoy bounds": {
+			[]string{"--envoy-max-heap=512Mi", "--envoy-max-connections=2000"},
+			func(c *Config) { c.EnvoyMaxHeap, c.EnvoyMaxConnections = 512<<20, 2000 },
+		},
+		"envoy heap unbounded": {[]string{"--envoy-max-heap=0"}, func(c *Config) { c.EnvoyMaxHeap = 0 }},
+		"connect-timeout":      {[]string{"--connect-timeout=1m30s"}, func(c *Config) { c.ConnectTimeout = 90 * time.Second }},
+		"log-level":            {[]string{"--log-level=debug"}, func(c *Config) { c.LogLevel = "debug" }},
+		"log-format console":   {[]string{"--log-format=console"}, func(c *Config) { c.LogFormat = "console" }},
 		"several": {
 			[]string{"--envoy", "external", "--port-offset", "10000", "--outbound", "ALLOW_ANY", "--log-format", "console"},
 			func(c *Config) {
@@ -221,7 +247,17 @@ func TestNewConfigInvalid(t *testing.T) {
 		"gateway-dns IPv6 without brackets": {
 			args: []string{"--gateway-dns=2001:db8::53:53"}, want: `--gateway-dns: "2001:db8::53:53" is not ip:port`,
 		},
-		"connect-timeout zero":     {args: []string{"--connect-timeout=0s"}, want: `--connect-timeout must be positive`},
+		"connect-timeout zero": {args: []string{"--connect-timeout=0s"}, want: `--connect-timeout must be positive`},
+		"upstream-allow-cidrs": {args: []string{"--upstream-allow-cidrs=10.0.0.0/33"},
+			want: `--upstream-allow-cidrs: "10.0.0.0/33" is neither a CIDR range (10.20.0.0/16) nor an IP address`},
+		"gateway-self-cidrs":      {args: []string{"--gateway-self-cidrs=gw"}, want: `--gateway-self-cidrs: "gw" is neither a CIDR range (10.20.0.0/16) nor an IP address`},
+		"gateway-resolver-listen": {args: []string{"--gateway-resolver-listen=localhost:53"}, want: `--gateway-resolver-listen: "localhost:53" is not ip:port`},
+		"gateway-resolver-address": {args: []string{"--gateway-resolver-address=egressd"},
+			want: `--gateway-resolver-address: "egressd" is not host:port`},
+		"decision-log-max-lines": {args: []string{"--decision-log-max-lines=0"}, want: `--decision-log-max-lines: 0: must be at least 1`},
+		"envoy-max-heap":         {args: []string{"--envoy-max-heap=1G"}, want: `--envoy-max-heap: "1G" is not a size such as 512Mi or 2Gi`},
+		"envoy-max-heap too small": {args: []string{"--envoy-max-heap=1Mi"},
+			want: `--envoy-max-heap: 1Mi is too small for Envoy (at least 32Mi)`},
 		"connect-timeout negative": {args: []string{"--connect-timeout=-1s"}, want: `--connect-timeout must be positive`},
 		"connect-timeout without unit": {
 			args: []string{"--connect-timeout=5"}, want: `invalid value "5" for flag -connect-timeout: parse error`, wantUsage: true,

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -33,6 +32,7 @@ import (
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/origination"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 	"github.com/egressd/egressd/serviceentry/source"
 )
 
@@ -85,13 +85,41 @@ const consumerBuffer = 65536
 // and every decision (gateway access logs, DNS refusals) -> one stream ->
 // log line, metrics, store -> admin API.
 func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The address guard: what the gateway may connect to. The gateway
+	// resolves every name through egressd's gateway resolver, which hands
+	// out only addresses the policy allows and notes what it refused in
+	// the ledger, for the decisions of the requests that then fail.
+	policy, err := guardPolicy(cfg)
+	if err != nil {
+		return err
+	}
+	refusals := netguard.NewLedger(0, 0)
+	resolver, err := newGatewayResolver(cfg, log, registry, policy, refusals)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return resolver.Start(ctx) })
+	resolverAddr, err := waitResolver(ctx, resolver, cfg.GatewayResolverAddress)
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	server, err := xds.NewServer(log.Named("xds"), xds.Options{
 		ListenAddress:  cfg.GatewayAddress,
 		PortOffset:     uint32(cfg.PortOffset),
 		Outbound:       cfg.Outbound,
 		AccessLogPath:  cfg.AccessLog,
 		ALSCluster:     envoy.XDSClusterName,
-		DNSResolvers:   cfg.DNSResolvers,
+		DNSResolvers:   []string{resolverAddr},
+		Guard:          *policy,
+		OwnPorts:       ownPorts(cfg),
 		ConnectTimeout: cfg.ConnectTimeout,
 		SecretNames:    origination.SecretNamesFor,
 		Mesh:           meshOptions(cfg),
@@ -111,16 +139,15 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		}
 	}
 	log.Info("egressd starting", zap.String("version", version), zap.String("config", cfg.ConfigDir),
-		zap.String("outbound", string(cfg.Outbound)), zap.String("xds", addr.String()), zap.String("envoy", cfg.Envoy))
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		zap.String("outbound", string(cfg.Outbound)), zap.String("xds", addr.String()), zap.String("envoy", cfg.Envoy),
+		zap.String("gateway_resolver", resolverAddr), zap.Stringers("upstream_allow", policy.Allow), zap.Stringers("gateway_self", policy.Self))
 
 	// The decision stream and its consumers.
 	var current atomic.Pointer[serviceentry.Allowlist]
 	stream := decision.NewStream(decision.StreamConfig{Registerer: registry})
 	store := decision.NewStore(decision.StoreConfig{Capacity: cfg.DecisionsKept, AllowedCapacity: max(cfg.DecisionsKept/5, 1)})
-	stream.Add("log", consumerBuffer, decision.NewLogger(log.Named("decision")))
+	decisionLog := decision.NewFoldingLogger(log.Named("decision"), decision.FoldConfig{Window: cfg.DecisionLogWindow, MaxLines: cfg.DecisionLogMaxLines})
+	stream.Add("log", consumerBuffer, decisionLog)
 	stream.Add("metrics", consumerBuffer, decision.NewMetrics(decision.MetricsConfig{Registerer: registry}))
 	stream.Add("store", consumerBuffer, store)
 	// enrich adds what the source knows about the caller (set below for
@@ -128,7 +155,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	enrich := func(d *decision.Decision) *decision.Decision { return d }
 	publish := func(d *decision.Decision) { stream.Publish(enrich(d)) }
 	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: current.Load, Outbound: cfg.Outbound})
-	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: current.Load, Log: log.Named("intake"), Registerer: registry})
+	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: current.Load, Refusals: refusals, Log: log.Named("intake"), Registerer: registry})
 	if err != nil {
 		return err
 	}
@@ -137,7 +164,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
 		onDecision := func(d dnsproxy.Decision) { stream.Publish(enrich(dnsDecision(d))) }
-		if dnsServer, err = newDNSProxy(cfg, log, registry, onDecision); err != nil {
+		if dnsServer, err = newDNSProxy(cfg, log, registry, &netguard.Policy{Allow: policy.Allow}, onDecision); err != nil {
 			return err
 		}
 	}
@@ -189,10 +216,19 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			// The clusters that need it refuse traffic until it loads.
 			log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
 		}
-		// A translation failure leaves the gateway on its last good
-		// configuration (fail closed); the error says why.
+		// One truth per snapshot: the gateway resolver learns the new
+		// names first (the clusters about to arrive resolve through it),
+		// then the gateway gets the configuration; only once it is
+		// published do the DNS proxy, the intake, the suggestions and the
+		// dashboard move to it. A translation failure leaves all of them
+		// on the last good one (fail closed); the error says why.
+		previous := current.Load()
+		resolver.SetAllowlist(a)
 		if _, err := server.Update(ctx, a); err != nil {
-			log.Error("gateway configuration not updated; keeping the previous one", zap.Error(err))
+			resolver.SetAllowlist(previous)
+			log.Error("gateway configuration not updated; every part keeps the previous allowlist",
+				zap.String("rejected", a.Version()), zap.String("kept", versionOf(previous)), zap.Error(err))
+			return
 		}
 		current.Store(a)
 		if dnsServer != nil {
@@ -221,11 +257,11 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		}
 	}
 	ready := func() bool { return loaded.Load() && sourceReady() }
-	g, ctx := errgroup.WithContext(ctx)
 	// The stream outlives the tracker, which hands over what it holds
 	// when it stops.
 	streamCtx, stopStream := context.WithCancel(context.Background())
 	g.Go(func() error { return stream.Run(streamCtx) })
+	g.Go(func() error { return decisionLog.Start(streamCtx) })
 	g.Go(func() error { defer stopStream(); return tracker.Run(ctx) })
 	onRotate := func() {
 		if _, err := server.Refresh(ctx); err != nil {
@@ -271,6 +307,16 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 				}
 				if a := current.Load(); a != nil {
 					h.AllowlistVersion = a.Version()
+				}
+				// Which allowlist each part holds: they move together.
+				h.Parts = []dashboard.Part{
+					{Name: "gateway (published)", Allowlist: server.AllowlistVersion()},
+					{Name: "gateway (acknowledged)", Allowlist: server.AckedAllowlistVersion()},
+					{Name: "gateway resolver", Allowlist: resolver.AllowlistVersion()},
+					{Name: "intake, suggestions, dashboard", Allowlist: h.AllowlistVersion},
+				}
+				if dnsServer != nil {
+					h.Parts = append(h.Parts, dashboard.Part{Name: "dns proxy", Allowlist: dnsServer.AllowlistVersion()})
 				}
 				if n := snapshotAt.Load(); n != 0 {
 					h.LastSnapshot = time.Unix(0, n)
@@ -326,16 +372,10 @@ func newGatewayIdentity(cfg *Config, log *zap.Logger, reg prometheus.Registerer,
 	return gw, nil
 }
 
-func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onDecision func(dnsproxy.Decision)) (*dnsproxy.Server, error) {
-	upstreams := cfg.DNSUpstreams
-	if len(upstreams) == 0 {
-		rc, err := dns.ClientConfigFromFile(cfg.DNSUpstreamsFrom)
-		if err != nil {
-			return nil, fmt.Errorf("--dns-upstream not set and %s unreadable: %w", cfg.DNSUpstreamsFrom, err)
-		}
-		for _, s := range rc.Servers {
-			upstreams = append(upstreams, net.JoinHostPort(s, rc.Port))
-		}
+func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard *netguard.Policy, onDecision func(dnsproxy.Decision)) (*dnsproxy.Server, error) {
+	upstreams, err := dnsUpstreams(cfg)
+	if err != nil {
+		return nil, err
 	}
 	refuse := dns.RcodeNameError
 	if cfg.DNSRefuse == "REFUSED" {
@@ -351,6 +391,7 @@ func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onDeci
 		RefuseRcode:      refuse,
 		VIPRange:         cfg.DNSVIPRange,
 		AllowPrivate:     cfg.DNSAllowPrivate,
+		Guard:            guard,
 		Log:              log.Named("dns"),
 		Registerer:       reg,
 		OnDecision:       onDecision,
@@ -362,10 +403,16 @@ func newSupervisor(cfg *Config, xdsAddress string, log *zap.Logger) (*envoy.Supe
 	if err != nil {
 		return nil, err
 	}
+	maxConns := cfg.EnvoyMaxConnections
+	if maxConns == 0 {
+		maxConns = connectionBudget(log)
+	}
 	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{
-		NodeID:       cfg.NodeID,
-		XDSAddress:   xdsAddress,
-		AdminAddress: cfg.EnvoyAdmin,
+		NodeID:                   cfg.NodeID,
+		XDSAddress:               xdsAddress,
+		AdminAddress:             cfg.EnvoyAdmin,
+		MaxDownstreamConnections: maxConns,
+		MaxHeapBytes:             cfg.EnvoyMaxHeap,
 	})
 	if err != nil {
 		return nil, err

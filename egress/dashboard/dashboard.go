@@ -34,6 +34,15 @@ type Health struct {
 	AllowlistVersion string
 	// Outbound is the outbound mode: REGISTRY_ONLY, ALLOW_ANY or AUDIT.
 	Outbound string
+	// Parts say which allowlist each part of egressd holds (the gateway,
+	// its resolver, the DNS proxy, the intake): they move together.
+	Parts []Part
+}
+
+// Part is one part of egressd and the version of the allowlist it holds.
+type Part struct {
+	Name      string `json:"name"`
+	Allowlist string `json:"allowlist"`
 }
 
 // Config is what the dashboard reads. Both callbacks are called per
@@ -125,6 +134,9 @@ type HealthView struct {
 	LastSnapshot     *time.Time `json:"last_snapshot,omitempty"`
 	AllowlistVersion string     `json:"allowlist_version"`
 	Outbound         string     `json:"outbound"`
+	Parts            []Part     `json:"parts"`
+	// PartsAgree reports whether every part holds the same allowlist.
+	PartsAgree bool `json:"parts_agree"`
 	// Now is the server's clock, so the page can show ages without
 	// trusting the browser's.
 	Now time.Time `json:"now"`
@@ -141,7 +153,17 @@ func NewHealthView(h Health, now time.Time) HealthView {
 		SourceSynced:     h.SourceSynced,
 		AllowlistVersion: h.AllowlistVersion,
 		Outbound:         h.Outbound,
+		Parts:            h.Parts,
+		PartsAgree:       len(h.Parts) > 0,
 		Now:              now.UTC(),
+	}
+	for _, p := range h.Parts {
+		if p.Allowlist == "" || p.Allowlist != h.Parts[0].Allowlist {
+			v.PartsAgree = false
+		}
+	}
+	if v.Parts == nil {
+		v.Parts = []Part{}
 	}
 	if !h.LastSnapshot.IsZero() {
 		t := h.LastSnapshot.UTC()

@@ -44,7 +44,8 @@ const (
 	ReasonUpstreamError        = "upstream_error"         // no upstream connection (refused, timeout, DNS)
 	ReasonRedirectUnlisted     = "redirect_to_unlisted_host"
 	ReasonCNAMEToUnlisted      = "cname_to_unlisted_host"
-	ReasonBlockedAddress       = "blocked_address" // DNS rebinding guard
+	ReasonBlockedAddress       = "blocked_address" // the address guard refused the destination's address (gateway, DNS)
+	ReasonForwardingLoop       = "forwarding_loop" // the destination is the gateway itself
 	ReasonNotReady             = "not_ready"       // no allowlist loaded yet
 	ReasonMalformed            = "malformed"       // a DNS query or HTTP request too broken to decide on
 )

@@ -11,7 +11,7 @@ var (
 		ReasonAllowed, ReasonAllowAny, ReasonPassthrough, ReasonNotInRegistry,
 		ReasonNoSNI, ReasonUnidentifiedTCP, ReasonPolicyDenied, ReasonTLSOriginationFailed,
 		ReasonUpstreamError, ReasonRedirectUnlisted, ReasonCNAMEToUnlisted,
-		ReasonBlockedAddress, ReasonNotReady, ReasonMalformed,
+		ReasonBlockedAddress, ReasonForwardingLoop, ReasonNotReady, ReasonMalformed,
 	}
 )
 

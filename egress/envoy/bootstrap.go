@@ -15,6 +15,7 @@ import (
 	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	fixedheapv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -61,8 +62,17 @@ type BootstrapConfig struct {
 	// a literal; loopback is strongly advised.
 	AdminAddress string
 	// MaxDownstreamConnections is the global bound on open downstream
-	// connections, enforced by Envoy's overload manager.
+	// connections, enforced by Envoy's overload manager: past it new
+	// connections are refused, so a flood cannot exhaust Envoy's file
+	// descriptors (each allowed connection also holds one upstream).
 	MaxDownstreamConnections int64
+	// MaxHeapBytes, when set, is the heap Envoy may use: as it fills,
+	// Envoy first returns free memory to the system and resets the
+	// streams holding the most buffered data, then closes idle keep-alive
+	// connections, and at 95 % stops accepting requests and new
+	// connections until memory is freed, instead of growing until it is
+	// killed.
+	MaxHeapBytes uint64
 }
 
 func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
@@ -104,7 +114,7 @@ func Bootstrap(c BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: xds address: %w", err)
 	}
-	overload, err := overloadManager(c.MaxDownstreamConnections)
+	overload, err := overloadManager(c.MaxDownstreamConnections, c.MaxHeapBytes)
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: %w", err)
 	}
@@ -262,19 +272,58 @@ func xdsCluster(c BootstrapConfig) (*clusterv3.Cluster, error) {
 }
 
 // overloadManager bounds open downstream connections with the
-// global_downstream_max_connections resource monitor. Without a bound Envoy
+// global_downstream_max_connections resource monitor (without a bound Envoy
 // warns at start and accepts connections until it runs out of file
-// descriptors. This monitor replaces the deprecated runtime key
-// "overload.global_downstream_max_connections", so no runtime layer is needed.
-func overloadManager(max int64) (*overloadv3.OverloadManager, error) {
-	mon, err := anypb.New(&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: max})
+// descriptors; this monitor replaces the deprecated runtime key
+// "overload.global_downstream_max_connections"), and, when maxHeap is set,
+// the heap with the fixed_heap monitor and these actions:
+//
+//	heap 90 %: shrink_heap (return free memory), reset_high_memory_stream
+//	           (scaled from 85 %: streams buffering the most are reset first)
+//	heap 80-95 %: disable_http_keepalive (scaled)
+//	heap 95 %: stop_accepting_requests, and the tcp_listener_accept load
+//	           shed point refuses new connections
+func overloadManager(maxConnections int64, maxHeap uint64) (*overloadv3.OverloadManager, error) {
+	mon, err := anypb.New(&downstreamv3.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: maxConnections})
 	if err != nil {
 		return nil, fmt.Errorf("overload manager: %w", err)
 	}
-	return &overloadv3.OverloadManager{
+	om := &overloadv3.OverloadManager{
 		ResourceMonitors: []*overloadv3.ResourceMonitor{{
 			Name:       "envoy.resource_monitors.global_downstream_max_connections",
 			ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: mon},
 		}},
-	}, nil
+	}
+	if maxHeap == 0 {
+		return om, nil
+	}
+	heap, err := anypb.New(&fixedheapv3.FixedHeapConfig{MaxHeapSizeBytes: maxHeap})
+	if err != nil {
+		return nil, fmt.Errorf("overload manager: %w", err)
+	}
+	const heapMonitor = "envoy.resource_monitors.fixed_heap"
+	om.RefreshInterval = durationpb.New(250 * time.Millisecond)
+	om.ResourceMonitors = append(om.ResourceMonitors, &overloadv3.ResourceMonitor{
+		Name:       heapMonitor,
+		ConfigType: &overloadv3.ResourceMonitor_TypedConfig{TypedConfig: heap},
+	})
+	threshold := func(v float64) []*overloadv3.Trigger {
+		return []*overloadv3.Trigger{{Name: heapMonitor, TriggerOneof: &overloadv3.Trigger_Threshold{Threshold: &overloadv3.ThresholdTrigger{Value: v}}}}
+	}
+	scaled := func(from, to float64) []*overloadv3.Trigger {
+		return []*overloadv3.Trigger{{Name: heapMonitor, TriggerOneof: &overloadv3.Trigger_Scaled{Scaled: &overloadv3.ScaledTrigger{ScalingThreshold: from, SaturationThreshold: to}}}}
+	}
+	om.Actions = []*overloadv3.OverloadAction{
+		{Name: "envoy.overload_actions.shrink_heap", Triggers: threshold(0.90)},
+		{Name: "envoy.overload_actions.reset_high_memory_stream", Triggers: scaled(0.85, 0.95)},
+		{Name: "envoy.overload_actions.disable_http_keepalive", Triggers: scaled(0.80, 0.95)},
+		{Name: "envoy.overload_actions.stop_accepting_requests", Triggers: threshold(0.95)},
+	}
+	// Streams buffering 1 MiB or more are tracked, so the largest can be
+	// reset first.
+	om.BufferFactoryConfig = &overloadv3.BufferFactoryConfig{MinimumAccountToTrackPowerOfTwo: 20}
+	om.LoadshedPoints = []*overloadv3.LoadShedPoint{
+		{Name: "envoy.load_shed_points.tcp_listener_accept", Triggers: threshold(0.95)},
+	}
+	return om, nil
 }

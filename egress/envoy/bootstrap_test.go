@@ -25,6 +25,7 @@ func TestBootstrapYAMLGolden(t *testing.T) {
 		Cluster:      "egressd",
 		XDSAddress:   "127.0.0.1:18000",
 		AdminAddress: "127.0.0.1:15001",
+		MaxHeapBytes: 1 << 30,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,8 @@ func TestBootstrapValidatesInEnvoy(t *testing.T) {
 		"static xds":  {NodeID: "gateway-1", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001"},
 		"dns xds":     {XDSAddress: "localhost:18000", MaxDownstreamConnections: 1000},
 		"ipv6 admin":  {XDSAddress: "[::1]:18000", AdminAddress: "[::1]:0"},
-		"golden case": {NodeID: "gateway-1", Cluster: "egressd", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001"},
+		"golden case": {NodeID: "gateway-1", Cluster: "egressd", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001", MaxHeapBytes: 1 << 30},
+		"heap bound":  {XDSAddress: "127.0.0.1:18000", MaxHeapBytes: 64 << 20, MaxDownstreamConnections: 500},
 	}
 	for name, c := range tests {
 		t.Run(name, func(t *testing.T) {

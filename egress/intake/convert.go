@@ -12,6 +12,7 @@ import (
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // FromHTTP turns one HTTP access log entry of a gateway listener into a
@@ -52,7 +53,7 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	} else if details != "" {
 		d.Detail += "; " + details
 	}
-	if policyDenied(d, d.Detail, a) {
+	if guardDenied(d, resp.GetResponseCodeDetails()) || policyDenied(d, d.Detail, a) {
 		return d, true
 	}
 	if d.Verdict == "" {
@@ -95,6 +96,37 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 	}
 	upstreamFailure(d, c)
 	return d, true
+}
+
+// guardDenied turns a request the gateway's address guard refused (the
+// RBAC filter after the HTTP forward proxy, on the address the Host
+// resolved to) into deny / forwarding_loop or blocked_address, and
+// reports whether it did. Which address it was Envoy does not say; a Host
+// that is an address names it.
+func guardDenied(d *decision.Decision, details string) bool {
+	var reason string
+	switch details {
+	case rbacDenied + xds.GuardPolicyLoop + "]":
+		reason = decision.ReasonForwardingLoop
+	case rbacDenied + xds.GuardPolicyBlocked + "]":
+		reason = decision.ReasonBlockedAddress
+	default:
+		return false
+	}
+	d.Verdict, d.Reason, d.Detail = decision.VerdictDeny, reason, ""
+	if ip, err := netip.ParseAddr(d.Host); err == nil {
+		v := netguard.Classify(ip)
+		if reason == decision.ReasonForwardingLoop {
+			d.Detail = d.Host + " is the gateway's own address"
+		} else {
+			d.Detail = d.Host + " is " + v.String() + "; the gateway does not connect there"
+		}
+	} else if reason == decision.ReasonForwardingLoop {
+		d.Detail = d.Host + " resolves to the gateway's own address"
+	} else {
+		d.Detail = d.Host + " resolves to a blocked address; the gateway does not connect there"
+	}
+	return true
 }
 
 // rbacDenied is how Envoy's RBAC filters report a denial, in HTTP response

@@ -7,6 +7,7 @@ package intake
 import (
 	"errors"
 	"io"
+	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // Config configures a Service.
@@ -24,6 +26,9 @@ type Config struct {
 	Sink func(*decision.Decision)
 	// Allowlist returns the current allowlist (may return nil).
 	Allowlist func() *serviceentry.Allowlist
+	// Refusals is where the gateway resolver notes the addresses it
+	// refused (see Refused); nil: decisions are not matched with them.
+	Refusals *netguard.Ledger
 	// Log receives stream open/close lines. Default: none.
 	Log *zap.Logger
 	// Registerer receives egressd_access_log_entries_total. nil: none.
@@ -93,6 +98,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 			a := s.cfg.Allowlist()
 			for _, e := range http {
 				if d, ok := FromHTTP(e, a); ok {
+					Refused(d, a, s.cfg.Refusals, time.Now())
 					httpDecision.Inc()
 					s.cfg.Sink(d)
 				} else {
@@ -104,6 +110,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 			a := s.cfg.Allowlist()
 			for _, e := range tcp {
 				if d, ok := FromTCP(e, a); ok {
+					Refused(d, a, s.cfg.Refusals, time.Now())
 					tcpDecision.Inc()
 					s.cfg.Sink(d)
 				} else {

@@ -43,16 +43,22 @@ func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *cl
 	case serviceentry.ResolutionStatic:
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
 		for _, ep := range e.Endpoints {
-			endpoints = append(endpoints, lbEndpoint(ep.Address, ep.PortFor(hp.Port), ep.Weight))
+			port := ep.PortFor(hp.Port)
+			if t.selfSocket(ep.Address, port) {
+				t.warnf("ServiceEntry %s: endpoint %s:%d is one of the gateway's own listeners; it is left out of %s (a forwarding loop)", e.Ref, ep.Address, port, c.Name)
+				continue
+			}
+			endpoints = append(endpoints, lbEndpoint(ep.Address, port, ep.Weight))
 		}
 	case serviceentry.ResolutionDNSRoundRobin:
 		// LOGICAL_DNS: one address at a time, re-resolved for new
-		// connections; Envoy allows exactly one endpoint here.
+		// connections; Envoy allows exactly one endpoint here. Names are
+		// absolute, so the gateway resolver is asked (see absolute).
 		c.ClusterDiscoveryType = t.dnsCluster(true)
 		if len(e.Endpoints) > 0 {
-			endpoints = append(endpoints, lbEndpoint(e.Endpoints[0].Address, e.Endpoints[0].PortFor(hp.Port), 0))
+			endpoints = append(endpoints, lbEndpoint(absolute(e.Endpoints[0].Address), e.Endpoints[0].PortFor(hp.Port), 0))
 		} else {
-			endpoints = append(endpoints, lbEndpoint(host, hp.UpstreamPort(), 0))
+			endpoints = append(endpoints, lbEndpoint(absolute(host), hp.UpstreamPort(), 0))
 		}
 	default:
 		// DNS, and NONE for TCP entries without addresses (the gateway has
@@ -61,10 +67,10 @@ func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *cl
 		c.ClusterDiscoveryType = t.dnsCluster(false)
 		if len(e.Endpoints) > 0 {
 			for _, ep := range e.Endpoints {
-				endpoints = append(endpoints, lbEndpoint(ep.Address, ep.PortFor(hp.Port), ep.Weight))
+				endpoints = append(endpoints, lbEndpoint(absolute(ep.Address), ep.PortFor(hp.Port), ep.Weight))
 			}
 		} else {
-			endpoints = append(endpoints, lbEndpoint(host, hp.UpstreamPort(), 0))
+			endpoints = append(endpoints, lbEndpoint(absolute(host), hp.UpstreamPort(), 0))
 		}
 	}
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
@@ -180,7 +186,9 @@ func dnsResolver(o Options) *corev3.TypedExtensionConfig {
 	if len(o.DNSResolvers) == 0 {
 		return nil
 	}
-	cfg := &caresv3.CaresDnsResolverConfig{}
+	// No search domains: a name is asked as it is, never as
+	// "<name>.<search domain>" (names are written absolute anyway).
+	cfg := &caresv3.CaresDnsResolverConfig{DnsResolverOptions: &corev3.DnsResolverOptions{NoDefaultSearchDomain: true}}
 	for _, r := range o.DNSResolvers {
 		ap := netip.MustParseAddrPort(r) // checked by Options.withDefaults
 		cfg.Resolvers = append(cfg.Resolvers, socketAddress(ap.Addr().String(), uint32(ap.Port())))

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,7 +89,9 @@ func clusterKey(kind, host string, hp serviceentry.HostPort) (string, bool) {
 // digest is known, so it is not marshalled again.
 func (t *translator) memoized(kind, host string, hp serviceentry.HostPort, build func() *clusterv3.Cluster) *clusterv3.Cluster {
 	key, ok := clusterKey(kind, host, hp)
-	if !ok {
+	if !ok || t.hasSelfEndpoint(hp) {
+		// Whether an endpoint is one of the gateway's own listeners
+		// depends on the listeners too: such rare clusters are built anew.
 		return build()
 	}
 	if c, ok := t.built[key]; ok {
@@ -103,4 +106,18 @@ func (t *translator) memoized(kind, host string, hp serviceentry.HostPort, build
 	}
 	t.built[key] = c
 	return c
+}
+
+// hasSelfEndpoint reports whether a STATIC endpoint of hp's entry is on
+// one of the gateway's own addresses.
+func (t *translator) hasSelfEndpoint(hp serviceentry.HostPort) bool {
+	if hp.Entry.Resolution != serviceentry.ResolutionStatic || len(t.o.Guard.Self) == 0 {
+		return false
+	}
+	for _, ep := range hp.Entry.Endpoints {
+		if ip, err := netip.ParseAddr(ep.Address); err == nil && t.o.Guard.IsSelf(ip) {
+			return true
+		}
+	}
+	return false
 }

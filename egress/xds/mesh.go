@@ -6,9 +6,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -155,31 +153,12 @@ func (t *translator) meshTLS(mode serviceentry.MTLSMode) *corev3.TransportSocket
 // meshHTTPChain serves inner HTTP for the port's hosts through the same
 // route table as the plaintext listener, behind the RBAC filters.
 func (t *translator) meshHTTPChain(port uint32, names []string, downstream *corev3.TransportSocket, policies []*serviceentry.AuthorizationPolicy) *listenerv3.FilterChain {
-	filters := authz.HTTPFilters(policies)
-	filters = append(filters, &hcmv3.HttpFilter{
-		Name:       "envoy.filters.http.router",
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{SuppressEnvoyHeaders: true})},
+	hcm := t.httpConnectionManager(httpManager{
+		port:       port,
+		statPrefix: fmt.Sprintf("egress_mesh_http_%d", port),
+		mesh:       true,
+		authz:      authz.HTTPFilters(policies),
 	})
-	if t.needsDynamicHTTP(port) {
-		filters = append([]*hcmv3.HttpFilter{dynamicForwardHTTPFilter(t.o)}, filters...)
-	}
-	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: fmt.Sprintf("egress_mesh_http_%d", port),
-		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: RouteName(port),
-			ConfigSource: &corev3.ConfigSource{
-				ResourceApiVersion:    corev3.ApiVersion_V3,
-				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
-			},
-		}},
-		HttpFilters:       filters,
-		AccessLog:         httpAccessLog(t.o, port, true, t.byHostPorts[port]),
-		UseRemoteAddress:  wrapperspb.Bool(true),
-		SkipXffAppend:     true,
-		GenerateRequestId: wrapperspb.Bool(false),
-	}
-	t.routeByHost(hcm, port)
 	return &listenerv3.FilterChain{
 		Name:             fmt.Sprintf("mesh|http|%d", port),
 		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: names, TransportProtocol: "tls"},

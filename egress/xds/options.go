@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // Options are the gateway settings that are not in the allowlist.
@@ -25,8 +26,19 @@ type Options struct {
 	// access log entries there. Empty: no gRPC access logs.
 	ALSCluster string
 	// DNSResolvers ("ip:port") are the resolvers Envoy uses for DNS
-	// clusters and dynamic forwarding; empty means the system's.
+	// clusters and dynamic forwarding: egressd's gateway resolver, which
+	// checks every address it hands out (dnsproxy.ModeResolver). Empty
+	// means the system's, which nothing guards: only for tests.
 	DNSResolvers []string
+	// Guard is the rule for the addresses the gateway connects to: the
+	// ranges the operator allows (Guard.Allow) and the gateway's own
+	// addresses (Guard.Self, to which ListenAddress is added unless it is
+	// unspecified). See guard.go.
+	Guard netguard.Policy
+	// OwnPorts are further ports the gateway's own addresses serve
+	// (Envoy's admin interface, egressd's listeners when it runs beside
+	// Envoy): like the listeners, never an upstream.
+	OwnPorts []uint32
 	// ConnectTimeout bounds upstream connection setup.
 	ConnectTimeout time.Duration
 	// AlwaysHTTPPorts and AlwaysTLSPorts get a listener even when no entry
@@ -59,9 +71,16 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ListenAddress == "" {
 		o.ListenAddress = d.ListenAddress
 	}
-	if _, err := netip.ParseAddr(o.ListenAddress); err != nil {
+	listen, err := netip.ParseAddr(o.ListenAddress)
+	if err != nil {
 		return o, fmt.Errorf("listen address %q: must be an IP address", o.ListenAddress)
 	}
+	self := netguard.Normalize(o.Guard.Self)
+	if !listen.IsUnspecified() {
+		listen = listen.Unmap()
+		self = netguard.Normalize(append(self, netip.PrefixFrom(listen, listen.BitLen())))
+	}
+	o.Guard = netguard.Policy{Allow: netguard.Normalize(o.Guard.Allow), Self: self}
 	if o.Outbound == "" {
 		o.Outbound = d.Outbound
 	}

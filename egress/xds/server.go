@@ -52,6 +52,7 @@ type Server struct {
 	pushed   int64             // bytes of responses sent, all streams
 	services []func(grpc.ServiceRegistrar)
 	secrets  func() []*tlsv3.Secret
+	warnings []string     // the last published translation's Warnings
 	last     *Resources   // the last translation published, for Refresh
 	memo     *clusterMemo // its host clusters, for the next translation
 
@@ -102,6 +103,8 @@ type sent struct{ typeURL, version string }
 type published struct {
 	seq  int
 	need map[string]string
+	// allowlist is the version of the allowlist it was translated from.
+	allowlist string
 }
 
 // historyKept bounds how many published versions WaitAcked can wait for.
@@ -118,7 +121,7 @@ var (
 
 // record notes version as published with the given per-resource digests.
 // Call with s.mu held.
-func (s *Server) record(version string, digests map[string]map[string]string) {
+func (s *Server) record(version, allowlist string, digests map[string]map[string]string) {
 	changed := func(typ string, removals bool) bool {
 		before, after := s.digests[typ], digests[typ]
 		for n, d := range after {
@@ -146,7 +149,7 @@ func (s *Server) record(version string, digests map[string]map[string]string) {
 		}
 	}
 	s.digests = digests
-	p := &published{need: map[string]string{}}
+	p := &published{need: map[string]string{}, allowlist: allowlist}
 	if n := len(s.order); n > 0 {
 		p.seq = s.history[s.order[n-1]].seq + 1
 	}
@@ -246,6 +249,15 @@ func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string,
 	if err != nil {
 		return "", err
 	}
+	s.mu.Lock()
+	newWarnings := !slices.Equal(res.Warnings, s.warnings)
+	s.warnings = res.Warnings
+	s.mu.Unlock()
+	if newWarnings {
+		for _, w := range res.Warnings {
+			s.log.Warn("gateway configuration: left out", zap.String("detail", w))
+		}
+	}
 	s.log.Info("published gateway configuration",
 		zap.String("version", version), zap.String("allowlist", a.Version()),
 		zap.Int("listeners", len(res.Listeners)), zap.Int("routes", len(res.Routes)), zap.Int("clusters", len(res.Clusters)))
@@ -286,7 +298,7 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	// Recorded before the cache sends anything, so an ACK cannot arrive
 	// for a version the server does not know yet.
 	s.mu.Lock()
-	s.record(version, digests)
+	s.record(version, res.allowlist, digests)
 	s.mu.Unlock()
 	if err := s.cache.SetSnapshot(ctx, gatewayGroup, snap); err != nil {
 		return "", fmt.Errorf("xds: publish %s: %w", version, err)
@@ -366,6 +378,31 @@ func (s *Server) missing(version string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, "; ")
+}
+
+// AllowlistVersion is the version of the allowlist the last published
+// configuration was translated from ("" before the first).
+func (s *Server) AllowlistVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.history[s.version]; ok {
+		return p.allowlist
+	}
+	return ""
+}
+
+// AckedAllowlistVersion is the version of the allowlist behind
+// AckedVersion: what the gateway enforces ("" when it holds nothing
+// egressd published).
+func (s *Server) AckedAllowlistVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if s.holds(s.order[i]) {
+			return s.history[s.order[i]].allowlist
+		}
+	}
+	return ""
 }
 
 // AckedVersion is the newest published version a gateway holds

@@ -40,7 +40,7 @@ func TestAckBookkeeping(t *testing.T) {
 	s := newTestServer(t)
 	publish := func(version string, digests map[string]map[string]string) {
 		s.mu.Lock()
-		s.record(version, digests)
+		s.record(version, "", digests)
 		s.version = version
 		s.mu.Unlock()
 	}
@@ -207,7 +207,7 @@ func TestMemoizedTranslationEqualsFresh(t *testing.T) {
 func TestResumedGatewayHoldsTheVersion(t *testing.T) {
 	s := newTestServer(t)
 	s.mu.Lock()
-	s.record("v1", map[string]map[string]string{L: {"l": "1"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
+	s.record("v1", "", map[string]map[string]string{L: {"l": "1"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
 	s.version = "v1"
 	s.mu.Unlock()
 	for _, typ := range []string{L, C} { // wildcard types are always answered
@@ -224,7 +224,7 @@ func TestResumedGatewayHoldsTheVersion(t *testing.T) {
 	}
 	// State of the world: the first request names the version held.
 	s.mu.Lock()
-	s.record("v2", map[string]map[string]string{L: {"l": "2"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
+	s.record("v2", "", map[string]map[string]string{L: {"l": "2"}, C: {"a": "1"}, R: {"r": "1", "q": "1"}})
 	s.version = "v2"
 	s.mu.Unlock()
 	s.resumedAt(L, "v1")

@@ -12,7 +12,6 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/set_filter_state/v3"
 	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -38,7 +37,12 @@ type Resources struct {
 	// Translate leaves them empty: the material is I/O, added by whoever
 	// publishes (Server, from its secret source).
 	Secrets []*tlsv3.Secret
+	// Warnings say what translation left out (an endpoint on one of the
+	// gateway's own listeners, say), in words, sorted.
+	Warnings []string
 
+	// allowlist is the version of the allowlist translated.
+	allowlist string
 	// built and known come from translating with a clusterMemo: the
 	// clusters by memo key, and the digests of those reused from it.
 	built map[string]*clusterv3.Cluster
@@ -91,6 +95,7 @@ func translate(a *serviceentry.Allowlist, opts Options, memo *clusterMemo) (*Res
 		memo: memo, built: map[string]*clusterv3.Cluster{}, known: map[proto.Message]string{},
 		sniFilters: map[uint32]*listenerv3.Filter{}}
 	plans := planPorts(a, o)
+	t.listenerPorts = listenerPorts(plans, o)
 	for _, p := range plans {
 		if err := t.port(p); err != nil {
 			return nil, err
@@ -100,7 +105,8 @@ func translate(a *serviceentry.Allowlist, opts Options, memo *clusterMemo) (*Res
 		t.meshListener(a, plans)
 	}
 	t.clusters[BlackholeCluster] = blackholeCluster(o)
-	res := &Resources{Listeners: t.listeners, Routes: t.routes, built: t.built, known: t.known}
+	sort.Strings(t.warnings)
+	res := &Resources{Listeners: t.listeners, Routes: t.routes, Warnings: t.warnings, allowlist: a.Version(), built: t.built, known: t.known}
 	for _, c := range t.clusters {
 		res.Clusters = append(res.Clusters, c)
 	}
@@ -197,6 +203,31 @@ type translator struct {
 	known map[proto.Message]string
 	// sniFilters: see sniForwardFilter.
 	sniFilters map[uint32]*listenerv3.Filter
+	// listenerPorts are the ports the gateway's own addresses serve:
+	// every listener's, and Options.OwnPorts.
+	listenerPorts map[uint32]bool
+	// warnings are what translation left out, for the Server's log.
+	warnings []string
+}
+
+func (t *translator) warnf(format string, args ...any) {
+	t.warnings = append(t.warnings, fmt.Sprintf(format, args...))
+}
+
+// listenerPorts lists the ports the gateway listens on (service port plus
+// offset), the mesh listener's and the other ports of its own addresses.
+func listenerPorts(plans []*portPlan, o Options) map[uint32]bool {
+	ports := map[uint32]bool{}
+	for _, p := range plans {
+		ports[p.number+o.PortOffset] = true
+	}
+	if o.Mesh != nil {
+		ports[o.Mesh.Port+o.PortOffset] = true
+	}
+	for _, p := range o.OwnPorts {
+		ports[p] = true
+	}
+	return ports
 }
 
 // tcpLogs is tcpAccessLog, built once per distinct configuration: with
@@ -320,7 +351,9 @@ func (t *translator) port(p *portPlan) error {
 		l.FilterChains = append(l.FilterChains, t.tlsChain(p.number, hp))
 	}
 	for _, hp := range byAddress {
-		l.FilterChains = append(l.FilterChains, t.tcpChain(p.number, hp))
+		if chain := t.tcpChain(p.number, hp); chain != nil {
+			l.FilterChains = append(l.FilterChains, chain)
+		}
 	}
 	switch {
 	case hasTLS && bySNI:
@@ -353,7 +386,7 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 	var filters []*listenerv3.Filter
 	cluster := ""
 	if dynamic(hp) {
-		filters = append(filters, t.sniForwardFilter(hp.hp.UpstreamPort()))
+		filters = append(filters, absoluteSNIFilter(), t.sniForwardFilter(hp.hp.UpstreamPort()))
 		cluster = t.dynamicCluster(DynamicTLSCluster, false)
 	} else {
 		cluster = t.addCluster(t.passthroughCluster(hp))
@@ -417,6 +450,7 @@ func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 		tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"},
 		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
+		absoluteSNIFilter(),
 		t.sniForwardFilter(port),
 		tcpProxyFilter(name, t.dynamicCluster(DynamicTLSCluster, false), log),
 	}}
@@ -424,11 +458,22 @@ func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 
 // tcpChain forwards plaintext TCP of one entry: by destination address when
 // the entry lists addresses, else every plaintext connection on the port.
+// For an entry whose connections go to their original destination, the
+// gateway's own addresses are cut out of the ranges (a connection made to
+// the gateway directly has it as its original destination); nil when
+// nothing is left.
 func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain {
 	e := hp.hp.Entry
 	name := fmt.Sprintf("tcp|%d|%s", port, e.Ref)
 	match := &listenerv3.FilterChainMatch{}
-	for _, pfx := range e.Addresses {
+	ranges := e.Addresses
+	if e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0 {
+		if ranges = withoutSelf(e.Addresses, t.o.Guard.Self); len(ranges) == 0 {
+			t.warnf("ServiceEntry %s: every address it lists is the gateway's own; its port %d chain is left out", e.Ref, port)
+			return nil
+		}
+	}
+	for _, pfx := range ranges {
 		match.PrefixRanges = append(match.PrefixRanges, &corev3.CidrRange{
 			AddressPrefix: pfx.Masked().Addr().String(),
 			PrefixLen:     wrapperspb.UInt32(uint32(pfx.Bits())),
@@ -478,10 +523,12 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			continue
 		}
 		var cluster, entry string
+		var perRoute map[string]*anyType
 		switch {
 		case dynamic(hp):
 			needDynamic = true
 			cluster, entry = t.dynamicHTTPCluster(hp.hp.Protocol.UpstreamHTTP2()), hp.hp.Entry.Ref.String()
+			perRoute = guardPerRoute(t.o, hp.hp.Entry.Addresses)
 		case byHost && !hp.host.Wildcard && !underWildcard(hp, wild):
 			t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 			continue
@@ -493,9 +540,10 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			Name:    fmt.Sprintf("%s:%d", hp.host.Name, p.number),
 			Domains: []string{hp.host.Name, fmt.Sprintf("%s:%d", hp.host.Name, p.number)},
 			Routes: []*routev3.Route{{
-				Name:     "allow",
-				Match:    prefixMatch("/"),
-				Metadata: routeMetadata(VerdictAllow, ReasonAllowed, entry),
+				Name:                 "allow",
+				Match:                prefixMatch("/"),
+				Metadata:             routeMetadata(VerdictAllow, ReasonAllowed, entry),
+				TypedPerFilterConfig: perRoute,
 				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 					// Streams and long polls are legitimate egress; idle
@@ -513,34 +561,11 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 		needDynamic = true
 	}
 
-	var httpFilters []*hcmv3.HttpFilter
 	if needDynamic {
 		t.dynamicPorts[p.number] = true
-		httpFilters = append(httpFilters, dynamicForwardHTTPFilter(t.o))
+		guardOnlyDynamicRoutes(rc)
 	}
-	httpFilters = append(httpFilters, &hcmv3.HttpFilter{
-		Name:       "envoy.filters.http.router",
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{SuppressEnvoyHeaders: true})},
-	})
-	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: fmt.Sprintf("egress_http_%d", p.number),
-		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: rc.Name,
-			ConfigSource: &corev3.ConfigSource{
-				ResourceApiVersion:    corev3.ApiVersion_V3,
-				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
-			},
-		}},
-		HttpFilters: httpFilters,
-		AccessLog:   httpAccessLog(t.o, p.number, false, t.byHostPorts[p.number]),
-		// Nothing about the cluster leaks to external hosts: no client
-		// addresses in X-Forwarded-For, no request ids, no Envoy headers.
-		UseRemoteAddress:  wrapperspb.Bool(true),
-		SkipXffAppend:     true,
-		GenerateRequestId: wrapperspb.Bool(false),
-	}
-	t.routeByHost(hcm, p.number)
+	hcm := t.httpConnectionManager(httpManager{port: p.number, statPrefix: httpChainStatPrefix(p.number)})
 	chain := &listenerv3.FilterChain{
 		Name: fmt.Sprintf("http|%d", p.number),
 		Filters: []*listenerv3.Filter{{

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/out")
@@ -45,7 +47,12 @@ func testSecretNames(o *serviceentry.Origination) (client, ca string) {
 // ends in "allow-any" runs under ALLOW_ANY, one ending in "audit" under
 // AUDIT.
 func goldenOptions(name string) Options {
-	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SecretNames: testSecretNames}
+	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SecretNames: testSecretNames,
+		DNSResolvers: []string{"127.0.0.1:15054"},
+		Guard: netguard.Policy{
+			Allow: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
+			Self:  []netip.Prefix{netip.MustParsePrefix("198.18.0.1/32")},
+		}}
 	switch {
 	case strings.HasSuffix(name, "allow-any"):
 		o.Outbound = serviceentry.AllowAny
@@ -100,6 +107,9 @@ func TestTranslateGolden(t *testing.T) {
 			var problems []string
 			for _, p := range a.Problems() {
 				problems = append(problems, string(p.Severity)+": "+p.Error())
+			}
+			for _, w := range res.Warnings {
+				problems = append(problems, "translation: "+w)
 			}
 			outputs := map[string][]byte{
 				"listeners.yaml": toYAML(t, res.Listeners),

@@ -629,6 +629,9 @@
       const age = new Date(h.now) - new Date(h.last_snapshot);
       pill("#h-snapshot", "ok", "Snapshot " + ago(age), new Date(h.last_snapshot).toString());
     } else pill("#h-snapshot", "warn", "No snapshot yet", "");
+    const parts = (h.parts || []).map((p) => `${p.name}: ${p.allowlist || "none"}`).join("\n");
+    if (h.parts_agree) pill("#h-parts", "ok", "All parts at " + short(h.parts[0].allowlist), parts);
+    else pill("#h-parts", "warn", "Parts disagree", parts || "no parts reported");
   }
   function pill(sel, cls, text, title) {
     const p = $(sel);
