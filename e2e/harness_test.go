@@ -127,17 +127,31 @@ type Gateway struct {
 // startGateway runs egressd with a managed Envoy on a config folder.
 func startGateway(t testing.TB, configDir string, extra ...string) *Gateway {
 	t.Helper()
+	return startGatewayOn(t, gatewayIP(), configDir, extra...)
+}
+
+// startGatewayOn is startGateway with the gateway on ip (from gatewayIP),
+// for tests that must know its address before it starts.
+func startGatewayOn(t testing.TB, ip, configDir string, extra ...string) *Gateway {
+	t.Helper()
 	tmp := t.TempDir()
 	g := &Gateway{
 		t:          t,
 		ConfigDir:  configDir,
 		RunDir:     filepath.Join(tmp, "run"),
 		AccessLog:  filepath.Join(tmp, "access.log"),
-		IP:         gatewayIP(),
+		IP:         ip,
 		PortOffset: 10000,
 		AdminAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		logPath:    filepath.Join(tmp, "egressd.log"),
 		exited:     make(chan struct{}),
+	}
+	// A test may choose its own offset (0, as root, for service ports
+	// that are also the listeners' ports).
+	for i, a := range extra {
+		if a == "--port-offset" && i+1 < len(extra) {
+			g.PortOffset, _ = strconv.Atoi(extra[i+1])
+		}
 	}
 	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
 	g.DNSAddr = net.JoinHostPort(g.IP, "15053")

@@ -580,11 +580,15 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 }
 
 // dynamicForwardHTTPFilter resolves the Host of requests routed to the
-// dynamic forward proxy clusters.
+// dynamic forward proxy clusters, and saves the address for the guard
+// after it (guardHTTPFilter).
 func dynamicForwardHTTPFilter(o Options) *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{
-		Name:       "envoy.filters.http.dynamic_forward_proxy",
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(o)}})},
+		Name: "envoy.filters.http.dynamic_forward_proxy",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{
+			ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(o)},
+			SaveUpstreamAddress:     true,
+		})},
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -169,4 +171,67 @@ func TestTranslateDeterministic(t *testing.T) {
 			t.Errorf("%s: allowlist versions differ", in)
 		}
 	}
+}
+
+// TestGuardFollowsTheForwardProxy: in every golden case, an HTTP
+// connection manager that forwards dynamically saves the resolved address
+// and checks it right after (the guard needs the address; without the
+// forward proxy before it, it would check nothing), and every one strips
+// the caller's headers first.
+func TestGuardFollowsTheForwardProxy(t *testing.T) {
+	inputs, _ := filepath.Glob("testdata/in/*.yaml")
+	guarded := 0
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		res, err := Translate(compileFile(t, in), goldenOptions(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hcm := range httpManagers(t, res) {
+			filters := hcm.GetHttpFilters()
+			if filters[0].GetName() != "envoy.filters.http.header_mutation" {
+				t.Errorf("%s: %s: first filter %s, want the header strip", name, hcm.GetStatPrefix(), filters[0].GetName())
+			}
+			for i, f := range filters {
+				if f.GetName() != "envoy.filters.http.dynamic_forward_proxy" {
+					continue
+				}
+				var cfg dfphttpv3.FilterConfig
+				if err := f.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+					t.Fatal(err)
+				}
+				if !cfg.GetSaveUpstreamAddress() {
+					t.Errorf("%s: %s: the forward proxy does not save the upstream address", name, hcm.GetStatPrefix())
+				}
+				if i+1 >= len(filters) || filters[i+1].GetName() != guardFilterName {
+					t.Errorf("%s: %s: no address guard right after the forward proxy", name, hcm.GetStatPrefix())
+				}
+				guarded++
+			}
+		}
+	}
+	if guarded == 0 {
+		t.Fatal("no golden case forwards dynamically")
+	}
+}
+
+// httpManagers returns every HTTP connection manager of res's listeners.
+func httpManagers(t *testing.T, res *Resources) []*hcmv3.HttpConnectionManager {
+	t.Helper()
+	var out []*hcmv3.HttpConnectionManager
+	for _, l := range res.Listeners {
+		for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
+			for _, f := range fc.GetFilters() {
+				if f.GetName() != "envoy.filters.network.http_connection_manager" {
+					continue
+				}
+				hcm := &hcmv3.HttpConnectionManager{}
+				if err := f.GetTypedConfig().UnmarshalTo(hcm); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, hcm)
+			}
+		}
+	}
+	return out
 }
