@@ -16,7 +16,7 @@ RUN_FLAGS ?= --config examples --gateway-address 127.0.0.1 --port-offset 10000 -
 # bound trips a known race in Go's fuzz coordinator, golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all setup setup-envoy build run test unit e2e vet bench golden clean
+.PHONY: all setup setup-envoy build run test unit e2e vet bench golden fuzz clean
 
 all: build
 
@@ -52,10 +52,24 @@ build:
 run: setup-envoy build
 	ENVOY_PATH="$$(cat .cache/envoy-path)" ./$(BIN) run $(RUN_FLAGS)
 
-## test: install what the tests need, then run every test (unit, golden, e2e with real Envoy).
+## test: install what the tests need, then run every test (unit, golden, e2e with real Envoy),
+## then every fuzzer of untrusted input, bounded.
 test: setup vet
 	ENVOY_PATH="$$(cat .cache/envoy-path)" $(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz FuzzServeDNS -fuzztime $(FUZZTIME) ./dnsproxy/
+	@$(MAKE) --no-print-directory fuzz
+
+# Every parser of untrusted input, as package:fuzzer: DNS queries, the
+# ServiceEntry/DestinationRule/AuthorizationPolicy decoder (YAML and JSON),
+# access-log entries from the gateway, and the admin API's query strings.
+FUZZERS := dnsproxy:FuzzServeDNS serviceentry:FuzzParseConfig egress/intake:FuzzAccessLogEntries \
+	egress/decision:FuzzAPIQuery egress/suggest:FuzzSuggestionsQuery
+
+## fuzz: run each fuzzer for FUZZTIME (a count of inputs); crashers land in testdata/fuzz.
+fuzz:
+	@set -e; for f in $(FUZZERS); do \
+		echo "fuzz $${f#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) ./$${f%%:*}/ ; \
+	done
 
 ## unit: only the fast tests (no Envoy, no e2e).
 unit:

@@ -1,12 +1,15 @@
 package dnsproxy
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/serviceentry/netguard"
 )
 
 // fuzzSeeds are packed queries: valid ones for every path of the handler,
@@ -87,7 +90,9 @@ func FuzzServeDNS(f *testing.F) {
 	up := startFake(f, zoneHandler)
 	gateway, _ := newTestServer(f, Config{GatewayIPs: []netip.Addr{gw4, gw6}})
 	forward, _ := newTestServer(f, Config{Mode: ModeForward, Upstreams: []string{up.addr}, Timeout: time.Second})
-	servers := []*Server{gateway, forward}
+	resolver, _ := newTestServer(f, Config{Mode: ModeResolver, Upstreams: []string{up.addr}, Timeout: time.Second,
+		Guard: &netguard.Policy{Self: []netip.Prefix{netip.MustParsePrefix("192.0.2.77/32")}}, Ledger: netguard.NewLedger(0, 0)})
+	servers := []*Server{gateway, forward, resolver}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := new(dns.Msg)
@@ -116,6 +121,9 @@ func FuzzServeDNS(f *testing.F) {
 					}
 				}
 				checkNoUnlistedAddress(t, s, m, r)
+				if s.cfg.Mode == ModeResolver {
+					checkGuarded(t, s, r)
+				}
 			}
 		}
 	})
@@ -132,16 +140,44 @@ func checkNoUnlistedAddress(t *testing.T, s *Server, q, r *dns.Msg) {
 		return
 	}
 	name := dns.CanonicalName(q.Question[0].Name)
-	if s.passthrough(name) {
+	snap := s.snap.Load()
+	if s.cfg.Mode != ModeResolver && s.passthrough(name) {
 		return
 	}
-	allowed := !strings.Contains(name, `\`) && s.snap.Load().allow.Match(name) != nil
+	allowed := !strings.Contains(name, `\`) && (snap.allow.Match(name) != nil || snap.endpoints[name] != nil)
 	for _, rr := range r.Answer {
 		switch rr.Header().Rrtype {
 		case dns.TypeA, dns.TypeAAAA:
 			if !allowed {
 				t.Fatalf("address %s for unlisted name %q", rr, name)
 			}
+		}
+	}
+}
+
+// checkGuarded fails when the gateway resolver hands out an address the
+// guard refuses (the fake zone's loopback, private and metadata answers,
+// and the gateway's own address); listed addresses are the zone's
+// listed.example.test and ranged.example.test.
+func checkGuarded(t *testing.T, s *Server, r *dns.Msg) {
+	t.Helper()
+	for _, rr := range append(append(append([]dns.RR(nil), r.Answer...), r.Ns...), r.Extra...) {
+		var ip net.IP
+		switch v := rr.(type) {
+		case *dns.A:
+			ip = v.A
+		case *dns.AAAA:
+			ip = v.AAAA
+		default:
+			continue
+		}
+		addr, _ := netip.AddrFromSlice(ip)
+		name := dns.CanonicalName(rr.Header().Name)
+		if name == "listed.example.test." || name == "ranged.example.test." {
+			continue
+		}
+		if v := s.cfg.Guard.Check(addr, nil); !v.Allowed {
+			t.Fatalf("the gateway resolver handed out %s for %s", v, name)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -128,6 +129,9 @@ func Decode(file string, data []byte) ([]Object, []Problem) {
 // decode is Decode, keeping the AuthorizationPolicies that failed to
 // decode in d.failed.
 func decode(file string, data []byte) *decoder {
+	if len(data) > MaxFileBytes {
+		return &decoder{file: file, problems: []Problem{tooLarge(file, int64(len(data)))}}
+	}
 	// The YAML stream is parsed in order here, while other goroutines turn
 	// the documents into objects (about 40 % of the work for a file of
 	// 10,000 ServiceEntries); their results are put back in document order.
@@ -163,6 +167,11 @@ func decode(file string, data []byte) *decoder {
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue
 		}
+		if deeperThan(doc.Content[0], MaxDepth) {
+			pending = append(pending, failedDocument(file, doc.Content[0].Line,
+				fmt.Sprintf("the document is nested deeper than %d levels, which no Istio resource needs; it is skipped", MaxDepth)))
+			continue
+		}
 		out := make(chan *decoder, 1)
 		pending = append(pending, out)
 		jobs <- job{doc: doc.Content[0], out: out}
@@ -180,6 +189,75 @@ func decode(file string, data []byte) *decoder {
 		d.problems = append(d.problems, *syntax)
 	}
 	return d
+}
+
+// Limits on untrusted input. A file larger than MaxFileBytes is not read
+// at all; a document nested deeper than MaxDepth is skipped. YAML aliases
+// and merge keys are refused wherever they appear, so no document expands
+// beyond its size.
+const (
+	MaxFileBytes = 64 << 20
+	MaxDepth     = 64
+)
+
+// tooLarge is the Problem of a file over MaxFileBytes.
+func tooLarge(file string, size int64) Problem {
+	return Problem{
+		Ref: Ref{File: file},
+		Message: fmt.Sprintf("the file is %d bytes, more than the %d egressd reads (%d MiB); split it into several files",
+			size, MaxFileBytes, MaxFileBytes>>20),
+		Severity: SeverityError,
+	}
+}
+
+// failedDocument is a finished decoder result for a document that cannot
+// be decoded: one error at line.
+func failedDocument(file string, line int, msg string) chan *decoder {
+	out := make(chan *decoder, 1)
+	out <- &decoder{file: file, problems: []Problem{{Ref: Ref{File: file, Line: line}, Message: msg, Severity: SeverityError}}}
+	return out
+}
+
+// deeperThan reports whether the node tree below n is more than max
+// levels deep.
+func deeperThan(n *yaml.Node, max int) bool {
+	type item struct {
+		n     *yaml.Node
+		depth int
+	}
+	stack := []item{{n, 1}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if it.depth > max {
+			return true
+		}
+		for _, c := range it.n.Content {
+			stack = append(stack, item{c, it.depth + 1})
+		}
+	}
+	return false
+}
+
+// ReadFile reads a configuration file, refusing one larger than
+// MaxFileBytes (with the Problem's message) before reading it whole.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > MaxFileBytes {
+		return nil, errors.New(tooLarge(path, info.Size()).Message)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, errors.New(tooLarge(path, int64(len(data))).Message)
+	}
+	return data, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)

@@ -26,3 +26,10 @@ func known(set []string, v string) string {
 	}
 	return labelUnknown
 }
+
+// Valid reports whether layer, verdict and reason are each one of their
+// constants: a decision from outside (an access log entry) that is not is
+// refused rather than recorded.
+func Valid(layer, verdict, reason string) bool {
+	return slices.Contains(layers, layer) && slices.Contains(verdicts, verdict) && slices.Contains(reasons, reason)
+}

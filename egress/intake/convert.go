@@ -263,7 +263,7 @@ func entryOf(a *serviceentry.Allowlist, layer, host string, port uint32, chain s
 }
 
 func port(tags map[string]string) uint32 {
-	n, err := strconv.ParseUint(tags[xds.TagPort], 10, 32)
+	n, err := strconv.ParseUint(tags[xds.TagPort], 10, 16)
 	if err != nil {
 		return 0
 	}

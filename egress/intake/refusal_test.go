@@ -115,7 +115,7 @@ spec:
 	}
 }
 
-func compile(t *testing.T, y string) *serviceentry.Allowlist {
+func compile(t testing.TB, y string) *serviceentry.Allowlist {
 	t.Helper()
 	cfg, problems := serviceentry.ParseConfig("test.yaml", []byte(y))
 	a := serviceentry.CompileConfig(cfg, problems)

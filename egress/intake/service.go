@@ -97,7 +97,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if http := msg.GetHttpLogs().GetLogEntry(); len(http) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range http {
-				if d, ok := FromHTTP(e, a); ok {
+				if d, ok := FromHTTP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					httpDecision.Inc()
 					s.cfg.Sink(d)
@@ -109,7 +109,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if tcp := msg.GetTcpLogs().GetLogEntry(); len(tcp) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range tcp {
-				if d, ok := FromTCP(e, a); ok {
+				if d, ok := FromTCP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					tcpDecision.Inc()
 					s.cfg.Sink(d)

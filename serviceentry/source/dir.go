@@ -32,7 +32,7 @@ func LoadDir(dir string) (*serviceentry.Allowlist, error) {
 	var config serviceentry.Config
 	var problems []serviceentry.Problem
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := serviceentry.ReadFile(f)
 		if err != nil {
 			problems = append(problems, serviceentry.Problem{
 				Ref: serviceentry.Ref{File: f}, Severity: serviceentry.SeverityError, Message: fmt.Sprintf("reading file: %v", err),
