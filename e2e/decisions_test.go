@@ -57,7 +57,7 @@ func (g *Gateway) decisions(t *testing.T, params url.Values) []decision.Decision
 
 // metric returns the value of one sample of egressd's /metrics ("" labels:
 // the unlabelled sample), or 0 when absent.
-func (g *Gateway) metric(t *testing.T, sample string) float64 {
+func (g *Gateway) metric(t testing.TB, sample string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + g.EgressdAdmin + "/metrics")
 	if err != nil {
