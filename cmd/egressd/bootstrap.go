@@ -18,12 +18,20 @@ func bootstrapCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.XDSAddress, "xds-address", "127.0.0.1:18000", "host:port of egressd's xDS server as the gateway reaches it")
 	fs.StringVar(&c.AdminAddress, "envoy-admin", envoy.DefaultAdminAddress, "ip:port of the gateway's admin interface")
 	fs.StringVar(&c.NodeID, "node-id", envoy.DefaultNodeID, "node id the gateway reports")
+	fs.Int64Var(&c.MaxDownstreamConnections, "max-connections", envoy.DefaultMaxDownstreamConnections, "open downstream connections before the gateway refuses new ones (keep below half its file descriptor limit)")
+	maxHeap := fs.String("max-heap", "0", "heap the gateway may use before it sheds load (bytes, or with Ki, Mi, Gi; about three quarters of its memory limit; 0: unbounded)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	heap, err := parseBytes(*maxHeap)
+	if err != nil {
+		fmt.Fprintln(stderr, "egressd bootstrap: --max-heap:", err)
+		return 2
+	}
+	c.MaxHeapBytes = heap
 	out, err := envoy.BootstrapYAML(c)
 	if err != nil {
 		fmt.Fprintln(stderr, "egressd bootstrap:", err)

@@ -143,7 +143,6 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		zap.String("gateway_resolver", resolverAddr), zap.Stringers("upstream_allow", policy.Allow), zap.Stringers("gateway_self", policy.Self))
 
 	// The decision stream and its consumers.
-	var current atomic.Pointer[serviceentry.Allowlist]
 	stream := decision.NewStream(decision.StreamConfig{Registerer: registry})
 	store := decision.NewStore(decision.StoreConfig{Capacity: cfg.DecisionsKept, AllowedCapacity: max(cfg.DecisionsKept/5, 1)})
 	decisionLog := decision.NewFoldingLogger(log.Named("decision"), decision.FoldConfig{Window: cfg.DecisionLogWindow, MaxLines: cfg.DecisionLogMaxLines})
@@ -154,13 +153,6 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	// the Kubernetes source, before anything runs).
 	enrich := func(d *decision.Decision) *decision.Decision { return d }
 	publish := func(d *decision.Decision) { stream.Publish(enrich(d)) }
-	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: current.Load, Outbound: cfg.Outbound})
-	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: current.Load, Refusals: refusals, Log: log.Named("intake"), Registerer: registry})
-	if err != nil {
-		return err
-	}
-	server.AddService(als.Register)
-
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
 		onDecision := func(d dnsproxy.Decision) { stream.Publish(enrich(dnsDecision(d))) }
@@ -168,6 +160,24 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			return err
 		}
 	}
+	// Every part moves to a new allowlist together (see snapshotFanout).
+	snapshots := &snapshotFanout{
+		resolver: resolver,
+		gateway: func(ctx context.Context, a *serviceentry.Allowlist) error {
+			_, err := server.Update(ctx, a)
+			return err
+		},
+		log: log,
+	}
+	if dnsServer != nil {
+		snapshots.dns = dnsServer
+	}
+	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: snapshots.Current, Outbound: cfg.Outbound})
+	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: snapshots.Current, Refusals: refusals, Log: log.Named("intake"), Registerer: registry})
+	if err != nil {
+		return err
+	}
+	server.AddService(als.Register)
 	// TLS origination material, served to Envoy by SDS; a rotated file is
 	// pushed without touching listeners or clusters.
 	var refresh atomic.Pointer[func()]
@@ -203,7 +213,6 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	})
 
 	var loaded atomic.Bool
-	var snapshotAt atomic.Int64
 	// mirror (--source kubernetes) writes the credential Secrets into
 	// --cert-dir before the store loads them; a missing Secret fails the
 	// clusters that need it closed until the mirror writes it.
@@ -216,26 +225,12 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			// The clusters that need it refuse traffic until it loads.
 			log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
 		}
-		// One truth per snapshot: the gateway resolver learns the new
-		// names first (the clusters about to arrive resolve through it),
-		// then the gateway gets the configuration; only once it is
-		// published do the DNS proxy, the intake, the suggestions and the
-		// dashboard move to it. A translation failure leaves all of them
-		// on the last good one (fail closed); the error says why.
-		previous := current.Load()
-		resolver.SetAllowlist(a)
-		if _, err := server.Update(ctx, a); err != nil {
-			resolver.SetAllowlist(previous)
-			log.Error("gateway configuration not updated; every part keeps the previous allowlist",
-				zap.String("rejected", a.Version()), zap.String("kept", versionOf(previous)), zap.Error(err))
-			return
+		// One truth per snapshot: every part moves, or none does (a
+		// translation failure leaves all on the last good one; the error
+		// says why).
+		if snapshots.Update(ctx, a) {
+			loaded.Store(true)
 		}
-		current.Store(a)
-		if dnsServer != nil {
-			dnsServer.SetAllowlist(a)
-		}
-		snapshotAt.Store(time.Now().UnixNano())
-		loaded.Store(true)
 	}
 	var src configSource = &source.Dir{Path: cfg.ConfigDir, Log: log.Named("source"), OnUpdate: onUpdate}
 	sourceReady := func() bool { return true }
@@ -293,9 +288,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 				Since:    since,
 				Limit:    cfg.DecisionsKept,
 			})
-		}, current.Load))
+		}, snapshots.Current))
 		dash := dashboard.Handler(dashboard.Config{
-			Allowlist: current.Load,
+			Allowlist: snapshots.Current,
 			Health: func() dashboard.Health {
 				h := dashboard.Health{
 					EnvoyConnected:   server.Connected(),
@@ -305,7 +300,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 					SourceSynced:     ready(),
 					Outbound:         string(cfg.Outbound),
 				}
-				if a := current.Load(); a != nil {
+				if a := snapshots.Current(); a != nil {
 					h.AllowlistVersion = a.Version()
 				}
 				// Which allowlist each part holds: they move together.
@@ -318,9 +313,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 				if dnsServer != nil {
 					h.Parts = append(h.Parts, dashboard.Part{Name: "dns proxy", Allowlist: dnsServer.AllowlistVersion()})
 				}
-				if n := snapshotAt.Load(); n != 0 {
-					h.LastSnapshot = time.Unix(0, n)
-				}
+				h.LastSnapshot = snapshots.Since()
 				return h
 			},
 		})

@@ -224,7 +224,19 @@ func TestHealthJSON(t *testing.T) {
 		},
 		"nothing yet": {
 			Health{},
-			map[string]any{"envoy_connected": false, "in_sync": false, "source_synced": false, "last_snapshot": nil},
+			map[string]any{"envoy_connected": false, "in_sync": false, "source_synced": false, "last_snapshot": nil, "parts_agree": false},
+		},
+		"parts agree": {
+			Health{Parts: []Part{{Name: "gateway", Allowlist: "abc"}, {Name: "dns proxy", Allowlist: "abc"}}},
+			map[string]any{"parts_agree": true},
+		},
+		"parts disagree": {
+			Health{Parts: []Part{{Name: "gateway", Allowlist: "abc"}, {Name: "dns proxy", Allowlist: "def"}}},
+			map[string]any{"parts_agree": false},
+		},
+		"a part holds nothing": {
+			Health{Parts: []Part{{Name: "gateway", Allowlist: ""}, {Name: "dns proxy", Allowlist: ""}}},
+			map[string]any{"parts_agree": false},
 		},
 	}
 	for name, tc := range tests {

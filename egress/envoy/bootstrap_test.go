@@ -184,3 +184,17 @@ func TestBootstrapValidatesInEnvoy(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployBootstrapValidatesInEnvoy: the bootstrap deploy/base ships
+// (derived from Bootstrap by hand, see its header) is valid for the real
+// Envoy.
+func TestDeployBootstrapValidatesInEnvoy(t *testing.T) {
+	bin := envoyBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--mode", "validate", "-c", "../../deploy/base/envoy-bootstrap.yaml",
+		"--log-level", "warn", "--disable-hot-restart").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("envoy --mode validate deploy/base/envoy-bootstrap.yaml: %v\n%s", err, out)
+	}
+}
