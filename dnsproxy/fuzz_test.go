@@ -1,7 +1,6 @@
 package dnsproxy
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -162,16 +161,10 @@ func checkNoUnlistedAddress(t *testing.T, s *Server, q, r *dns.Msg) {
 func checkGuarded(t *testing.T, s *Server, r *dns.Msg) {
 	t.Helper()
 	for _, rr := range append(append(append([]dns.RR(nil), r.Answer...), r.Ns...), r.Extra...) {
-		var ip net.IP
-		switch v := rr.(type) {
-		case *dns.A:
-			ip = v.A
-		case *dns.AAAA:
-			ip = v.AAAA
-		default:
+		addr, ok := addressOf(rr)
+		if !ok {
 			continue
 		}
-		addr, _ := netip.AddrFromSlice(ip)
 		name := dns.CanonicalName(rr.Header().Name)
 		if name == "listed.example.test." || name == "ranged.example.test." {
 			continue

@@ -34,17 +34,11 @@ func guard(m *dns.Msg, qtype uint16, policy *netguard.Policy, listed []netip.Pre
 	filter := func(rrs []dns.RR, answer bool) []dns.RR {
 		out := rrs[:0]
 		for _, rr := range rrs {
-			var ip net.IP
-			switch v := rr.(type) {
-			case *dns.A:
-				ip = v.A
-			case *dns.AAAA:
-				ip = v.AAAA
-			default:
+			addr, ok := addressOf(rr)
+			if !ok {
 				out = append(out, rr)
 				continue
 			}
-			addr, _ := netip.AddrFromSlice(ip)
 			if v := policy.Check(addr, listed); !v.Allowed {
 				res.dropped = append(res.dropped, v)
 				continue
@@ -60,6 +54,22 @@ func guard(m *dns.Msg, qtype uint16, policy *netguard.Policy, listed []netip.Pre
 	m.Ns = filter(m.Ns, false)
 	m.Extra = filter(m.Extra, false)
 	return res
+}
+
+// addressOf returns the address of an A or AAAA record (the zero address
+// for a malformed one); ok is false for other records.
+func addressOf(rr dns.RR) (addr netip.Addr, ok bool) {
+	var ip net.IP
+	switch v := rr.(type) {
+	case *dns.A:
+		ip = v.A
+	case *dns.AAAA:
+		ip = v.AAAA
+	default:
+		return netip.Addr{}, false
+	}
+	addr, _ = netip.AddrFromSlice(ip)
+	return addr, true
 }
 
 // stripAddresses removes every A and AAAA record from every section of m,

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -98,22 +96,7 @@ spec:
 `, httpPort, tlsPort))
 	g := startGateway(t, dir, "--gateway-dns", resolver)
 
-	get := func(host string) (int, string, error) {
-		client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, network, g.Addr(httpPort))
-			},
-		}}
-		resp, err := client.Get(fmt.Sprintf("http://%s:%d/", host, httpPort))
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), err
-	}
+	get := func(host string) (int, string, error) { return g.getHost(host, httpPort) }
 	eventually(t, 30*time.Second, "wildcard HTTP host allowed", func() error {
 		code, body, err := get("api.wild.test")
 		if err != nil || code != 200 {

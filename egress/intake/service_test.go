@@ -29,7 +29,7 @@ func (f *fakeStream) Recv() (*accesslogv3.StreamAccessLogsMessage, error) {
 	return m, nil
 }
 func (f *fakeStream) SendAndClose(*accesslogv3.StreamAccessLogsResponse) error { return nil }
-func (f *fakeStream) Context() context.Context                             { return context.Background() }
+func (f *fakeStream) Context() context.Context                                 { return context.Background() }
 
 // TestStreamRefusesMalformedTags: entries whose tags carry a layer,
 // verdict, reason or port outside the fixed sets never become decisions.

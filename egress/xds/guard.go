@@ -186,18 +186,7 @@ func guardOnlyDynamicRoutes(rc *routev3.RouteConfiguration) {
 func guardReplies(port uint32) []*hcmv3.ResponseMapper {
 	reply := func(policy, reason, why string) *hcmv3.ResponseMapper {
 		body := fmt.Sprintf("egressd: the gateway does not connect to %%REQ(:AUTHORITY)%% on port %d: %s\n", port, why)
-		return &hcmv3.ResponseMapper{
-			Filter:     celFilter(fmt.Sprintf("response.code_details == 'rbac_access_denied_matched_policy[%s]'", policy)),
-			StatusCode: wrapperspb.UInt32(403),
-			BodyFormatOverride: &corev3.SubstitutionFormatString{
-				Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}},
-				ContentType: "text/plain; charset=utf-8",
-			},
-			HeadersToAdd: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: reason},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			}},
-		}
+		return denialReply(celFilter(fmt.Sprintf("response.code_details == 'rbac_access_denied_matched_policy[%s]'", policy)), reason, body)
 	}
 	return []*hcmv3.ResponseMapper{
 		reply(GuardPolicyLoop, ReasonForwardingLoop, "it resolves to the gateway itself (a forwarding loop)"),

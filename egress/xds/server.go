@@ -397,10 +397,8 @@ func (s *Server) AllowlistVersion() string {
 func (s *Server) AckedAllowlistVersion() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := len(s.order) - 1; i >= 0; i-- {
-		if s.holds(s.order[i]) {
-			return s.history[s.order[i]].allowlist
-		}
+	if v := s.newestHeld(); v != "" {
+		return s.history[v].allowlist
 	}
 	return ""
 }
@@ -410,6 +408,11 @@ func (s *Server) AckedAllowlistVersion() string {
 func (s *Server) AckedVersion() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.newestHeld()
+}
+
+// newestHeld is AckedVersion; call with s.mu held.
+func (s *Server) newestHeld() string {
 	for i := len(s.order) - 1; i >= 0; i-- {
 		if s.holds(s.order[i]) {
 			return s.order[i]

@@ -675,20 +675,27 @@ func (t *translator) routeByHost(hcm *hcmv3.HttpConnectionManager, port uint32) 
 	}
 	body := fmt.Sprintf("egressd: host %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry allows it on port %d\n",
 		serviceentry.RegistryOnly, port)
-	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{{
-		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
-			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}},
-		}},
+	nc := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}},
+	}}
+	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{denialReply(nc, ReasonNotInRegistry, body)}}
+}
+
+// denialReply turns the local replies filter matches into a 403 whose
+// body (a format string) and x-egressd-denied header say why.
+func denialReply(filter *accesslogv3.AccessLogFilter, reason, body string) *hcmv3.ResponseMapper {
+	return &hcmv3.ResponseMapper{
+		Filter:     filter,
 		StatusCode: wrapperspb.UInt32(403),
 		BodyFormatOverride: &corev3.SubstitutionFormatString{
 			Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}},
 			ContentType: "text/plain; charset=utf-8",
 		},
 		HeadersToAdd: []*corev3.HeaderValueOption{{
-			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonNotInRegistry},
+			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: reason},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		}},
-	}}}
+	}
 }
 
 // unlistedVerdict is how traffic to unlisted destinations is recorded when
