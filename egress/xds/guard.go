@@ -18,6 +18,7 @@ import (
 	setfilterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/set_filter_state/v3"
 	upstreamipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/rbac/matchers/upstream_ip_port/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/serviceentry/netguard"
@@ -94,9 +95,9 @@ func stripHeadersFilter() *hcmv3.HttpFilter {
 
 // guardHTTPFilter refuses a request whose upstream address, resolved by
 // the dynamic forward proxy filter before it, netguard refuses: the
-// gateway's own addresses (GuardPolicyLoop) and blocked classes that
-// neither the operator nor listed allow (GuardPolicyBlocked). The two
-// policies never match the same address.
+// gateway's own addresses and its own ports on loopback (GuardPolicyLoop),
+// and blocked classes that neither the operator nor listed allow
+// (GuardPolicyBlocked). The two policies never match the same address.
 func guardHTTPFilter(o Options, listed []netip.Prefix) *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{
 		Name:       guardFilterName,
@@ -105,17 +106,12 @@ func guardHTTPFilter(o Options, listed []netip.Prefix) *hcmv3.HttpFilter {
 }
 
 func guardRBAC(o Options, listed []netip.Prefix) *rbachttpv3.RBAC {
-	self := netguard.Normalize(o.Guard.Self)
 	allowed := netguard.Normalize(append(slices.Clone(o.Guard.Allow), listed...))
 	policies := map[string]*rbacv3.Policy{}
 	any := []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}}
-	if len(self) > 0 {
-		policies[GuardPolicyLoop] = &rbacv3.Policy{Permissions: []*rbacv3.Permission{upstreamIn(self)}, Principals: any}
-	}
-	blocked := []*rbacv3.Permission{upstreamIn(netguard.BlockedPrefixes())}
-	if len(self) > 0 {
-		blocked = append(blocked, not(upstreamIn(self)))
-	}
+	loop := selfPermission(o)
+	policies[GuardPolicyLoop] = &rbacv3.Policy{Permissions: []*rbacv3.Permission{loop}, Principals: any}
+	blocked := []*rbacv3.Permission{upstreamIn(netguard.BlockedPrefixes()), not(loop)}
 	if len(allowed) > 0 {
 		blocked = append(blocked, not(upstreamIn(allowed)))
 	}
@@ -127,6 +123,34 @@ func guardRBAC(o Options, listed []netip.Prefix) *rbachttpv3.RBAC {
 		Rules:           &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: policies},
 		RulesStatPrefix: "egressd_guard_",
 	}
+}
+
+// loopbacks are the ranges of the gateway host's own loopback.
+var loopbacks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// selfPermission matches an upstream that is the gateway: one of its own
+// addresses, or a port of its own on loopback (Envoy's admin interface,
+// egressd's listeners), even where the operator allows loopback.
+func selfPermission(o Options) *rbacv3.Permission {
+	rules := upstreamIn(netguard.Normalize(o.Guard.Self)).GetOrRules().GetRules()
+	ports := slices.Clone(o.OwnPorts)
+	slices.Sort(ports)
+	for _, p := range slices.Compact(ports) {
+		for _, lo := range loopbacks {
+			rules = append(rules, &rbacv3.Permission{Rule: &rbacv3.Permission_Matcher{Matcher: &corev3.TypedExtensionConfig{
+				Name: "envoy.rbac.matchers.upstream_ip_port",
+				TypedConfig: mustAny(&upstreamipv3.UpstreamIpPortMatcher{
+					UpstreamIp:        cidr(lo),
+					UpstreamPortRange: &typev3.Int64Range{Start: int64(p), End: int64(p) + 1},
+				}),
+			}}})
+		}
+	}
+	if len(rules) == 0 {
+		// Nothing is the gateway: a permission that matches nothing.
+		return not(&rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}})
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_OrRules{OrRules: &rbacv3.Permission_Set{Rules: rules}}}
 }
 
 // upstreamIn matches an upstream address (saved by the forward proxy) in

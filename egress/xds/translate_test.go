@@ -2,6 +2,7 @@ package xds
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/rbac/matchers/upstream_ip_port/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -51,6 +53,7 @@ func testSecretNames(o *serviceentry.Origination) (client, ca string) {
 func goldenOptions(name string) Options {
 	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SecretNames: testSecretNames,
 		DNSResolvers: []string{"127.0.0.1:15054"},
+		OwnPorts:     []uint32{15001},
 		Guard: netguard.Policy{
 			Allow: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
 			Self:  []netip.Prefix{netip.MustParsePrefix("198.18.0.1/32")},
@@ -234,4 +237,37 @@ func httpManagers(t *testing.T, res *Resources) []*hcmv3.HttpConnectionManager {
 		}
 	}
 	return out
+}
+
+// TestGuardOwnPortsOnLoopback: the gateway's own ports on loopback are a
+// forwarding loop even when the operator allows loopback; other loopback
+// ports follow the allowed ranges.
+func TestGuardOwnPortsOnLoopback(t *testing.T) {
+	o := goldenOptions("guard")
+	o.OwnPorts = []uint32{15001, 15000, 15001}
+	o.Guard.Allow = append(o.Guard.Allow, netip.MustParsePrefix("127.0.0.0/8"))
+	rbac := guardRBAC(o, nil)
+	loop := rbac.GetRules().GetPolicies()[GuardPolicyLoop]
+	var ports []string
+	for _, r := range loop.GetPermissions()[0].GetOrRules().GetRules() {
+		var m upstreamipv3.UpstreamIpPortMatcher
+		if err := r.GetMatcher().GetTypedConfig().UnmarshalTo(&m); err != nil {
+			t.Fatal(err)
+		}
+		if pr := m.GetUpstreamPortRange(); pr != nil {
+			ports = append(ports, fmt.Sprintf("%s/%d:%d-%d", m.GetUpstreamIp().GetAddressPrefix(), m.GetUpstreamIp().GetPrefixLen().GetValue(), pr.GetStart(), pr.GetEnd()))
+		} else {
+			ports = append(ports, fmt.Sprintf("%s/%d", m.GetUpstreamIp().GetAddressPrefix(), m.GetUpstreamIp().GetPrefixLen().GetValue()))
+		}
+	}
+	want := "198.18.0.1/32 127.0.0.0/8:15000-15001 ::1/128:15000-15001 127.0.0.0/8:15001-15002 ::1/128:15001-15002"
+	if got := strings.Join(ports, " "); got != want {
+		t.Errorf("loop matchers %s, want %s", got, want)
+	}
+	// The blocked policy excludes the loop's matches, so the two never
+	// both match.
+	blocked := rbac.GetRules().GetPolicies()[GuardPolicyBlocked].GetPermissions()[0].GetAndRules().GetRules()
+	if len(blocked) != 3 || blocked[1].GetNotRule() == nil {
+		t.Errorf("blocked rules %v", blocked)
+	}
 }
