@@ -52,7 +52,7 @@ func defaultConfig() Config {
 		GatewayResolverListen:   "127.0.0.1:0",
 		DecisionLogWindow:       time.Second,
 		DecisionLogMaxLines:     1000,
-		EnvoyMaxHeap:            1 << 30,
+		EnvoyMaxHeap:            4 << 30,
 
 		DNSListen:        "127.0.0.1:15053",
 		DNSMode:          dnsproxy.ModeGateway,
