@@ -116,8 +116,10 @@ type Gateway struct {
 	IP         string
 	PortOffset int
 	AdminAddr  string
-	// EgressdAdmin is egressd's /metrics address; DNSAddr its DNS proxy.
+	// EgressdAdmin is egressd's /metrics address; DNSAddr its DNS proxy;
+	// XDSAddr its xDS port.
 	EgressdAdmin string
+	XDSAddr      string
 	DNSAddr      string
 	cmd          *exec.Cmd
 	logPath      string // egressd's (and its Envoy's) output
@@ -154,10 +156,11 @@ func startGatewayOn(t testing.TB, ip, configDir string, extra ...string) *Gatewa
 		}
 	}
 	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
+	g.XDSAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.DNSAddr = net.JoinHostPort(g.IP, "15053")
 	args := append([]string{"run",
 		"--config", configDir,
-		"--xds-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--xds-listen", g.XDSAddr,
 		"--envoy-admin", g.AdminAddr,
 		"--admin-listen", g.EgressdAdmin,
 		"--dns-listen", g.DNSAddr,

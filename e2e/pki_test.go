@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +52,23 @@ func newTestCA(t *testing.T, name string) *testCA {
 // It returns the PEM certificate, the PEM key and the tls.Certificate.
 func (ca *testCA) issue(commonName string, client bool, dnsNames ...string) (certPEM, keyPEM []byte, pair tls.Certificate) {
 	ca.t.Helper()
+	return ca.issueWith(commonName, client, nil, dnsNames...)
+}
+
+// issueSPIFFE signs a client certificate naming the SPIFFE ID id.
+func (ca *testCA) issueSPIFFE(id string) tls.Certificate {
+	ca.t.Helper()
+	u, err := url.Parse(id)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	_, _, pair := ca.issueWith("", true, []*url.URL{u})
+	return pair
+}
+
+// issueWith is issue with URI SANs.
+func (ca *testCA) issueWith(commonName string, client bool, uris []*url.URL, dnsNames ...string) (certPEM, keyPEM []byte, pair tls.Certificate) {
+	ca.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		ca.t.Fatal(err)
@@ -63,6 +81,7 @@ func (ca *testCA) issue(commonName string, client bool, dnsNames ...string) (cer
 		SerialNumber: big.NewInt(time.Now().UnixNano() + serials.Add(1)),
 		Subject:      pkix.Name{CommonName: commonName},
 		DNSNames:     dnsNames,
+		URIs:         uris,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/egress/xdsauth"
 )
 
 // bootstrapCommand prints the Envoy bootstrap for a gateway run outside
@@ -19,6 +20,9 @@ func bootstrapCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.AdminAddress, "envoy-admin", envoy.DefaultAdminAddress, "ip:port of the gateway's admin interface")
 	fs.StringVar(&c.NodeID, "node-id", envoy.DefaultNodeID, "node id the gateway reports")
 	fs.Int64Var(&c.MaxDownstreamConnections, "max-connections", envoy.DefaultMaxDownstreamConnections, "open downstream connections before the gateway refuses new ones (keep below half its file descriptor limit)")
+	fs.StringVar(&c.XDSCredentialsDir, "xds-credentials-dir", "/etc/egressd/xds-credentials", "folder of the gateway's xDS client credentials (the egress-gateway-xds Secret, mounted): "+xdsauth.FileTLSCertificate+" and "+xdsauth.FileValidationContext+", watched for renewals")
+	fs.StringVar(&c.XDSServerIdentity, "xds-server-identity", "spiffe://cluster.local/ns/egressd-system/sa/egressd", "the SPIFFE ID egressd's xDS certificate must name (--control-plane-identity in egressd's trust domain)")
+	insecure := fs.Bool("xds-insecure", false, "DEBUGGING ONLY: plaintext xDS, for egressd run --xds-insecure")
 	maxHeap := fs.String("max-heap", "0", "heap the gateway may use before it sheds load (bytes, or with Ki, Mi, Gi; about three quarters of its memory limit; 0: unbounded)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -32,6 +36,9 @@ func bootstrapCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c.MaxHeapBytes = heap
+	if *insecure {
+		c.XDSCredentialsDir, c.XDSServerIdentity = "", ""
+	}
 	out, err := envoy.BootstrapYAML(c)
 	if err != nil {
 		fmt.Fprintln(stderr, "egressd bootstrap:", err)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,21 @@ type Config struct {
 	MeshPort        uint
 	MeshCADir       string
 	TrustDomain     string
-	GatewayIdentity string // "namespace/serviceaccount"
+	// GatewayIdentities are the identities ("namespace/serviceaccount")
+	// allowed on the xDS port; the first is the managed Envoy's, and the
+	// mesh listener's certificate. GatewayIdentity is that first one.
+	GatewayIdentities []string
+	GatewayIdentity   string
+	// The authenticated control plane: egressd's own identity on its xDS
+	// port, the names and addresses its certificate answers to, the
+	// lifetime of the gateways' client certificates, where (with --source
+	// kubernetes) the leader keeps them for the gateway pods, and the
+	// debugging escape hatch XDSInsecure (plaintext, anyone).
+	ControlPlaneIdentity string
+	XDSServerNames       []string
+	XDSClientCertTTL     time.Duration
+	XDSCredentialsSecret string // "namespace/name"; "" writes none
+	XDSInsecure          bool
 
 	// UpstreamAllow are ranges the gateway may connect to (and the DNS
 	// proxy's forward mode may answer) although they are in a blocked
@@ -161,7 +176,13 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
-	fs.StringVar(&c.GatewayIdentity, "gateway-identity", "egressd-system/egress-gateway", "the gateway's own identity, namespace/serviceaccount")
+	var gatewayIdentities, xdsServerNames string
+	fs.StringVar(&gatewayIdentities, "gateway-identity", "egressd-system/egress-gateway", "comma-separated identities (namespace/serviceaccount) allowed on the xDS port; the first is the managed Envoy's and the mesh listener's")
+	fs.StringVar(&c.ControlPlaneIdentity, "control-plane-identity", "egressd-system/egressd", "egressd's own identity (namespace/serviceaccount) on its xDS port; gateways verify it")
+	fs.StringVar(&xdsServerNames, "xds-server-names", "", "comma-separated extra DNS names and IP addresses of egressd's xDS certificate (it always has localhost, 127.0.0.1, ::1, the --xds-listen IP, and egressd[.<ns>[.svc[.cluster.local]]] of --control-plane-identity's namespace)")
+	fs.DurationVar(&c.XDSClientCertTTL, "xds-client-cert-ttl", 24*time.Hour, "lifetime of the gateways' xDS client certificates (renewed at half of it)")
+	fs.StringVar(&c.XDSCredentialsSecret, "xds-credentials-secret", "", "with --source kubernetes: namespace/name of the Secret in which the leader keeps the gateway pods' xDS client certificate (default egressd-system/egress-gateway-xds; \"-\" for none)")
+	fs.BoolVar(&c.XDSInsecure, "xds-insecure", false, "DEBUGGING ONLY: serve xDS, secrets and the access-log service in plaintext to anyone (a warning is logged every minute)")
 	var tokenFile string
 	fs.StringVar(&tokenFile, "admin-token-file", "", "file holding a bearer token the admin port requires for the dashboard, /api/v1 and /metrics (probes stay open)")
 	fs.IntVar(&c.DecisionsKept, "decisions-kept", 50000, "denied and audit-denied decisions kept in memory for the API and egressctl (allowed ones: a fifth as many)")
@@ -192,8 +213,33 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	if c.MeshCADir == "" {
 		c.MeshCADir = filepath.Join(c.RunDir, "ca")
 	}
-	if ns, sa, ok := strings.Cut(c.GatewayIdentity, "/"); !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
-		return nil, fmt.Errorf("--gateway-identity: %q: want namespace/serviceaccount", c.GatewayIdentity)
+	c.GatewayIdentities = splitList(gatewayIdentities)
+	if len(c.GatewayIdentities) == 0 {
+		return nil, errors.New("--gateway-identity: at least one namespace/serviceaccount")
+	}
+	for _, id := range append(slices.Clone(c.GatewayIdentities), c.ControlPlaneIdentity) {
+		if ns, sa, ok := strings.Cut(id, "/"); !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
+			flag := "--gateway-identity"
+			if id == c.ControlPlaneIdentity {
+				flag = "--control-plane-identity"
+			}
+			return nil, fmt.Errorf("%s: %q: want namespace/serviceaccount", flag, id)
+		}
+	}
+	c.GatewayIdentity = c.GatewayIdentities[0]
+	c.XDSServerNames = splitList(xdsServerNames)
+	if c.XDSClientCertTTL < 10*time.Second {
+		return nil, fmt.Errorf("--xds-client-cert-ttl: %s: at least 10s", c.XDSClientCertTTL)
+	}
+	switch {
+	case c.XDSCredentialsSecret == "-":
+		c.XDSCredentialsSecret = ""
+	case c.XDSCredentialsSecret == "" && c.Source == sourceKubernetes:
+		c.XDSCredentialsSecret = "egressd-system/egress-gateway-xds"
+	case c.XDSCredentialsSecret != "":
+		if ns, name, ok := strings.Cut(c.XDSCredentialsSecret, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("--xds-credentials-secret: %q: want namespace/name", c.XDSCredentialsSecret)
+		}
 	}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)

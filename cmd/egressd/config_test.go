@@ -49,6 +49,9 @@ func defaultConfig() Config {
 		MeshCADir:               "/run/user/1000/egressd/ca",
 		TrustDomain:             "cluster.local",
 		GatewayIdentity:         "egressd-system/egress-gateway",
+		GatewayIdentities:       []string{"egressd-system/egress-gateway"},
+		ControlPlaneIdentity:    "egressd-system/egressd",
+		XDSClientCertTTL:        24 * time.Hour,
 		GatewayResolverListen:   "127.0.0.1:0",
 		DecisionLogWindow:       time.Second,
 		DecisionLogMaxLines:     1000,
@@ -153,17 +156,29 @@ func TestNewConfigFlags(t *testing.T) {
 		"kubernetes source": {[]string{"--source=kubernetes", "--kubeconfig=/k", "--watch-namespaces=a,b", "--leader-elect"}, func(c *Config) {
 			c.Source, c.Kubeconfig, c.WatchNamespaces, c.LeaderElect = "kubernetes", "/k", []string{"a", "b"}, true
 			c.CertDir = "/run/user/1000/egressd/credentials"
+			c.XDSCredentialsSecret = "egressd-system/egress-gateway-xds"
 		}},
-		"kubernetes credentials": {[]string{"--source=kubernetes", "--credentials-namespace=istio-system", "--cert-dir=/c"}, func(c *Config) {
-			c.Source, c.CredentialsNamespace, c.CertDir = "kubernetes", "istio-system", "/c"
+		"kubernetes source without the credentials Secret": {[]string{"--source=kubernetes", "--xds-credentials-secret=-"}, func(c *Config) {
+			c.Source, c.CertDir = "kubernetes", "/run/user/1000/egressd/credentials"
+		}},
+		"kubernetes credentials": {[]string{"--source=kubernetes", "--credentials-namespace=istio-system", "--cert-dir=/c", "--xds-credentials-secret=gw/xds"}, func(c *Config) {
+			c.Source, c.CredentialsNamespace, c.CertDir, c.XDSCredentialsSecret = "kubernetes", "istio-system", "/c", "gw/xds"
 		}},
 		"mesh off":             {[]string{"--mesh-port=0"}, func(c *Config) { c.MeshPort = 0 }},
 		"mesh ca dir":          {[]string{"--mesh-ca-dir=/etc/cacerts"}, func(c *Config) { c.MeshCADir = "/etc/cacerts" }},
 		"run dir moves the CA": {[]string{"--run-dir=/var/lib/egressd"}, func(c *Config) { c.RunDir = "/var/lib/egressd"; c.MeshCADir = "/var/lib/egressd/ca" }},
 		"trust domain":         {[]string{"--trust-domain=example.org"}, func(c *Config) { c.TrustDomain = "example.org" }},
-		"gateway identity":     {[]string{"--gateway-identity=egress/gw"}, func(c *Config) { c.GatewayIdentity = "egress/gw" }},
-		"cert-dir":             {[]string{"--cert-dir=/etc/egressd/certs"}, func(c *Config) { c.CertDir = "/etc/egressd/certs" }},
-		"cert-expiry-warning":  {[]string{"--cert-expiry-warning=72h"}, func(c *Config) { c.CertExpiryWarning = 72 * time.Hour }},
+		"gateway identity": {[]string{"--gateway-identity=egress/gw"}, func(c *Config) {
+			c.GatewayIdentity, c.GatewayIdentities = "egress/gw", []string{"egress/gw"}
+		}},
+		"gateway identities": {[]string{"--gateway-identity=egress/gw, egress/gw-canary"}, func(c *Config) {
+			c.GatewayIdentity, c.GatewayIdentities = "egress/gw", []string{"egress/gw", "egress/gw-canary"}
+		}},
+		"control plane": {[]string{"--control-plane-identity=mesh/egressd", "--xds-server-names=egressd.example,10.0.0.9", "--xds-client-cert-ttl=1h", "--xds-insecure"}, func(c *Config) {
+			c.ControlPlaneIdentity, c.XDSServerNames, c.XDSClientCertTTL, c.XDSInsecure = "mesh/egressd", []string{"egressd.example", "10.0.0.9"}, time.Hour, true
+		}},
+		"cert-dir":            {[]string{"--cert-dir=/etc/egressd/certs"}, func(c *Config) { c.CertDir = "/etc/egressd/certs" }},
+		"cert-expiry-warning": {[]string{"--cert-expiry-warning=72h"}, func(c *Config) { c.CertExpiryWarning = 72 * time.Hour }},
 		"gateway-dns": {
 			[]string{"--gateway-dns= 1.1.1.1:53, [2001:db8::53]:5353 ,,"},
 			func(c *Config) { c.DNSResolvers = []string{"1.1.1.1:53", "[2001:db8::53]:5353"} },
@@ -232,6 +247,10 @@ func TestNewConfigInvalid(t *testing.T) {
 		"decisions-kept zero":       {args: []string{"--decisions-kept=0"}, want: `--decisions-kept: 0: must be at least 1`},
 		"source":                    {args: []string{"--source=etcd"}, want: `--source: "etcd": use dir or kubernetes`},
 		"gateway identity":          {args: []string{"--gateway-identity=gw"}, want: `--gateway-identity: "gw": want namespace/serviceaccount`},
+		"gateway identity empty":    {args: []string{"--gateway-identity= ,"}, want: `--gateway-identity: at least one namespace/serviceaccount`},
+		"control plane identity":    {args: []string{"--control-plane-identity=egressd"}, want: `--control-plane-identity: "egressd": want namespace/serviceaccount`},
+		"client cert ttl":           {args: []string{"--xds-client-cert-ttl=1s"}, want: `--xds-client-cert-ttl: 1s: at least 10s`},
+		"credentials secret":        {args: []string{"--xds-credentials-secret=xds"}, want: `--xds-credentials-secret: "xds": want namespace/name`},
 		"mesh port":                 {args: []string{"--mesh-port=70000"}, want: `--mesh-port: 70000 is not a port`},
 		"envoy":                     {args: []string{"--envoy=docker"}, want: `--envoy: "docker" is neither managed nor external`},
 		"envoy, case matters":       {args: []string{"--envoy=Managed"}, want: `--envoy: "Managed" is neither managed nor external`},

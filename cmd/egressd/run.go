@@ -30,6 +30,7 @@ import (
 	"github.com/egressd/egressd/egress/redirect"
 	"github.com/egressd/egressd/egress/suggest"
 	"github.com/egressd/egressd/egress/xds"
+	"github.com/egressd/egressd/egress/xdsauth"
 	"github.com/egressd/egressd/origination"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
@@ -127,6 +128,16 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The xDS port speaks mutual TLS: only gateways with a client
+	// certificate of the mesh CA get configuration and secrets, or may
+	// report access logs.
+	cp, err := newControlPlane(cfg, log, registry)
+	if err != nil {
+		return err
+	}
+	if cp.creds != nil {
+		server.SetCredentials(cp.creds)
+	}
 	addr, err := server.Listen(cfg.XDSListen)
 	if err != nil {
 		return err
@@ -134,7 +145,10 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 
 	var supervisor *envoy.Supervisor
 	if cfg.Envoy == envoyManaged {
-		if supervisor, err = newSupervisor(cfg, addr.String(), log); err != nil {
+		if err := cp.writeManaged(cp.client.Current()); err != nil {
+			return err
+		}
+		if supervisor, err = newSupervisor(cfg, addr.String(), cp, log); err != nil {
 			return err
 		}
 	}
@@ -196,7 +210,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	// SDS like the origination material.
 	var gateway *identity.Gateway
 	if cfg.MeshPort != 0 {
-		if gateway, err = newGatewayIdentity(cfg, log, registry, func() {
+		if gateway, err = newGatewayIdentity(cfg, cp.ca, log, registry, func() {
 			if f := refresh.Load(); f != nil {
 				(*f)()
 			}
@@ -240,6 +254,17 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 			return err
 		}
 		src, sourceReady, mirror = kube, kube.Ready, kube.mirror
+		// The gateway pods' xDS client certificate: the leader keeps it in
+		// a Secret they mount.
+		if cfg.XDSCredentialsSecret != "" {
+			ns, name, _ := strings.Cut(cfg.XDSCredentialsSecret, "/")
+			secret := &source.CredentialSecret{
+				Kube: kube.kube, Namespace: ns, Name: name, IsLeader: kube.Kube.IsLeader, Log: log.Named("xdsauth"),
+				Files: func() (map[string][]byte, error) { return xdsauth.CredentialFiles(cp.client.Current()) },
+			}
+			cp.onClientChange = append(cp.onClientChange, func(identity.Issued) { secret.Notify() })
+			g.Go(func() error { return secret.Start(ctx) })
+		}
 		// Decisions from callers without a mesh certificate still name
 		// their workload, by pod IP.
 		enrich = func(d *decision.Decision) *decision.Decision {
@@ -268,6 +293,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	if gateway != nil {
 		g.Go(func() error { return gateway.Run(ctx) })
 	}
+	g.Go(func() error { return cp.Start(ctx) })
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return src.Start(ctx) })
 	if mirror != nil {
@@ -346,13 +372,9 @@ func meshOptions(cfg *Config) *xds.MeshOptions {
 	return &xds.MeshOptions{Port: uint32(cfg.MeshPort), CertSecret: identity.GatewayCertSecret, BundleSecret: identity.TrustBundleSecret}
 }
 
-// newGatewayIdentity opens (or creates) the mesh CA and issues the
-// gateway's own certificate.
-func newGatewayIdentity(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onChange func()) (*identity.Gateway, error) {
-	ca, err := identity.LoadOrCreate(cfg.MeshCADir, cfg.TrustDomain)
-	if err != nil {
-		return nil, fmt.Errorf("mesh CA: %w", err)
-	}
+// newGatewayIdentity issues the gateway's own certificate (the mesh
+// listener's) from the mesh CA.
+func newGatewayIdentity(cfg *Config, ca *identity.CA, log *zap.Logger, reg prometheus.Registerer, onChange func()) (*identity.Gateway, error) {
 	ns, sa, _ := strings.Cut(cfg.GatewayIdentity, "/")
 	gw, err := identity.NewGateway(identity.GatewayConfig{
 		CA: ca, Namespace: ns, ServiceAccount: sa, OnChange: onChange, Log: log.Named("identity"), Registerer: reg,
@@ -391,7 +413,7 @@ func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard 
 	})
 }
 
-func newSupervisor(cfg *Config, xdsAddress string, log *zap.Logger) (*envoy.Supervisor, error) {
+func newSupervisor(cfg *Config, xdsAddress string, cp *controlPlane, log *zap.Logger) (*envoy.Supervisor, error) {
 	bin, err := envoy.Locate(cfg.EnvoyPath, envoy.RepoCacheDir())
 	if err != nil {
 		return nil, err
@@ -400,13 +422,17 @@ func newSupervisor(cfg *Config, xdsAddress string, log *zap.Logger) (*envoy.Supe
 	if maxConns == 0 {
 		maxConns = connectionBudget(log)
 	}
-	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{
+	bc := envoy.BootstrapConfig{
 		NodeID:                   cfg.NodeID,
 		XDSAddress:               xdsAddress,
 		AdminAddress:             cfg.EnvoyAdmin,
 		MaxDownstreamConnections: maxConns,
 		MaxHeapBytes:             cfg.EnvoyMaxHeap,
-	})
+	}
+	if !cfg.XDSInsecure {
+		bc.XDSCredentialsDir, bc.XDSServerIdentity = cp.credentialsDir(), cp.serverID
+	}
+	bootstrap, err := envoy.BootstrapYAML(bc)
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,11 @@ type Decision struct {
 	Detail string `json:"detail,omitempty"`
 	// Chain links the hops of one HTTP redirect chain; nil outside one.
 	Chain *Chain `json:"chain,omitempty"`
+	// Gateway is the SPIFFE ID of the gateway that reported the decision
+	// (authenticated by its xDS client certificate), and GatewayNode the
+	// node id it gave; empty for the DNS proxy's decisions.
+	Gateway     string `json:"gateway,omitempty"`
+	GatewayNode string `json:"gateway_node,omitempty"`
 }
 
 // Chain places a decision in a redirect chain.

@@ -39,6 +39,8 @@ const (
 	FieldChainID       = "chain_id"
 	FieldHop           = "hop"
 	FieldChain         = "chain"
+	FieldGateway       = "gateway"
+	FieldGatewayNode   = "gateway_node"
 )
 
 // NewLogger returns a Consumer writing one zap line per denied or
@@ -109,6 +111,8 @@ func appendFields(f []zap.Field, d *Decision) []zap.Field {
 	f = appendString(f, FieldLocation, d.Location)
 	f = appendString(f, FieldResponseFlags, d.Flags)
 	f = appendString(f, FieldDetail, d.Detail)
+	f = appendString(f, FieldGateway, d.Gateway)
+	f = appendString(f, FieldGatewayNode, d.GatewayNode)
 	if c := d.Chain; c != nil {
 		f = append(f,
 			zap.String(FieldChainID, c.ID),

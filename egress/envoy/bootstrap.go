@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -16,13 +17,17 @@ import (
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
 	fixedheapv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/egressd/egressd/egress/xdsauth"
 )
 
 // XDSClusterName is the static cluster in the bootstrap that reaches
@@ -66,6 +71,16 @@ type BootstrapConfig struct {
 	// connections are refused, so a flood cannot exhaust Envoy's file
 	// descriptors (each allowed connection also holds one upstream).
 	MaxDownstreamConnections int64
+	// XDSCredentialsDir is the folder of the gateway's xDS client
+	// credentials (xdsauth.CredentialFiles: the managed Envoy's under
+	// --run-dir, a gateway pod's mounted Secret). Envoy reads its client
+	// certificate and the mesh CA bundle from there by file-based SDS and
+	// reloads them when the folder's ..data link is swapped. Empty: the
+	// xDS connection is plaintext (only for --xds-insecure).
+	XDSCredentialsDir string
+	// XDSServerIdentity is the SPIFFE ID egressd's certificate must name
+	// (a URI SAN); required with XDSCredentialsDir.
+	XDSServerIdentity string
 	// MaxHeapBytes, when set, is the heap Envoy may use: as it fills,
 	// Envoy first returns free memory to the system and resets the
 	// streams holding the most buffered data, then closes idle keep-alive
@@ -93,6 +108,12 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	}
 	if c.XDSAddress == "" {
 		return c, fmt.Errorf("xds address is empty: set it to the host:port of egressd's ADS server, e.g. 127.0.0.1:18000")
+	}
+	if c.XDSCredentialsDir != "" && c.XDSServerIdentity == "" {
+		return c, fmt.Errorf("xds credentials in %s but no server identity: set the SPIFFE ID egressd's certificate names", c.XDSCredentialsDir)
+	}
+	if c.XDSCredentialsDir != "" && !filepath.IsAbs(c.XDSCredentialsDir) {
+		return c, fmt.Errorf("xds credentials folder %q: must be an absolute path", c.XDSCredentialsDir)
 	}
 	return c, nil
 }
@@ -263,12 +284,51 @@ func xdsCluster(c BootstrapConfig) (*clusterv3.Cluster, error) {
 			},
 		},
 	}
+	if c.XDSCredentialsDir != "" {
+		ts, err := xdsTLS(c)
+		if err != nil {
+			return nil, err
+		}
+		cl.TransportSocket = ts
+	}
 	if discovery == clusterv3.Cluster_STRICT_DNS {
 		// A name like "localhost" often resolves to ::1 first while the
 		// server listens on 127.0.0.1: prefer IPv4, fall back to IPv6.
 		cl.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
 	}
 	return cl, nil
+}
+
+// xdsTLS is the xDS cluster's mutual TLS: the client certificate and the
+// CA bundle from the credential folder by file-based SDS (watched, so a
+// renewal is picked up without a restart), egressd's certificate verified
+// to name XDSServerIdentity, HTTP/2 by ALPN.
+func xdsTLS(c BootstrapConfig) (*corev3.TransportSocket, error) {
+	sds := func(name, file string) *tlsv3.SdsSecretConfig {
+		return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: &corev3.ConfigSource{
+			ResourceApiVersion: corev3.ApiVersion_V3,
+			ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{PathConfigSource: &corev3.PathConfigSource{
+				Path:             filepath.Join(c.XDSCredentialsDir, file),
+				WatchedDirectory: &corev3.WatchedDirectory{Path: c.XDSCredentialsDir},
+			}},
+		}}
+	}
+	ctx, err := anypb.New(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		AlpnProtocols:                  []string{"h2"},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sds(xdsauth.SecretClientCert, xdsauth.FileTLSCertificate)},
+		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext: &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+				SanType: tlsv3.SubjectAltNameMatcher_URI,
+				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: c.XDSServerIdentity}},
+			}}},
+			ValidationContextSdsSecretConfig: sds(xdsauth.SecretTrustBundle, xdsauth.FileValidationContext),
+		}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("xds TLS: %w", err)
+	}
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: ctx}}, nil
 }
 
 // overloadManager bounds open downstream connections with the

@@ -15,6 +15,9 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/egress/identity"
+	"github.com/egressd/egressd/egress/xdsauth"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -26,6 +29,9 @@ func TestBootstrapYAMLGolden(t *testing.T) {
 		XDSAddress:   "127.0.0.1:18000",
 		AdminAddress: "127.0.0.1:15001",
 		MaxHeapBytes: 1 << 30,
+		// Envoy reads the credentials there; the golden file only names it.
+		XDSCredentialsDir: "/etc/egressd/xds-credentials",
+		XDSServerIdentity: "spiffe://cluster.local/ns/egressd-system/sa/egressd",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +164,8 @@ func TestBootstrapValidatesInEnvoy(t *testing.T) {
 		"ipv6 admin":  {XDSAddress: "[::1]:18000", AdminAddress: "[::1]:0"},
 		"golden case": {NodeID: "gateway-1", Cluster: "egressd", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001", MaxHeapBytes: 1 << 30},
 		"heap bound":  {XDSAddress: "127.0.0.1:18000", MaxHeapBytes: 64 << 20, MaxDownstreamConnections: 500},
+		"xds mutual TLS": {XDSAddress: "127.0.0.1:18000", XDSCredentialsDir: credentialsDir(t),
+			XDSServerIdentity: "spiffe://cluster.local/ns/egressd-system/sa/egressd"},
 	}
 	for name, c := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -190,11 +198,42 @@ func TestBootstrapValidatesInEnvoy(t *testing.T) {
 // Envoy.
 func TestDeployBootstrapValidatesInEnvoy(t *testing.T) {
 	bin := envoyBinary(t)
+	b, err := os.ReadFile("../../deploy/base/envoy-bootstrap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mounted Secret's folder, here with real credentials in it.
+	const mounted = "/etc/egressd/xds-credentials"
+	if !strings.Contains(string(b), mounted) {
+		t.Fatalf("the deploy bootstrap does not read the xDS credentials from %s", mounted)
+	}
+	path := filepath.Join(t.TempDir(), "bootstrap.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), mounted, credentialsDir(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "--mode", "validate", "-c", "../../deploy/base/envoy-bootstrap.yaml",
+	out, err := exec.CommandContext(ctx, bin, "--mode", "validate", "-c", path,
 		"--log-level", "warn", "--disable-hot-restart").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("envoy --mode validate deploy/base/envoy-bootstrap.yaml: %v\n%s", err, out)
 	}
+}
+
+// credentialsDir writes a gateway's xDS credentials from a throwaway CA.
+func credentialsDir(t *testing.T) string {
+	t.Helper()
+	ca, err := identity.LoadOrCreate(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := identity.NewKeeper(identity.KeeperConfig{CA: ca, Name: "xds-client", Request: identity.Request{Namespace: "egressd-system", ServiceAccount: "egress-gateway"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "xds-credentials")
+	if err := xdsauth.WriteCredentials(dir, k.Current()); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

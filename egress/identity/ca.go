@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -345,13 +346,33 @@ func (c *CA) Issue(ns, sa string, ttl time.Duration, dnsNames ...string) (chainP
 	return chainPEM, keyPEM, err
 }
 
+// IssueFor is Issue for a Request, which may also name IP addresses (IP
+// SANs) for a server certificate.
+func (c *CA) IssueFor(r Request) (chainPEM, keyPEM []byte, err error) {
+	chainPEM, keyPEM, _, err = c.issueFor(time.Now(), r)
+	return chainPEM, keyPEM, err
+}
+
 // issue is Issue at the time now; it also returns the leaf.
 func (c *CA) issue(now time.Time, ns, sa string, ttl time.Duration, dnsNames ...string) (chainPEM, keyPEM []byte, leaf *x509.Certificate, err error) {
+	return c.issueFor(now, Request{Namespace: ns, ServiceAccount: sa, TTL: ttl, DNSNames: dnsNames})
+}
+
+// issueFor is IssueFor at the time now; it also returns the leaf.
+func (c *CA) issueFor(now time.Time, r Request) (chainPEM, keyPEM []byte, leaf *x509.Certificate, err error) {
+	ns, sa, ttl := r.Namespace, r.ServiceAccount, r.TTL
 	if err := ValidateIdentity(c.trustDomain, ns, sa); err != nil {
 		return nil, nil, nil, err
 	}
+	var ips []net.IP
+	for _, ip := range r.IPs {
+		if !ip.IsValid() {
+			return nil, nil, nil, errors.New("an invalid (zero) IP address")
+		}
+		ips = append(ips, ip.Unmap().AsSlice())
+	}
 	var dns []string
-	for _, n := range dnsNames {
+	for _, n := range r.DNSNames {
 		n, err := ValidateDNSName(n)
 		if err != nil {
 			return nil, nil, nil, err
@@ -391,6 +412,7 @@ func (c *CA) issue(now time.Time, ns, sa string, ttl time.Duration, dnsNames ...
 		BasicConstraintsValid: true,
 		URIs:                  []*url.URL{id},
 		DNSNames:              dns,
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
 	if err != nil {

@@ -2,11 +2,8 @@ package identity
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -73,15 +70,9 @@ type GatewayConfig struct {
 // and serves it, with the trust bundle, as SDS secrets. Its methods are
 // safe for concurrent use.
 type Gateway struct {
-	cfg       GatewayConfig
-	log       *zap.Logger
+	keeper    *Keeper
 	metrics   *metrics
 	principal string
-
-	mu      sync.RWMutex // guards the fields below
-	secrets []*tlsv3.Secret
-	leaf    *x509.Certificate
-	renewAt time.Time
 }
 
 // NewGateway checks cfg and issues the gateway's first certificate.
@@ -95,28 +86,34 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.ServiceAccount == "" {
 		cfg.ServiceAccount = DefaultGatewayServiceAccount
 	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
-	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	if err := ValidateIdentity(cfg.CA.TrustDomain(), cfg.Namespace, cfg.ServiceAccount); err != nil {
 		return nil, fmt.Errorf("gateway identity: %w", err)
 	}
 	g := &Gateway{
-		cfg:       cfg,
-		log:       cfg.Log,
 		metrics:   newMetrics(cfg.Registerer, cfg.Log),
 		principal: Principal(cfg.CA.TrustDomain(), cfg.Namespace, cfg.ServiceAccount),
 	}
-	if err := g.renew(cfg.Now()); err != nil {
-		return nil, fmt.Errorf("gateway identity %s: %w", g.principal, err)
+	var onChange func(Issued)
+	if cfg.OnChange != nil {
+		onChange = func(Issued) { cfg.OnChange() }
 	}
-	g.log.Info("gateway certificate issued", g.fields()...)
+	k, err := NewKeeper(KeeperConfig{
+		CA:         cfg.CA,
+		Request:    Request{Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount, TTL: cfg.TTL},
+		Name:       "gateway",
+		OnChange:   onChange,
+		Expiry:     g.metrics.expiry,
+		Log:        cfg.Log,
+		Registerer: cfg.Registerer,
+		Now:        cfg.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.keeper = k
 	return g, nil
 }
 
@@ -125,125 +122,40 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 func (g *Gateway) Principal() string { return g.principal }
 
 // Secrets returns the SDS secrets GatewayCertSecret and TrustBundleSecret,
-// in that order. They hold the current certificate; callers must not
-// modify them.
+// in that order, of the current certificate.
 func (g *Gateway) Secrets() []*tlsv3.Secret {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return slices.Clone(g.secrets)
+	c := g.keeper.Current()
+	return []*tlsv3.Secret{
+		{
+			Name: GatewayCertSecret,
+			Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+				CertificateChain: inline(c.ChainPEM),
+				PrivateKey:       inline(c.KeyPEM),
+			}},
+		},
+		{
+			Name: TrustBundleSecret,
+			Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inline(c.BundlePEM),
+			}},
+		},
+	}
 }
 
 // String describes the gateway's identity and certificate without key
 // material.
 func (g *Gateway) String() string {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
+	c := g.keeper.Current()
 	return fmt.Sprintf("gateway identity %s (certificate %x, valid until %s)",
-		g.principal, g.leaf.SerialNumber, g.leaf.NotAfter.UTC().Format(time.RFC3339))
+		g.principal, c.Leaf.SerialNumber, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // GoString is String, so that %#v prints no key material either.
 func (g *Gateway) GoString() string { return g.String() }
 
 // Run renews the certificate when half of its lifetime has passed, until
-// ctx ends, and calls OnChange after each renewal. A failed renewal is
-// logged and retried a minute later; the current certificate is served
-// meanwhile. It returns nil when ctx ends. Call it once.
-func (g *Gateway) Run(ctx context.Context) error {
-	var retryAt, loggedAt time.Time
-	var lastErr string
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		now := g.cfg.Now()
-		due := g.due()
-		if !retryAt.IsZero() {
-			due = retryAt
-		}
-		if !now.Before(due) {
-			if err := g.renew(now); err != nil {
-				retryAt = now.Add(recheckInterval)
-				if err.Error() != lastErr || now.Sub(loggedAt) >= failureLogInterval {
-					lastErr, loggedAt = err.Error(), now
-					g.log.Error("gateway certificate renewal failed; serving the current one",
-						append(g.fields(), zap.Time(keyServingUntil, g.notAfter()), zap.Error(err))...)
-				}
-				continue
-			}
-			retryAt, lastErr = time.Time{}, ""
-			g.log.Info("gateway certificate renewed", g.fields()...)
-			if g.cfg.OnChange != nil {
-				g.cfg.OnChange()
-			}
-			continue
-		}
-		t := time.NewTimer(min(due.Sub(now), recheckInterval))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// renew issues a certificate at now and makes it the one served.
-func (g *Gateway) renew(now time.Time) error {
-	chain, key, leaf, err := g.cfg.CA.issue(now, g.cfg.Namespace, g.cfg.ServiceAccount, g.cfg.TTL)
-	if err != nil {
-		return err
-	}
-	secrets := []*tlsv3.Secret{
-		{
-			Name: GatewayCertSecret,
-			Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-				CertificateChain: inline(chain),
-				PrivateKey:       inline(key),
-			}},
-		},
-		{
-			Name: TrustBundleSecret,
-			Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: inline(g.cfg.CA.BundlePEM()),
-			}},
-		},
-	}
-	g.mu.Lock()
-	g.secrets, g.leaf = secrets, leaf
-	// At half the lifetime; not sooner than minRenewal, so that a
-	// certificate capped at an expiring CA does not make Run spin.
-	g.renewAt = now.Add(max(leaf.NotAfter.Sub(now)/2, minRenewal))
-	g.mu.Unlock()
-	g.metrics.expiry.Set(float64(leaf.NotAfter.Unix()))
-	return nil
-}
-
-// due returns when the current certificate is to be renewed.
-func (g *Gateway) due() time.Time {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.renewAt
-}
-
-// notAfter returns the current certificate's NotAfter.
-func (g *Gateway) notAfter() time.Time {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.leaf.NotAfter
-}
-
-// fields describes the current certificate for logs: never key material.
-func (g *Gateway) fields() []zap.Field {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return []zap.Field{
-		zap.String(keyPrincipal, g.principal),
-		zap.String(keySerial, fmt.Sprintf("%x", g.leaf.SerialNumber)),
-		zap.Time(keyNotAfter, g.leaf.NotAfter),
-		zap.Time(keyRenewAt, g.renewAt),
-	}
-}
+// ctx ends, and calls OnChange after each renewal (see Keeper.Run).
+func (g *Gateway) Run(ctx context.Context) error { return g.keeper.Run(ctx) }
 
 func inline(b []byte) *corev3.DataSource {
 	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}

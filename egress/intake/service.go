@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/egress/xdsauth"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
 )
@@ -79,6 +80,9 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // the stream.
 func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAccessLogsServer) error {
 	var node string
+	// The gateway's authenticated identity (its xDS client certificate);
+	// the node id is what it says of itself.
+	gateway := xdsauth.PeerIdentity(stream.Context())
 	httpDecision, httpSkipped := s.entries.WithLabelValues("http", "decision"), s.entries.WithLabelValues("http", "skipped")
 	tcpDecision, tcpSkipped := s.entries.WithLabelValues("tcp", "decision"), s.entries.WithLabelValues("tcp", "skipped")
 	for {
@@ -99,6 +103,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 			for _, e := range http {
 				if d, ok := FromHTTP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
 					Refused(d, a, s.cfg.Refusals, time.Now())
+					d.Gateway, d.GatewayNode = gateway, node
 					httpDecision.Inc()
 					s.cfg.Sink(d)
 				} else {
@@ -111,6 +116,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 			for _, e := range tcp {
 				if d, ok := FromTCP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
 					Refused(d, a, s.cfg.Refusals, time.Now())
+					d.Gateway, d.GatewayNode = gateway, node
 					tcpDecision.Inc()
 					s.cfg.Sink(d)
 				} else {

@@ -19,9 +19,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/egressd/egressd/egress/xdsauth"
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -51,6 +53,7 @@ type Server struct {
 	streams  int               // open ADS streams
 	pushed   int64             // bytes of responses sent, all streams
 	services []func(grpc.ServiceRegistrar)
+	creds    credentials.TransportCredentials // nil: plaintext
 	secrets  func() []*tlsv3.Secret
 	warnings []string     // the last published translation's Warnings
 	last     *Resources   // the last translation published, for Refresh
@@ -210,6 +213,15 @@ func (s *Server) AddService(register func(grpc.ServiceRegistrar)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.services = append(s.services, register)
+}
+
+// SetCredentials makes the server speak only TLS with creds (see
+// xdsauth.Credentials: only authenticated gateways get in). Without it the
+// server is plaintext. Call before Start.
+func (s *Server) SetCredentials(creds credentials.TransportCredentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creds = creds
 }
 
 // SetSecrets gives the server the SDS secrets (TLS origination material)
@@ -453,16 +465,20 @@ func (s *Server) WaitAcked(ctx context.Context, version string) error {
 // Start serves ADS until ctx ends. Listen must have been called.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
-	ln, services := s.ln, s.services
+	ln, services, creds := s.ln, s.services, s.creds
 	s.mu.Unlock()
 	if ln == nil {
 		return errors.New("xds: Start before Listen")
 	}
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	gs := grpc.NewServer(opts...)
 	srv := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, srv)
 	for _, register := range services {
@@ -577,11 +593,11 @@ func (s *Server) answered(nonce, typeURL string, node *corev3.Node, detail *stat
 }
 
 func (s *Server) callbacks() serverv3.Callbacks {
-	open := func(_ context.Context, id int64, _ string) error {
+	open := func(ctx context.Context, id int64, _ string) error {
 		s.mu.Lock()
 		s.streams++
 		s.mu.Unlock()
-		s.log.Info("gateway connected", zap.Int64("stream", id))
+		s.log.Info("gateway connected", zap.Int64("stream", id), zap.String("gateway", xdsauth.PeerIdentity(ctx)))
 		return nil
 	}
 	closed := func(id int64, node *corev3.Node) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"encoding/pem"
 )
@@ -144,4 +145,91 @@ func WriteFile(dir, name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// DataLink is the link in a folder WriteDir writes that names its current
+// timestamped folder, as in the kubelet's Secret and ConfigMap volumes.
+const DataLink = "..data"
+
+// WriteDir lays files out in dir as the kubelet lays out a Secret volume,
+// so that a reader watching dir (Envoy's watched_directory, the
+// origination store) sees every file change at once: they are written
+// (mode 0600) to a new timestamped folder, each visible name is a link
+// through ..data, ..data is swapped to the new folder by a rename, then
+// links of names no longer given and previous folders are removed. dir is
+// created with mode 0700.
+func WriteDir(dir string, files map[string][]byte) error {
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		if err := os.Remove(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
+	if err != nil {
+		return err
+	}
+	for k, v := range files {
+		if err := os.WriteFile(filepath.Join(ts, k), v, 0o600); err != nil {
+			_ = os.RemoveAll(ts)
+			return err
+		}
+	}
+	// The visible names, a link per file through ..data, are in place
+	// before the swap, so that every file appears with it.
+	for k := range files {
+		p, target := filepath.Join(dir, k), filepath.Join(DataLink, k)
+		if t, err := os.Readlink(p); err == nil && t == target {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(ts)
+			return err
+		}
+		if err := os.Symlink(target, p); err != nil {
+			_ = os.RemoveAll(ts)
+			return err
+		}
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		_ = os.RemoveAll(ts)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, DataLink)); err != nil {
+		_ = os.Remove(tmp)
+		_ = os.RemoveAll(ts)
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		p := filepath.Join(dir, n)
+		switch {
+		case e.IsDir() && strings.HasPrefix(n, "..") && n != filepath.Base(ts):
+			// Previous timestamped folders, and leftovers of interrupted writes.
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		case e.Type()&os.ModeSymlink != 0 && n != DataLink:
+			// Links of names no longer given.
+			if t, err := os.Readlink(p); err == nil && strings.HasPrefix(t, DataLink+"/") {
+				if _, ok := files[n]; !ok {
+					if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/egressd/egressd/origination/pemfile"
 )
 
 // secretKeys are the Secret keys a credential folder holds: a
@@ -220,82 +221,9 @@ func (m *SecretMirror) remove(name string) {
 	m.log().Info("credential folder removed", zap.String("folder", dir))
 }
 
-// writeCredential lays files out in dir as the kubelet does: they are
-// written to a new timestamped folder, each file is a link through ..data,
-// ..data is swapped to the new folder by a rename, then links of keys the
-// Secret no longer has and the previous folder are removed.
-func writeCredential(dir string, files map[string][]byte) error {
-	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
-		if err := os.Remove(dir); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return err
-	}
-	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
-	if err != nil {
-		return err
-	}
-	for k, v := range files {
-		if err := os.WriteFile(filepath.Join(ts, k), v, 0o600); err != nil {
-			_ = os.RemoveAll(ts)
-			return err
-		}
-	}
-	// The visible names, a link per file through ..data, are in place
-	// before the swap, so that every file appears with it.
-	for k := range files {
-		p, target := filepath.Join(dir, k), filepath.Join(dataLink, k)
-		if t, err := os.Readlink(p); err == nil && t == target {
-			continue
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			_ = os.RemoveAll(ts)
-			return err
-		}
-		if err := os.Symlink(target, p); err != nil {
-			_ = os.RemoveAll(ts)
-			return err
-		}
-	}
-	tmp := filepath.Join(dir, "..data_tmp")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		_ = os.RemoveAll(ts)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, dataLink)); err != nil {
-		_ = os.Remove(tmp)
-		_ = os.RemoveAll(ts)
-		return err
-	}
-	// Links of keys no longer there go once ..data no longer has them.
-	for _, k := range secretKeys {
-		if _, ok := files[k]; !ok {
-			if err := os.Remove(filepath.Join(dir, k)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-	}
-	// Previous timestamped folders (and leftovers of interrupted writes).
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() && strings.HasPrefix(n, "..") && n != filepath.Base(ts) {
-			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+// writeCredential lays files out in dir as the kubelet does (see
+// pemfile.WriteDir).
+func writeCredential(dir string, files map[string][]byte) error { return pemfile.WriteDir(dir, files) }
 
 // digest identifies a folder's content without keeping it.
 func digest(files map[string][]byte) [sha256.Size]byte {
