@@ -72,9 +72,9 @@ type Config struct {
 	CertExpiryWarning time.Duration
 	// The mesh listener: MeshPort 0 disables it; MeshCADir holds the mesh
 	// CA (created at first start, or Istio's cacerts layout).
-	MeshPort        uint
-	MeshCADir       string
-	TrustDomain     string
+	MeshPort    uint
+	MeshCADir   string
+	TrustDomain string
 	// GatewayIdentities are the identities ("namespace/serviceaccount")
 	// allowed on the xDS port; the first is the managed Envoy's, and the
 	// mesh listener's certificate. GatewayIdentity is that first one.
