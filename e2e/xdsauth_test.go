@@ -213,6 +213,18 @@ func TestXDSPortAuthenticatesClients(t *testing.T) {
 	if n := strings.Count(logs, `"msg":"xds client refused","reason":"not_a_gateway","client":"spiffe://cluster.local/ns/default/sa/web"`); n != 1 {
 		t.Errorf("%d log lines for the refused workload, want 1 (once per identity)", n)
 	}
+	// Nothing on the admin port serves key material.
+	for _, path := range []string{"/api/v1/allowlist", "/api/v1/health", "/api/v1/decisions", "/metrics", "/"} {
+		resp, err := http.Get("http://" + g.EgressdAdmin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "PRIVATE KEY") {
+			t.Errorf("the admin port's %s serves a private key", path)
+		}
+	}
 	// The real gateway's own decisions name it too.
 	if code, _, err := g.httpGet("web.auth.test"); err != nil || code != 200 {
 		t.Fatalf("traffic after the attempts: %d %v", code, err)
@@ -280,7 +292,14 @@ func TestXDSClientCertificateRenewal(t *testing.T) {
 // holds, from its admin /certs.
 func envoySerials(t *testing.T, g *Gateway) []string {
 	t.Helper()
-	resp, err := http.Get("http://" + g.AdminAddr + "/certs")
+	return adminSerials(t, g.AdminAddr)
+}
+
+// adminSerials are the serials of every certificate the Envoy with the
+// admin interface admin holds.
+func adminSerials(t *testing.T, admin string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/certs")
 	if err != nil {
 		t.Fatal(err)
 	}
