@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,7 +89,7 @@ func serverNames(cfg *Config, ns string) ([]string, []netip.Addr) {
 	dnsNames := []string{"localhost", "egressd", "egressd." + ns, "egressd." + ns + ".svc", "egressd." + ns + ".svc.cluster.local"}
 	ips := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
 	if host, _, err := net.SplitHostPort(cfg.XDSListen); err == nil {
-		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() && !slices.Contains(ips, ip.Unmap()) {
 			ips = append(ips, ip.Unmap())
 		}
 	}
