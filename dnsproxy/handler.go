@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // answerTTL is the TTL of synthesised answers (gateway, static and VIP
@@ -36,7 +37,8 @@ type request struct {
 	opt   *dns.OPT     // the client's OPT record, if any
 	udp   bool
 	// verdict and reason of the answer, for metrics.
-	verdict, reason string
+	verdict vocab.Verdict
+	reason  vocab.Reason
 }
 
 // source returns the client's address.
@@ -63,10 +65,10 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 // decision starts a Decision about rq.
-func (rq *request) decision(verdict, reason string) Decision {
+func (rq *request) decision(verdict vocab.Verdict, reason vocab.Reason) Decision {
 	return Decision{
 		Time:    rq.start,
-		Layer:   LayerDNS,
+		Layer:   vocab.LayerDNS,
 		Source:  rq.source(),
 		Host:    strings.TrimSuffix(rq.name, "."),
 		QType:   dns.TypeToString[rq.q.Qtype],
@@ -78,7 +80,7 @@ func (rq *request) decision(verdict, reason string) Decision {
 // ServeDNS answers one query. It always writes exactly one reply and never
 // panics on any message a client can send.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	rq := &request{w: w, r: r, start: time.Now(), verdict: VerdictDeny, reason: ReasonMalformed}
+	rq := &request{w: w, r: r, start: time.Now(), verdict: vocab.VerdictDeny, reason: vocab.ReasonMalformed}
 	if w != nil {
 		if la := w.LocalAddr(); la != nil {
 			rq.udp = la.Network() == "udp"
@@ -126,14 +128,14 @@ func (s *Server) answer(rq *request) *dns.Msg {
 	rq.name = dns.CanonicalName(rq.q.Name)
 	resolver := s.cfg.Mode == ModeResolver
 	if !resolver && s.passthrough(rq.name) {
-		return s.forwardUnchanged(rq, ReasonPassthrough)
+		return s.forwardUnchanged(rq, vocab.ReasonPassthrough)
 	}
 	snap := s.snap.Load()
 	if snap == nil {
 		// Fail closed: never answer a name that cannot be checked.
-		rq.reason = ReasonNotReady
+		rq.reason = vocab.ReasonNotReady
 		if !resolver {
-			s.record(rq.decision(VerdictDeny, ReasonNotReady))
+			s.record(rq.decision(vocab.VerdictDeny, vocab.ReasonNotReady))
 		}
 		return s.failure(rq, dns.RcodeServerFailure, dns.ExtendedErrorCodeNotReady, textNotReady)
 	}
@@ -152,15 +154,15 @@ func (s *Server) answer(rq *request) *dns.Msg {
 	if plan == nil {
 		switch s.cfg.Outbound {
 		case serviceentry.AllowAny:
-			return s.forwardUnchanged(rq, ReasonAllowAny)
+			return s.forwardUnchanged(rq, vocab.ReasonAllowAny)
 		case serviceentry.Audit:
 			// Answered like ALLOW_ANY, recorded as what REGISTRY_ONLY
 			// would have refused.
-			s.record(rq.decision(VerdictAuditDeny, ReasonNotInRegistry))
-			return s.forwardUnchanged(rq, ReasonNotInRegistry)
+			s.record(rq.decision(vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry))
+			return s.forwardUnchanged(rq, vocab.ReasonNotInRegistry)
 		}
-		rq.reason = ReasonNotInRegistry
-		s.record(rq.decision(VerdictDeny, ReasonNotInRegistry))
+		rq.reason = vocab.ReasonNotInRegistry
+		s.record(rq.decision(vocab.VerdictDeny, vocab.ReasonNotInRegistry))
 		return s.failure(rq, s.cfg.RefuseRcode, dns.ExtendedErrorCodeBlocked, textNotInRegistry)
 	}
 	return s.answerAllowed(rq, snap, plan)
@@ -185,7 +187,7 @@ func (s *Server) passthrough(name string) bool {
 
 // answerAllowed answers a name the allowlist allows.
 func (s *Server) answerAllowed(rq *request, snap *snapshot, plan *hostPlan) *dns.Msg {
-	rq.verdict, rq.reason = VerdictAllow, ReasonAllowed
+	rq.verdict, rq.reason = vocab.VerdictAllow, vocab.ReasonAllowed
 	qt := rq.q.Qtype
 	if qt == dns.TypeHTTPS || qt == dns.TypeSVCB {
 		// Service binding records can carry address hints, ECH keys and
@@ -220,33 +222,33 @@ func (s *Server) answerAllowed(rq *request, snap *snapshot, plan *hostPlan) *dns
 	} else if s.cfg.blockPrivate {
 		res := guard(resp, qt, s.cfg.Guard, plan.listed)
 		if len(res.dropped) > 0 {
-			d := rq.decision(VerdictAllow, ReasonBlockedAddress)
+			d := rq.decision(vocab.VerdictAllow, vocab.ReasonBlockedAddress)
 			d.ServiceEntry = plan.entry
 			d.Detail = "dropped " + res.droppedList()
 			if res.kept == 0 && isAddressType(qt) {
-				d.Verdict = VerdictDeny
-				rq.verdict, rq.reason = VerdictDeny, ReasonBlockedAddress
+				d.Verdict = vocab.VerdictDeny
+				rq.verdict, rq.reason = vocab.VerdictDeny, vocab.ReasonBlockedAddress
 				s.record(d)
 				return s.failure(rq, s.cfg.RefuseRcode, dns.ExtendedErrorCodeBlocked, textBlockedAddr)
 			}
-			rq.reason = ReasonBlockedAddress
+			rq.reason = vocab.ReasonBlockedAddress
 			s.record(d)
 		}
 	}
 	if chain := cnameChain(resp, rq.name); len(chain) > 1 {
 		for _, n := range chain[1:] {
 			if strings.IndexByte(n, '\\') >= 0 || snap.allow.Match(n) == nil {
-				d := rq.decision(VerdictAllow, ReasonCNAMEToUnlisted)
+				d := rq.decision(vocab.VerdictAllow, vocab.ReasonCNAMEToUnlisted)
 				d.ServiceEntry = plan.entry
 				d.Detail = trimDots(chain)
-				rq.reason = ReasonCNAMEToUnlisted
+				rq.reason = vocab.ReasonCNAMEToUnlisted
 				s.record(d)
 				break
 			}
 		}
 	}
 	if ce := s.log.Check(zap.DebugLevel, "dns answer"); ce != nil {
-		ce.Write(zap.String(keyVerdict, rq.verdict), zap.String(keyReason, rq.reason),
+		ce.Write(zap.String(keyVerdict, string(rq.verdict)), zap.String(keyReason, string(rq.reason)),
 			zap.String(keyHost, rq.name), zap.String(keyQType, dns.TypeToString[qt]))
 	}
 	return resp
@@ -282,17 +284,17 @@ func (s *Server) addressRRs(rq *request, v4, v6 []net.IP) []dns.RR {
 
 // forwardUnchanged answers rq from upstream as it is (pass-through zones,
 // ALLOW_ANY).
-func (s *Server) forwardUnchanged(rq *request, reason string) *dns.Msg {
+func (s *Server) forwardUnchanged(rq *request, reason vocab.Reason) *dns.Msg {
 	up, age, err := s.fwd.resolve(s.baseContext(), s.upstreamQuery(rq))
 	if err != nil {
 		return s.upstreamFailed(rq, "", err)
 	}
-	rq.verdict, rq.reason = VerdictAllow, reason
-	if s.cfg.Outbound == serviceentry.Audit && reason == ReasonNotInRegistry {
-		rq.verdict = VerdictAuditDeny
+	rq.verdict, rq.reason = vocab.VerdictAllow, reason
+	if s.cfg.Outbound == serviceentry.Audit && reason == vocab.ReasonNotInRegistry {
+		rq.verdict = vocab.VerdictAuditDeny
 	}
 	if ce := s.log.Check(zap.DebugLevel, "dns answer"); ce != nil {
-		ce.Write(zap.String(keyVerdict, rq.verdict), zap.String(keyReason, rq.reason),
+		ce.Write(zap.String(keyVerdict, string(rq.verdict)), zap.String(keyReason, string(rq.reason)),
 			zap.String(keyHost, rq.name), zap.String(keyQType, dns.TypeToString[rq.q.Qtype]))
 	}
 	return s.fromUpstream(rq, up, age)
@@ -312,8 +314,8 @@ func (s *Server) upstreamQuery(rq *request) upstreamQuery {
 // upstreamFailed answers SERVFAIL (never an unchecked answer) and records
 // the failure.
 func (s *Server) upstreamFailed(rq *request, entry string, err error) *dns.Msg {
-	rq.verdict, rq.reason = VerdictDeny, ReasonUpstreamError
-	d := rq.decision(VerdictDeny, ReasonUpstreamError)
+	rq.verdict, rq.reason = vocab.VerdictDeny, vocab.ReasonUpstreamError
+	d := rq.decision(vocab.VerdictDeny, vocab.ReasonUpstreamError)
 	d.ServiceEntry = entry
 	d.Detail = err.Error()
 	s.record(d)

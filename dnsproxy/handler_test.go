@@ -16,6 +16,7 @@ import (
 
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // handlerCase is one query and what the handler must answer.
@@ -27,7 +28,7 @@ type handlerCase struct {
 	want  []string // answers, as rrValue renders them
 	ede   uint16   // expected EDE info code; 0: none
 	// reasons of the decisions recorded, in order.
-	reasons []string
+	reasons []vocab.Reason
 }
 
 func runHandlerCases(t *testing.T, s *Server, d *decisions, cases map[string]handlerCase) {
@@ -51,7 +52,7 @@ func runHandlerCases(t *testing.T, s *Server, d *decisions, cases map[string]han
 			case tc.ede != 0 && e.InfoCode != tc.ede:
 				t.Errorf("EDE %s, want code %d", e, tc.ede)
 			}
-			var got []string
+			var got []vocab.Reason
 			for _, x := range d.all() {
 				got = append(got, x.Reason)
 			}
@@ -103,21 +104,21 @@ func TestGatewayMode(t *testing.T) {
 		"pass-through zone":      {name: "kube-dns.svc.cluster.local.", qtype: dns.TypeA, want: []string{"A 10.96.0.10"}},
 		"pass-through, any case": {name: "KUBE-DNS.svc.Cluster.Local.", qtype: dns.TypeA, want: []string{"A 10.96.0.10"}},
 		"denied, EDNS": {name: "evil.example.net.", qtype: dns.TypeA, opts: edns,
-			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"denied, no EDNS": {name: "evil.example.net.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"denied TXT": {name: "evil.example.net.", qtype: dns.TypeTXT, opts: edns,
-			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"wildcard does not cover its suffix": {name: "svc.example.test.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"unlisted sibling": {name: "api.example.test.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"escaped dot is no label boundary": {name: `x.a\.svc.example.test.`, qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"suffix lookalike": {name: "www.example.test.evil.net.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"pass-through lookalike": {name: "evilcluster.local.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 	})
 
 	t.Run("owner name as asked", func(t *testing.T) {
@@ -169,19 +170,19 @@ func TestForwardMode(t *testing.T) {
 		"no VIP in forward mode, upstream NXDOMAIN": {name: "db.example.test.", qtype: dns.TypeA,
 			rcode: dns.RcodeNameError},
 		"loopback blocked": {name: "rebind.example.test.", qtype: dns.TypeA, opts: edns,
-			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonBlockedAddress}},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 		"RFC 1918 blocked": {name: "private.example.test.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 		"metadata address blocked": {name: "metadata.example.test.", qtype: dns.TypeA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 		"blocked address dropped, public kept": {name: "mixed.example.test.", qtype: dns.TypeA,
-			want: []string{"A 192.0.2.40"}, reasons: []string{ReasonBlockedAddress}},
+			want: []string{"A 192.0.2.40"}, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 		"listed endpoint passes": {name: "listed.example.test.", qtype: dns.TypeA, want: []string{"A 10.0.0.6"}},
 		"listed range passes":    {name: "ranged.example.test.", qtype: dns.TypeA, want: []string{"A 10.20.1.1"}},
 		"CNAME to unlisted host": {name: "alias.example.test.", qtype: dns.TypeA,
-			want: []string{"CNAME cdn.unlisted.test.", "A 192.0.2.30"}, reasons: []string{ReasonCNAMEToUnlisted}},
+			want: []string{"CNAME cdn.unlisted.test.", "A 192.0.2.30"}, reasons: []vocab.Reason{vocab.ReasonCNAMEToUnlisted}},
 		"denied": {name: "evil.example.net.", qtype: dns.TypeA, opts: edns,
-			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"pass-through is not guarded": {name: "kube-dns.svc.cluster.local.", qtype: dns.TypeA, want: []string{"A 10.96.0.10"}},
 	})
 
@@ -202,9 +203,9 @@ func TestForwardMode(t *testing.T) {
 		src := netip.MustParseAddrPort("127.0.0.2:40000")
 		want := []Decision{
 			{Layer: "dns", Source: src, Host: "alias.example.test", QType: "A", Verdict: "allow",
-				Reason: ReasonCNAMEToUnlisted, ServiceEntry: "web/misc", Detail: "alias.example.test -> cdn.unlisted.test"},
+				Reason: vocab.ReasonCNAMEToUnlisted, ServiceEntry: "web/misc", Detail: "alias.example.test -> cdn.unlisted.test"},
 			{Layer: "dns", Source: src, Host: "rebind.example.test", QType: "A", Verdict: "deny",
-				Reason: ReasonBlockedAddress, ServiceEntry: "web/rebind", Detail: "dropped 127.0.0.1 (loopback)"},
+				Reason: vocab.ReasonBlockedAddress, ServiceEntry: "web/rebind", Detail: "dropped 127.0.0.1 (loopback)"},
 		}
 		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("decisions (-want +got):\n%s", diff)
@@ -220,9 +221,9 @@ func TestRefusedRcode(t *testing.T) {
 	edns := []queryOpt{withEDNS(1232, false)}
 	runHandlerCases(t, s, d, map[string]handlerCase{
 		"unlisted": {name: "evil.example.net.", qtype: dns.TypeA, opts: edns,
-			rcode: dns.RcodeRefused, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonNotInRegistry}},
+			rcode: dns.RcodeRefused, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"blocked": {name: "rebind.example.test.", qtype: dns.TypeA, opts: edns,
-			rcode: dns.RcodeRefused, ede: dns.ExtendedErrorCodeBlocked, reasons: []string{ReasonBlockedAddress}},
+			rcode: dns.RcodeRefused, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 	})
 }
 
@@ -253,16 +254,16 @@ func TestAudit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, d := newTestServer(t, Config{GatewayIPs: []netip.Addr{gw4}, Upstreams: []string{up.addr}, Outbound: serviceentry.Audit, Registerer: reg})
 	runHandlerCases(t, s, d, map[string]handlerCase{
-		"unlisted forwarded and recorded": {name: "evil.example.net.", qtype: dns.TypeA, want: []string{"A 192.0.2.66"}, reasons: []string{ReasonNotInRegistry}},
+		"unlisted forwarded and recorded": {name: "evil.example.net.", qtype: dns.TypeA, want: []string{"A 192.0.2.66"}, reasons: []vocab.Reason{vocab.ReasonNotInRegistry}},
 		"listed still steered":            {name: "www.example.test.", qtype: dns.TypeA, want: []string{"A 198.51.100.1"}},
 	})
 	d.reset()
 	ask(t, s, "evil.example.net.", dns.TypeAAAA)
 	got := d.all()
-	if len(got) != 1 || got[0].Verdict != VerdictAuditDeny || got[0].Host != "evil.example.net" || got[0].QType != "AAAA" {
+	if len(got) != 1 || got[0].Verdict != vocab.VerdictAuditDeny || got[0].Host != "evil.example.net" || got[0].QType != "AAAA" {
 		t.Errorf("decisions %+v, want one audit-deny for evil.example.net AAAA", got)
 	}
-	if n := testutil.ToFloat64(s.metrics.queries.WithLabelValues(VerdictAuditDeny, ReasonNotInRegistry)); n != 2 {
+	if n := testutil.ToFloat64(s.metrics.queries.WithLabelValues(string(vocab.VerdictAuditDeny), string(vocab.ReasonNotInRegistry))); n != 2 {
 		t.Errorf("egressd_dns_queries_total{verdict=audit-deny,reason=not_in_registry} = %v, want 2", n)
 	}
 }
@@ -278,7 +279,7 @@ func TestNotReady(t *testing.T) {
 	}
 	runHandlerCases(t, s, d, map[string]handlerCase{
 		"allowed later": {name: "www.example.test.", qtype: dns.TypeA, opts: []queryOpt{withEDNS(1232, false)},
-			rcode: dns.RcodeServerFailure, ede: dns.ExtendedErrorCodeNotReady, reasons: []string{ReasonNotReady}},
+			rcode: dns.RcodeServerFailure, ede: dns.ExtendedErrorCodeNotReady, reasons: []vocab.Reason{vocab.ReasonNotReady}},
 		"pass-through": {name: "kube-dns.svc.cluster.local.", qtype: dns.TypeA, want: []string{"A 10.96.0.10"}},
 	})
 	s.SetAllowlist(loadAllowlist(t, "testdata/allowlist.yaml"))
@@ -392,7 +393,7 @@ func TestRefusalLogLine(t *testing.T) {
 	if entries := logs.FilterMessage("dns decision").TakeAll(); len(entries) != 0 {
 		t.Errorf("with OnDecision the proxy still logged %v", entries)
 	}
-	if got := d.all(); len(got) != 1 || got[0].Reason != ReasonNotInRegistry {
+	if got := d.all(); len(got) != 1 || got[0].Reason != vocab.ReasonNotInRegistry {
 		t.Errorf("OnDecision got %+v, want one not_in_registry refusal", got)
 	}
 }
@@ -436,9 +437,9 @@ func TestGuardEmbeddedForms(t *testing.T) {
 	s, d := newTestServer(t, Config{Mode: ModeForward, Upstreams: []string{up.addr}})
 	runHandlerCases(t, s, d, map[string]handlerCase{
 		"6to4 of private, loopback and metadata dropped": {name: "sixtofour.example.test.", qtype: dns.TypeAAAA,
-			want: []string{"AAAA 2002:808:808::1"}, reasons: []string{ReasonBlockedAddress}},
+			want: []string{"AAAA 2002:808:808::1"}, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 		"teredo of a private client dropped": {name: "teredo.example.test.", qtype: dns.TypeAAAA,
-			rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+			rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 	})
 	d.reset()
 	ask(t, s, "sixtofour.example.test.", dns.TypeAAAA)
@@ -456,7 +457,7 @@ func TestForwardModeAllowedRanges(t *testing.T) {
 		Guard: &netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}})
 	runHandlerCases(t, s, d, map[string]handlerCase{
 		"allowed range":             {name: "private.example.test.", qtype: dns.TypeA, want: []string{"A 10.0.0.5"}},
-		"loopback is still blocked": {name: "rebind.example.test.", qtype: dns.TypeA, rcode: dns.RcodeNameError, reasons: []string{ReasonBlockedAddress}},
+		"loopback is still blocked": {name: "rebind.example.test.", qtype: dns.TypeA, rcode: dns.RcodeNameError, reasons: []vocab.Reason{vocab.ReasonBlockedAddress}},
 	})
 }
 

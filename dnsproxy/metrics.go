@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // metrics are the DNS proxy's collectors (named egressd_<subsystem>_*,
@@ -20,15 +22,21 @@ type metrics struct {
 	vips     prometheus.Gauge         // egressd_dns_vips_allocated
 
 	// Children bound once, so the query path does no label lookups.
-	queryBy    map[[2]string]prometheus.Counter
-	durationBy map[string]prometheus.Observer
+	queryBy    map[queryLabels]prometheus.Counter
+	durationBy map[vocab.Verdict]prometheus.Observer
+}
+
+// queryLabels are the labels of one egressd_dns_queries_total series.
+type queryLabels struct {
+	verdict vocab.Verdict
+	reason  vocab.Reason
 }
 
 // reasonsByVerdict lists every label pair egressd_dns_queries_total uses.
-var reasonsByVerdict = map[string][]string{
-	VerdictAllow:     {ReasonAllowed, ReasonPassthrough, ReasonAllowAny, ReasonCNAMEToUnlisted, ReasonBlockedAddress},
-	VerdictDeny:      {ReasonNotInRegistry, ReasonBlockedAddress, ReasonUpstreamError, ReasonNotReady, ReasonMalformed},
-	VerdictAuditDeny: {ReasonNotInRegistry},
+var reasonsByVerdict = map[vocab.Verdict][]vocab.Reason{
+	vocab.VerdictAllow:     {vocab.ReasonAllowed, vocab.ReasonPassthrough, vocab.ReasonAllowAny, vocab.ReasonCNAMEToUnlisted, vocab.ReasonBlockedAddress},
+	vocab.VerdictDeny:      {vocab.ReasonNotInRegistry, vocab.ReasonBlockedAddress, vocab.ReasonUpstreamError, vocab.ReasonNotReady, vocab.ReasonMalformed},
+	vocab.VerdictAuditDeny: {vocab.ReasonNotInRegistry},
 }
 
 func newMetrics(reg prometheus.Registerer, subsystem string, cacheLen func() int) (*metrics, error) {
@@ -59,13 +67,13 @@ func newMetrics(reg prometheus.Registerer, subsystem string, cacheLen func() int
 			Name: name("vips_allocated"),
 			Help: "Hosts with an auto-allocated VIP in the current allowlist.",
 		}),
-		queryBy:    map[[2]string]prometheus.Counter{},
-		durationBy: map[string]prometheus.Observer{},
+		queryBy:    map[queryLabels]prometheus.Counter{},
+		durationBy: map[vocab.Verdict]prometheus.Observer{},
 	}
 	for verdict, reasons := range reasonsByVerdict {
-		m.durationBy[verdict] = m.duration.WithLabelValues(verdict)
+		m.durationBy[verdict] = m.duration.WithLabelValues(string(verdict))
 		for _, reason := range reasons {
-			m.queryBy[[2]string{verdict, reason}] = m.queries.WithLabelValues(verdict, reason)
+			m.queryBy[queryLabels{verdict, reason}] = m.queries.WithLabelValues(string(verdict), string(reason))
 		}
 	}
 	for _, t := range []string{"udp", "tcp"} {
@@ -86,16 +94,16 @@ func newMetrics(reg prometheus.Registerer, subsystem string, cacheLen func() int
 }
 
 // count counts one answered query.
-func (m *metrics) count(verdict, reason string) {
-	if c, ok := m.queryBy[[2]string{verdict, reason}]; ok {
+func (m *metrics) count(verdict vocab.Verdict, reason vocab.Reason) {
+	if c, ok := m.queryBy[queryLabels{verdict, reason}]; ok {
 		c.Inc()
 		return
 	}
-	m.queries.WithLabelValues(verdict, reason).Inc()
+	m.queries.WithLabelValues(string(verdict), string(reason)).Inc()
 }
 
 // observe records how long one query took, reply written.
-func (m *metrics) observe(verdict string, d time.Duration) {
+func (m *metrics) observe(verdict vocab.Verdict, d time.Duration) {
 	if o, ok := m.durationBy[verdict]; ok {
 		o.Observe(d.Seconds())
 	}

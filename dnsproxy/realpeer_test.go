@@ -27,6 +27,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // requireTool returns the path of a tool the real-peer tests need. Under
@@ -336,7 +338,7 @@ func TestRealGatewayMode(t *testing.T) {
 	})
 	t.Run("denied name", func(t *testing.T) {
 		d.reset()
-		before := counterValue(t, s.metrics.queryBy[[2]string{VerdictDeny, ReasonNotInRegistry}])
+		before := counterValue(t, s.metrics.queryBy[queryLabels{vocab.VerdictDeny, vocab.ReasonNotInRegistry}])
 		r := dig(t, addr, "evil.example.net", "A")
 		if r.status != "NXDOMAIN" || len(r.answers) != 0 {
 			t.Errorf("dig: %s %v", r.status, r.answers)
@@ -350,11 +352,11 @@ func TestRealGatewayMode(t *testing.T) {
 			t.Errorf("Go resolver: %v, want not found", err)
 		}
 		got := d.all()
-		if len(got) < 1 || got[0].Host != "evil.example.net" || got[0].Reason != ReasonNotInRegistry ||
-			got[0].Verdict != VerdictDeny || got[0].QType != "A" || !got[0].Source.Addr().IsLoopback() {
+		if len(got) < 1 || got[0].Host != "evil.example.net" || got[0].Reason != vocab.ReasonNotInRegistry ||
+			got[0].Verdict != vocab.VerdictDeny || got[0].QType != "A" || !got[0].Source.Addr().IsLoopback() {
 			t.Errorf("decisions %+v", got)
 		}
-		after := counterValue(t, s.metrics.queryBy[[2]string{VerdictDeny, ReasonNotInRegistry}])
+		after := counterValue(t, s.metrics.queryBy[queryLabels{vocab.VerdictDeny, vocab.ReasonNotInRegistry}])
 		if after-before < 3 { // dig, Go's A and AAAA
 			t.Errorf("egressd_dns_queries_total{deny,not_in_registry} grew by %v, want at least 3", after-before)
 		}
@@ -437,7 +439,7 @@ func TestRealForwardMode(t *testing.T) {
 				t.Errorf("%s: dig %s %v %q", name, r.status, r.answers, r.ede)
 			}
 			got := d.all()
-			if len(got) != 1 || got[0].Reason != ReasonBlockedAddress || got[0].Verdict != VerdictDeny {
+			if len(got) != 1 || got[0].Reason != vocab.ReasonBlockedAddress || got[0].Verdict != vocab.VerdictDeny {
 				t.Errorf("%s: decisions %+v", name, got)
 			}
 			if _, err := res.LookupIP(ctx, "ip4", name); err == nil {
@@ -460,7 +462,7 @@ func TestRealForwardMode(t *testing.T) {
 			t.Errorf("dig: %s %v\n%s", r.status, r.answers, r.raw)
 		}
 		got := d.all()
-		if len(got) != 1 || got[0].Reason != ReasonCNAMEToUnlisted || got[0].Verdict != VerdictAllow ||
+		if len(got) != 1 || got[0].Reason != vocab.ReasonCNAMEToUnlisted || got[0].Verdict != vocab.VerdictAllow ||
 			got[0].Detail != "alias.example.test -> cdn.unlisted.test" {
 			t.Errorf("decisions %+v", got)
 		}
@@ -509,7 +511,7 @@ func TestRealUpstreamDown(t *testing.T) {
 	if r.status != "SERVFAIL" || len(r.answers) != 0 || !strings.HasPrefix(r.ede, "22 (No Reachable Authority)") {
 		t.Errorf("all down: %s %v %q\n%s", r.status, r.answers, r.ede, r.raw)
 	}
-	if got := d.all(); len(got) != 1 || got[0].Reason != ReasonUpstreamError {
+	if got := d.all(); len(got) != 1 || got[0].Reason != vocab.ReasonUpstreamError {
 		t.Errorf("decisions %+v", got)
 	}
 	if _, err := goResolver(addr).LookupIP(context.Background(), "ip4", "www.example.test"); err == nil {

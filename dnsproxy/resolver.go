@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // resolve answers one of the gateway's own lookups (ModeResolver). The
@@ -29,7 +30,7 @@ func (s *Server) resolve(rq *request, snap *snapshot) *dns.Msg {
 		// The SNI forward proxy asks for "<SNI>.", so an SNI that is an
 		// address comes here too, instead of being connected to as is.
 		if !forwards {
-			rq.reason = ReasonNotInRegistry
+			rq.reason = vocab.ReasonNotInRegistry
 			return s.plain(rq, dns.RcodeRefused)
 		}
 		return s.resolveAddress(rq, key, ip)
@@ -46,7 +47,7 @@ func (s *Server) resolve(rq *request, snap *snapshot) *dns.Msg {
 		if !forwards {
 			// No cluster of the gateway needs this name (a cluster of the
 			// previous allowlist, still resolving): nothing to hand out.
-			rq.reason = ReasonNotInRegistry
+			rq.reason = vocab.ReasonNotInRegistry
 			return s.plain(rq, dns.RcodeRefused)
 		}
 		plan = &hostPlan{source: sourceUpstream}
@@ -55,18 +56,18 @@ func (s *Server) resolve(rq *request, snap *snapshot) *dns.Msg {
 	if err != nil {
 		// The gateway keeps the addresses it had: it never gets an
 		// unchecked one.
-		rq.verdict, rq.reason = VerdictDeny, ReasonUpstreamError
+		rq.verdict, rq.reason = vocab.VerdictDeny, vocab.ReasonUpstreamError
 		s.log.Debug("gateway lookup failed upstream", zap.String(keyHost, key), zap.Error(err))
 		return s.failure(rq, dns.RcodeServerFailure, dns.ExtendedErrorCodeNoReachableAuthority, textNoUpstream)
 	}
 	resp := s.fromUpstream(rq, up, age)
-	rq.verdict, rq.reason = VerdictAllow, ReasonAllowed
+	rq.verdict, rq.reason = vocab.VerdictAllow, vocab.ReasonAllowed
 	res := guard(resp, qt, s.cfg.Guard, plan.listed)
 	s.note(key, plan.entry, res)
 	if len(res.dropped) > 0 {
-		rq.reason = ReasonBlockedAddress
+		rq.reason = vocab.ReasonBlockedAddress
 		if res.kept == 0 {
-			rq.verdict = VerdictDeny
+			rq.verdict = vocab.VerdictDeny
 			// NOERROR without addresses, rather than a failure: a DNS
 			// cluster then drops the addresses it held (a name that
 			// rebinds to a blocked address loses the old ones too).
@@ -83,11 +84,11 @@ func (s *Server) resolveAddress(rq *request, key string, ip netip.Addr) *dns.Msg
 	res := guardResult{}
 	if !v.Allowed {
 		res.dropped = []netguard.Verdict{v}
-		rq.verdict, rq.reason = VerdictDeny, ReasonBlockedAddress
+		rq.verdict, rq.reason = vocab.VerdictDeny, vocab.ReasonBlockedAddress
 		s.note(key, "", res)
 		return s.reply(rq, nil)
 	}
-	rq.verdict, rq.reason = VerdictAllow, ReasonAllowAny
+	rq.verdict, rq.reason = vocab.VerdictAllow, vocab.ReasonAllowAny
 	ip = ip.Unmap()
 	var rrs []dns.RR
 	hdr := dns.RR_Header{Name: rq.q.Name, Rrtype: rq.q.Qtype, Class: dns.ClassINET, Ttl: answerTTL}

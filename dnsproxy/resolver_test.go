@@ -9,6 +9,7 @@ import (
 
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // newResolver is a gateway resolver over the fixture allowlist, whose own
@@ -57,7 +58,7 @@ func TestResolverMode(t *testing.T) {
 	})
 	now := time.Now()
 	r, ok := ledger.Lookup("rebind.example.test", now)
-	if !ok || r.Reason() != netguard.ReasonBlockedAddress || r.Kept != 0 || r.ServiceEntry != "web/rebind" ||
+	if !ok || r.Reason() != vocab.ReasonBlockedAddress || r.Kept != 0 || r.ServiceEntry != "web/rebind" ||
 		r.Detail() != "rebind.example.test resolved to 127.0.0.1 (loopback); the gateway does not connect there" {
 		t.Errorf("ledger for rebind: %+v %v", r, ok)
 	}
@@ -96,10 +97,10 @@ func TestResolverSelfAndAllowed(t *testing.T) {
 		"the gateway's address":      {name: "192.0.2.77.", qtype: dns.TypeA},
 		"an IPv4 address, AAAA":      {name: "93.184.216.34.", qtype: dns.TypeAAAA},
 	})
-	for name, reason := range map[string]string{
-		"gateway.example.test": netguard.ReasonForwardingLoop,
-		"192.0.2.77":           netguard.ReasonForwardingLoop,
-		"127.0.0.1":            netguard.ReasonBlockedAddress,
+	for name, reason := range map[string]vocab.Reason{
+		"gateway.example.test": vocab.ReasonForwardingLoop,
+		"192.0.2.77":           vocab.ReasonForwardingLoop,
+		"127.0.0.1":            vocab.ReasonBlockedAddress,
 	} {
 		if r, ok := ledger.Lookup(name, time.Now()); !ok || r.Reason() != reason {
 			t.Errorf("ledger for %s: %+v %v, want %s", name, r, ok, reason)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Server is the DNS proxy: a dns.Handler plus one dns.Server each for UDP
@@ -42,7 +43,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnsproxy: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, decisionLog: cfg.Log.With(zap.String(keyLayer, LayerDNS)), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Log, decisionLog: cfg.Log.With(zap.String(keyLayer, string(vocab.LayerDNS))), ready: make(chan struct{})}
 	var responses *cache
 	if cfg.CacheSize > 0 {
 		responses = newCache(cfg.CacheSize)

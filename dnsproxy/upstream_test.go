@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // bigHandler answers www.example.test TXT with 60 records (about 3 KB):
@@ -74,7 +76,7 @@ func TestUpstreamsDown(t *testing.T) {
 			t.Errorf("%s: EDE %v, want 22", name, e)
 		}
 		got := d.all()
-		if len(got) != 1 || got[0].Reason != ReasonUpstreamError || got[0].Verdict != VerdictDeny || got[0].Detail == "" {
+		if len(got) != 1 || got[0].Reason != vocab.ReasonUpstreamError || got[0].Verdict != vocab.VerdictDeny || got[0].Detail == "" {
 			t.Errorf("%s: decisions %+v, want one upstream_error", name, got)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // waitDecision waits for one recorded decision matching params and check.
@@ -49,7 +50,7 @@ spec:
 	g := startGateway(t, dir, "--no-envoy-access-log")
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("unknown.paths.test", 403))
 
-	want := func(verdict, reason, serviceEntry string) func(decision.Decision) error {
+	want := func(verdict vocab.Verdict, reason vocab.Reason, serviceEntry string) func(decision.Decision) error {
 		return func(d decision.Decision) error {
 			if d.Verdict != verdict || d.Reason != reason || d.ServiceEntry != serviceEntry || !d.Source.IsValid() {
 				return fmt.Errorf("got %s/%s entry %q source %v, want %s/%s entry %q", d.Verdict, d.Reason, d.ServiceEntry, d.Source, verdict, reason, serviceEntry)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // standIn is a loopback service that counts every connection made to it:
@@ -217,7 +218,7 @@ func TestGatewayDoesNotConnectToInternalAddresses(t *testing.T) {
 	} {
 		ds := g.countDecisions(t, host+" refused", url.Values{"host": {host}}, attempts)
 		for _, d := range ds {
-			if d.Verdict != decision.VerdictDeny || d.Reason != decision.ReasonBlockedAddress || d.ServiceEntry != entry ||
+			if d.Verdict != vocab.VerdictDeny || d.Reason != vocab.ReasonBlockedAddress || d.ServiceEntry != entry ||
 				!strings.Contains(d.Detail, s.ip+" (loopback)") {
 				t.Errorf("%s: decision %+v, want deny / blocked_address by %s naming %s", host, d, entry, s.ip)
 			}
@@ -302,7 +303,7 @@ func TestNoForwardingLoops(t *testing.T) {
 			}
 			loops := 0
 			for _, d := range all {
-				if d.Reason == decision.ReasonForwardingLoop && d.Verdict == decision.VerdictDeny {
+				if d.Reason == vocab.ReasonForwardingLoop && d.Verdict == vocab.VerdictDeny {
 					loops++
 				}
 			}

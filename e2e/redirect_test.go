@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // TestRedirectChainIsOneChain: A answers 301 -> B, B answers 302 -> C, and
@@ -78,7 +79,7 @@ func TestRedirectChainIsOneChain(t *testing.T) {
 	type hop struct {
 		URL     string
 		Status  int
-		Verdict string
+		Verdict vocab.Verdict
 	}
 	var got []hop
 	for _, h := range chain.Hops {

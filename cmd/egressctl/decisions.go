@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // API paths of the decisions.
@@ -21,8 +22,8 @@ const (
 )
 
 var (
-	knownVerdicts = []string{decision.VerdictAllow, decision.VerdictDeny, decision.VerdictAuditDeny}
-	knownLayers   = []string{decision.LayerDNS, decision.LayerHTTP, decision.LayerTLS, decision.LayerTCP}
+	knownVerdicts = vocab.Strings(vocab.Verdicts())
+	knownLayers   = vocab.Strings(vocab.Layers())
 )
 
 // decisionsFlags are the decisions command's flags.

@@ -75,9 +75,9 @@ func (p *tablePrinter) print(_ json.RawMessage, d *decision.Decision) error {
 	}
 	p.add([]string{
 		d.Time.In(displayLocation).Format("15:04:05.000"),
-		d.Layer,
-		d.Verdict,
-		d.Reason,
+		string(d.Layer),
+		string(d.Verdict),
+		string(d.Reason),
 		source(d),
 		hostPort(d),
 		serviceEntryStatus(d),

@@ -35,6 +35,7 @@ import (
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
 	"github.com/egressd/egressd/serviceentry/source"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
@@ -310,7 +311,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		api.Handle("/api/v1/", decision.NewHandler(store, stream))
 		api.Handle("/api/v1/suggestions", suggest.Handler(func(since time.Time) []*decision.Decision {
 			return store.Query(decision.Query{
-				Verdicts: []string{decision.VerdictDeny, decision.VerdictAuditDeny},
+				Verdicts: []vocab.Verdict{vocab.VerdictDeny, vocab.VerdictAuditDeny},
 				Since:    since,
 				Limit:    cfg.DecisionsKept,
 			})

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Aggregate defaults and bounds.
@@ -29,7 +31,7 @@ type Aggregates struct {
 	Total int `json:"total"`
 	// ByVerdict counts them by verdict; every Verdict* constant is
 	// present.
-	ByVerdict map[string]int `json:"by_verdict"`
+	ByVerdict map[vocab.Verdict]int `json:"by_verdict"`
 	// ByReason counts them by reason, most frequent first, ties by key.
 	ByReason []Count `json:"by_reason"`
 	// TopDestinations are the destinations (host:port, or host for DNS)
@@ -66,8 +68,8 @@ func (s *Store) Aggregate(q Query, top int) Aggregates {
 		top = DefaultTop
 	}
 	m := q.compile()
-	a := Aggregates{ByVerdict: map[string]int{}}
-	for _, v := range verdicts {
+	a := Aggregates{ByVerdict: map[vocab.Verdict]int{}}
+	for _, v := range vocab.Verdicts() {
 		a.ByVerdict[v] = 0
 	}
 	byReason, byDest, bySource := counter{}, counter{}, counter{}
@@ -82,7 +84,7 @@ func (s *Store) Aggregate(q Query, top int) Aggregates {
 		}
 		matched = append(matched, d)
 		a.ByVerdict[d.Verdict]++
-		byReason.add(d.Reason, d.Time)
+		byReason.add(string(d.Reason), d.Time)
 		if d.Denied() {
 			byDest.add(destinationKey(d), d.Time)
 			if k := sourceKey(d); k != "" {
@@ -108,8 +110,8 @@ func (s *Store) Aggregate(q Query, top int) Aggregates {
 // s.mu must be held.
 func (s *Store) coverage(q Query) time.Time {
 	var t time.Time
-	wantDenied := len(q.Verdicts) == 0 || slices.Contains(q.Verdicts, VerdictDeny) || slices.Contains(q.Verdicts, VerdictAuditDeny)
-	wantAllowed := len(q.Verdicts) == 0 || slices.ContainsFunc(q.Verdicts, func(v string) bool { return v != VerdictDeny && v != VerdictAuditDeny })
+	wantDenied := len(q.Verdicts) == 0 || slices.Contains(q.Verdicts, vocab.VerdictDeny) || slices.Contains(q.Verdicts, vocab.VerdictAuditDeny)
+	wantAllowed := len(q.Verdicts) == 0 || slices.ContainsFunc(q.Verdicts, func(v vocab.Verdict) bool { return !v.Denied() })
 	for _, r := range []struct {
 		ring *ring
 		want bool
@@ -175,11 +177,11 @@ func perMinute(from, to time.Time, toExclusive bool, matched []*Decision) []Buck
 			continue
 		}
 		switch d.Verdict {
-		case VerdictAllow:
+		case vocab.VerdictAllow:
 			buckets[i].Allow++
-		case VerdictDeny:
+		case vocab.VerdictDeny:
 			buckets[i].Deny++
-		case VerdictAuditDeny:
+		case vocab.VerdictAuditDeny:
 			buckets[i].AuditDeny++
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func TestAggregate(t *testing.T) {
@@ -16,13 +18,13 @@ func TestAggregate(t *testing.T) {
 	src1 := netip.MustParseAddrPort("10.0.0.1:1000")
 	src2 := netip.MustParseAddrPort("10.0.0.2:2000")
 	for i, d := range []*Decision{
-		{Time: at(0, 5), Verdict: VerdictAllow, Reason: ReasonAllowed, Host: "ok.test", Port: 443, Source: src1},
-		{Time: at(0, 10), Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src1},
-		{Time: at(0, 50), Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src2},
+		{Time: at(0, 5), Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "ok.test", Port: 443, Source: src1},
+		{Time: at(0, 10), Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src1},
+		{Time: at(0, 50), Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src2},
 		// minute 1 is empty
-		{Time: at(2, 0), Verdict: VerdictAuditDeny, Reason: ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src2, Identity: "spiffe://c/ns/a/sa/b"},
-		{Time: at(2, 30), Verdict: VerdictDeny, Reason: ReasonPolicyDenied, Host: "other.test", Layer: LayerDNS, Source: src2},
-		{Time: at(3, 59), Verdict: VerdictAllow, Reason: ReasonAllowAny, Host: "any.test", Port: 80, Source: src1},
+		{Time: at(2, 0), Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNotInRegistry, Host: "bad.test", Port: 443, Source: src2, Identity: "spiffe://c/ns/a/sa/b"},
+		{Time: at(2, 30), Verdict: vocab.VerdictDeny, Reason: vocab.ReasonPolicyDenied, Host: "other.test", Layer: vocab.LayerDNS, Source: src2},
+		{Time: at(3, 59), Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowAny, Host: "any.test", Port: 80, Source: src1},
 	} {
 		d.ID = uint64(i + 1)
 		s.Consume(d)
@@ -34,12 +36,12 @@ func TestAggregate(t *testing.T) {
 			From:      at(0, 5),
 			To:        at(3, 59),
 			Total:     6,
-			ByVerdict: map[string]int{VerdictAllow: 2, VerdictDeny: 3, VerdictAuditDeny: 1},
+			ByVerdict: map[vocab.Verdict]int{vocab.VerdictAllow: 2, vocab.VerdictDeny: 3, vocab.VerdictAuditDeny: 1},
 			ByReason: []Count{
-				{Key: ReasonNotInRegistry, Count: 3, LastSeen: at(2, 0)},
-				{Key: ReasonAllowAny, Count: 1, LastSeen: at(3, 59)},
-				{Key: ReasonAllowed, Count: 1, LastSeen: at(0, 5)},
-				{Key: ReasonPolicyDenied, Count: 1, LastSeen: at(2, 30)},
+				{Key: string(vocab.ReasonNotInRegistry), Count: 3, LastSeen: at(2, 0)},
+				{Key: string(vocab.ReasonAllowAny), Count: 1, LastSeen: at(3, 59)},
+				{Key: string(vocab.ReasonAllowed), Count: 1, LastSeen: at(0, 5)},
+				{Key: string(vocab.ReasonPolicyDenied), Count: 1, LastSeen: at(2, 30)},
 			},
 			TopDestinations: []Count{
 				{Key: "bad.test:443", Count: 3, LastSeen: at(2, 0)},
@@ -62,16 +64,16 @@ func TestAggregate(t *testing.T) {
 	})
 
 	t.Run("query window", func(t *testing.T) {
-		q := Query{Since: at(1, 30), Until: at(3, 0), Verdicts: []string{VerdictDeny, VerdictAuditDeny}}
+		q := Query{Since: at(1, 30), Until: at(3, 0), Verdicts: []vocab.Verdict{vocab.VerdictDeny, vocab.VerdictAuditDeny}}
 		got := s.Aggregate(q, 10)
 		want := Aggregates{
 			From:      at(1, 30),
 			To:        at(3, 0),
 			Total:     2,
-			ByVerdict: map[string]int{VerdictAllow: 0, VerdictDeny: 1, VerdictAuditDeny: 1},
+			ByVerdict: map[vocab.Verdict]int{vocab.VerdictAllow: 0, vocab.VerdictDeny: 1, vocab.VerdictAuditDeny: 1},
 			ByReason: []Count{
-				{Key: ReasonNotInRegistry, Count: 1, LastSeen: at(2, 0)},
-				{Key: ReasonPolicyDenied, Count: 1, LastSeen: at(2, 30)},
+				{Key: string(vocab.ReasonNotInRegistry), Count: 1, LastSeen: at(2, 0)},
+				{Key: string(vocab.ReasonPolicyDenied), Count: 1, LastSeen: at(2, 30)},
 			},
 			TopDestinations: []Count{
 				{Key: "bad.test:443", Count: 1, LastSeen: at(2, 0)},
@@ -102,11 +104,11 @@ func TestAggregateCoverage(t *testing.T) {
 	// about the first two, so a window reaching back further is cut.
 	s := NewStore(StoreConfig{Capacity: 3, AllowedCapacity: 10})
 	for i := range 5 {
-		d := dec(uint64(i+1), VerdictDeny, "x.test")
+		d := dec(uint64(i+1), vocab.VerdictDeny, "x.test")
 		d.Time = t0.Add(time.Duration(i) * time.Minute)
 		s.Consume(d)
 	}
-	a := dec(6, VerdictAllow, "x.test")
+	a := dec(6, vocab.VerdictAllow, "x.test")
 	a.Time = t0
 	s.Consume(a)
 
@@ -114,7 +116,7 @@ func TestAggregateCoverage(t *testing.T) {
 	if got, want := s.Aggregate(q, 0).From, t0.Add(2*time.Minute); !got.Equal(want) {
 		t.Errorf("From = %v, want %v (oldest denial still held)", got, want)
 	}
-	q.Verdicts = []string{VerdictAllow} // the allowed ring has evicted nothing
+	q.Verdicts = []vocab.Verdict{vocab.VerdictAllow} // the allowed ring has evicted nothing
 	if got, want := s.Aggregate(q, 0).From, q.Since; !got.Equal(want) {
 		t.Errorf("allowed only: From = %v, want %v", got, want)
 	}
@@ -122,7 +124,7 @@ func TestAggregateCoverage(t *testing.T) {
 
 func TestAggregateBucketCap(t *testing.T) {
 	s := NewStore(StoreConfig{Capacity: 10, AllowedCapacity: 10})
-	old, recent := dec(1, VerdictDeny, "a.test"), dec(2, VerdictDeny, "a.test")
+	old, recent := dec(1, vocab.VerdictDeny, "a.test"), dec(2, vocab.VerdictDeny, "a.test")
 	old.Time = t0
 	recent.Time = t0.Add(3 * 24 * time.Hour)
 	s.Consume(old)

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // benchSyncEvery bounds how far publishers run ahead of the consumers:
@@ -24,9 +26,9 @@ var benchTemplates = func() []Decision {
 	out := make([]Decision, 1000)
 	for i := range out {
 		d := Decision{
-			Layer:    []string{LayerHTTP, LayerTLS, LayerDNS, LayerTCP}[i%4],
-			Verdict:  VerdictAllow,
-			Reason:   ReasonAllowed,
+			Layer:    []vocab.Layer{vocab.LayerHTTP, vocab.LayerTLS, vocab.LayerDNS, vocab.LayerTCP}[i%4],
+			Verdict:  vocab.VerdictAllow,
+			Reason:   vocab.ReasonAllowed,
 			Source:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i)}), uint16(30000+i)),
 			Identity: "shop/checkout",
 			Host:     fmt.Sprintf("svc%d.example.com", i%500),
@@ -36,13 +38,13 @@ var benchTemplates = func() []Decision {
 		}
 		switch {
 		case i%10 < 2:
-			d.Verdict, d.Reason = VerdictDeny, ReasonNotInRegistry
+			d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonNotInRegistry
 		case i%10 == 2:
-			d.Verdict, d.Reason = VerdictAuditDeny, ReasonNotInRegistry
+			d.Verdict, d.Reason = vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry
 		}
 		if i%50 == 0 {
 			d.Chain = &Chain{ID: fmt.Sprint("chain-", i), Hop: 1, Hops: []Hop{
-				{URL: "http://a.example.com/", Host: "a.example.com", Status: 302, Verdict: VerdictAllow, Reason: ReasonAllowed},
+				{URL: "http://a.example.com/", Host: "a.example.com", Status: 302, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed},
 				{URL: "http://" + d.Host + "/", Host: d.Host, Verdict: d.Verdict, Reason: d.Reason},
 			}}
 		}
@@ -173,7 +175,7 @@ func BenchmarkStoreQuery(b *testing.B) {
 	}
 	for name, q := range map[string]Query{
 		"newest 100":            {},
-		"denied, host wildcard": {Verdicts: []string{VerdictDeny}, Host: "*.example.com"},
+		"denied, host wildcard": {Verdicts: []vocab.Verdict{vocab.VerdictDeny}, Host: "*.example.com"},
 		"tail after_id":         {AfterID: DefaultStoreCapacity + DefaultAllowedCapacity*3 - 10},
 	} {
 		b.Run(name, func(b *testing.B) {

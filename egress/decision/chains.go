@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // ChainView is one redirect chain assembled from its stored decisions.
@@ -33,8 +35,8 @@ type HopView struct {
 	// requested (or no status is known).
 	Status int `json:"status,omitempty"`
 	// Verdict and Reason are the hop's worst decision.
-	Verdict string `json:"verdict"`
-	Reason  string `json:"reason"`
+	Verdict vocab.Verdict `json:"verdict"`
+	Reason  vocab.Reason  `json:"reason"`
 	// DecisionIDs are the IDs of the stored decisions made for this hop,
 	// oldest first; empty for a hop known only from a later hop's chain.
 	DecisionIDs []uint64 `json:"decision_ids"`
@@ -95,12 +97,14 @@ type chainGroup struct {
 // hopAcc gathers what is known about one hop: from its own decisions
 // (own*) and from other decisions' Chain.Hops (rec*).
 type hopAcc struct {
-	view                  HopView
-	own                   bool
-	ownVerdict, ownReason string
-	ownStatus             int
-	recVerdict, recReason string
-	recStatus             int
+	view       HopView
+	own        bool
+	ownVerdict vocab.Verdict
+	ownReason  vocab.Reason
+	ownStatus  int
+	recVerdict vocab.Verdict
+	recReason  vocab.Reason
+	recStatus  int
 }
 
 // view assembles the chain.
@@ -167,7 +171,7 @@ func (g *chainGroup) view() ChainView {
 				hv.Status = h.ownStatus
 			}
 		}
-		v.Denied = v.Denied || hv.Verdict == VerdictDeny || hv.Verdict == VerdictAuditDeny
+		v.Denied = v.Denied || hv.Verdict == vocab.VerdictDeny || hv.Verdict == vocab.VerdictAuditDeny
 		v.Hops = append(v.Hops, hv)
 	}
 	slices.SortFunc(v.Hops, func(a, b HopView) int { return cmp.Compare(a.Hop, b.Hop) })
@@ -177,15 +181,15 @@ func (g *chainGroup) view() ChainView {
 
 // worse reports whether verdict a is worse than b: deny > audit-deny >
 // allow > anything else.
-func worse(a, b string) bool { return verdictRank(a) > verdictRank(b) }
+func worse(a, b vocab.Verdict) bool { return verdictRank(a) > verdictRank(b) }
 
-func verdictRank(v string) int {
+func verdictRank(v vocab.Verdict) int {
 	switch v {
-	case VerdictDeny:
+	case vocab.VerdictDeny:
 		return 3
-	case VerdictAuditDeny:
+	case vocab.VerdictAuditDeny:
 		return 2
-	case VerdictAllow:
+	case vocab.VerdictAllow:
 		return 1
 	}
 	return 0

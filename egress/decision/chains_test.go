@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // chainFixture stores two redirect chains and an unrelated decision.
@@ -19,23 +21,23 @@ import (
 func chainFixture() *Store {
 	s := NewStore(StoreConfig{Capacity: 100, AllowedCapacity: 100})
 	src := netip.MustParseAddrPort("10.0.0.5:40000")
-	hopA := Hop{URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: VerdictAllow, Reason: ReasonAllowed}
-	hopB := Hop{URL: "http://b.test/x", Host: "b.test", Status: 302, Verdict: VerdictAllow, Reason: ReasonAllowed}
-	hopC := Hop{URL: "http://c.test/", Host: "c.test", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted}
-	hopD := Hop{URL: "http://d.test/", Host: "d.test", Status: 0, Verdict: VerdictAllow, Reason: ReasonAllowed}
+	hopA := Hop{URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
+	hopB := Hop{URL: "http://b.test/x", Host: "b.test", Status: 302, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
+	hopC := Hop{URL: "http://c.test/", Host: "c.test", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted}
+	hopD := Hop{URL: "http://d.test/", Host: "d.test", Status: 0, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
 	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 	for i, d := range []*Decision{
-		{Time: at(0), Layer: LayerHTTP, Verdict: VerdictAllow, Reason: ReasonAllowed, Source: src, Host: "a.test", Status: 301,
+		{Time: at(0), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Source: src, Host: "a.test", Status: 301,
 			Chain: &Chain{ID: "r1", Hop: 0, Hops: []Hop{hopA}}},
-		{Time: at(1), Layer: LayerHTTP, Verdict: VerdictAllow, Reason: ReasonAllowed, Source: src, Host: "b.test", Status: 302,
+		{Time: at(1), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Source: src, Host: "b.test", Status: 302,
 			Chain: &Chain{ID: "r1", Hop: 1, Hops: []Hop{hopA, hopB}}},
-		{Time: at(2), Layer: LayerHTTP, Verdict: VerdictAllow, Reason: ReasonAllowed, Source: src, Host: "unrelated.test"},
-		{Time: at(3), Layer: LayerHTTP, Verdict: VerdictAuditDeny, Reason: ReasonPolicyDenied, Source: src, Host: "b.test",
+		{Time: at(2), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Source: src, Host: "unrelated.test"},
+		{Time: at(3), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonPolicyDenied, Source: src, Host: "b.test",
 			Chain: &Chain{ID: "r1", Hop: 1, Hops: []Hop{hopA, hopB}}},
-		{Time: at(4), Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted, Source: src, Host: "c.test",
+		{Time: at(4), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted, Source: src, Host: "c.test",
 			Chain: &Chain{ID: "r1", Hop: 2, Hops: []Hop{hopA, hopB, hopC, hopD}}},
-		{Time: at(10), Layer: LayerHTTP, Verdict: VerdictAllow, Reason: ReasonAllowed, Source: netip.MustParseAddrPort("10.0.0.6:1"), Host: "z.test", Status: 200,
-			Chain: &Chain{ID: "r2", Hop: 0, Hops: []Hop{{URL: "http://z.test/", Host: "z.test", Status: 200, Verdict: VerdictAllow, Reason: ReasonAllowed}}}},
+		{Time: at(10), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Source: netip.MustParseAddrPort("10.0.0.6:1"), Host: "z.test", Status: 200,
+			Chain: &Chain{ID: "r2", Hop: 0, Hops: []Hop{{URL: "http://z.test/", Host: "z.test", Status: 200, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}}}},
 	} {
 		d.ID = uint64(i + 1)
 		s.Consume(d)
@@ -47,15 +49,15 @@ var (
 	wantR1 = ChainView{
 		ID: "r1", Source: "10.0.0.5", Start: t0, End: t0.Add(4 * time.Second), Denied: true,
 		Hops: []HopView{
-			{Hop: 0, URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: VerdictAllow, Reason: ReasonAllowed, DecisionIDs: []uint64{1}},
-			{Hop: 1, URL: "http://b.test/x", Host: "b.test", Status: 302, Verdict: VerdictAuditDeny, Reason: ReasonPolicyDenied, DecisionIDs: []uint64{2, 4}},
-			{Hop: 2, URL: "http://c.test/", Host: "c.test", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted, DecisionIDs: []uint64{5}},
-			{Hop: 3, URL: "http://d.test/", Host: "d.test", Verdict: VerdictAllow, Reason: ReasonAllowed, DecisionIDs: []uint64{}},
+			{Hop: 0, URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, DecisionIDs: []uint64{1}},
+			{Hop: 1, URL: "http://b.test/x", Host: "b.test", Status: 302, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonPolicyDenied, DecisionIDs: []uint64{2, 4}},
+			{Hop: 2, URL: "http://c.test/", Host: "c.test", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted, DecisionIDs: []uint64{5}},
+			{Hop: 3, URL: "http://d.test/", Host: "d.test", Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, DecisionIDs: []uint64{}},
 		},
 	}
 	wantR2 = ChainView{
 		ID: "r2", Source: "10.0.0.6", Start: t0.Add(10 * time.Second), End: t0.Add(10 * time.Second),
-		Hops: []HopView{{Hop: 0, URL: "http://z.test/", Host: "z.test", Status: 200, Verdict: VerdictAllow, Reason: ReasonAllowed, DecisionIDs: []uint64{6}}},
+		Hops: []HopView{{Hop: 0, URL: "http://z.test/", Host: "z.test", Status: 200, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, DecisionIDs: []uint64{6}}},
 	}
 )
 
@@ -69,7 +71,7 @@ func TestChains(t *testing.T) {
 		"limit":             {Query{Limit: 1}, []ChainView{wantR2}},
 		"one chain":         {Query{ChainID: "r1"}, []ChainView{wantR1}},
 		// A chain with any matching decision is shown whole.
-		"denied chains": {Query{Verdicts: []string{VerdictDeny}}, []ChainView{wantR1}},
+		"denied chains": {Query{Verdicts: []vocab.Verdict{vocab.VerdictDeny}}, []ChainView{wantR1}},
 		"by hop host":   {Query{Host: "a.test"}, []ChainView{wantR1}},
 		"no match":      {Query{Host: "unrelated.test"}, []ChainView{}},
 	}
@@ -86,17 +88,17 @@ func TestChainsHopKnownOnlyFromOthers(t *testing.T) {
 	// Hop 0's own decision was evicted (or never stored): the view takes
 	// it from hop 1's Chain.Hops.
 	s := NewStore(StoreConfig{Capacity: 10, AllowedCapacity: 10})
-	s.Consume(&Decision{ID: 9, Time: t0, Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted, Host: "b.test",
+	s.Consume(&Decision{ID: 9, Time: t0, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted, Host: "b.test",
 		Chain: &Chain{ID: "r", Hop: 1, Hops: []Hop{
-			{URL: "http://a.test/", Host: "a.test", Status: 308, Verdict: VerdictAuditDeny, Reason: ReasonNotInRegistry},
-			{URL: "http://b.test/", Host: "b.test", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted},
+			{URL: "http://a.test/", Host: "a.test", Status: 308, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNotInRegistry},
+			{URL: "http://b.test/", Host: "b.test", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted},
 		}}})
 	got := s.Chains(Query{})
 	want := []ChainView{{
 		ID: "r", Start: t0, End: t0, Denied: true,
 		Hops: []HopView{
-			{Hop: 0, URL: "http://a.test/", Host: "a.test", Status: 308, Verdict: VerdictAuditDeny, Reason: ReasonNotInRegistry, DecisionIDs: []uint64{}},
-			{Hop: 1, URL: "http://b.test/", Host: "b.test", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted, DecisionIDs: []uint64{9}},
+			{Hop: 0, URL: "http://a.test/", Host: "a.test", Status: 308, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNotInRegistry, DecisionIDs: []uint64{}},
+			{Hop: 1, URL: "http://b.test/", Host: "b.test", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted, DecisionIDs: []uint64{9}},
 		},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -9,45 +9,8 @@ package decision
 import (
 	"net/netip"
 	"time"
-)
 
-// Layers: where a decision was made.
-const (
-	LayerDNS  = "dns"
-	LayerHTTP = "http"
-	LayerTLS  = "tls"
-	LayerTCP  = "tcp"
-)
-
-// Verdicts.
-const (
-	// VerdictAllow: the traffic went through.
-	VerdictAllow = "allow"
-	// VerdictDeny: the traffic was refused (or could not be completed,
-	// see ReasonUpstreamError and ReasonTLSOriginationFailed).
-	VerdictDeny = "deny"
-	// VerdictAuditDeny: the traffic went through under the AUDIT outbound
-	// mode, but REGISTRY_ONLY would have refused it.
-	VerdictAuditDeny = "audit-deny"
-)
-
-// Reasons: a small fixed set, also used as metric label values.
-const (
-	ReasonAllowed              = "allowed"                // a ServiceEntry allows it
-	ReasonAllowAny             = "allow_any"              // unlisted, allowed by ALLOW_ANY
-	ReasonPassthrough          = "passthrough"            // DNS pass-through zone
-	ReasonNotInRegistry        = "not_in_registry"        // no ServiceEntry lists the host
-	ReasonNoSNI                = "no_sni"                 // TLS without a server name
-	ReasonUnidentifiedTCP      = "unidentified_tcp"       // plaintext TCP without Host, SNI or listed address
-	ReasonPolicyDenied         = "policy_denied"          // an AuthorizationPolicy refused the caller
-	ReasonTLSOriginationFailed = "tls_origination_failed" // TLS to the upstream failed, or cannot be originated
-	ReasonUpstreamError        = "upstream_error"         // no upstream connection (refused, timeout, DNS)
-	ReasonRedirectUnlisted     = "redirect_to_unlisted_host"
-	ReasonCNAMEToUnlisted      = "cname_to_unlisted_host"
-	ReasonBlockedAddress       = "blocked_address" // the address guard refused the destination's address (gateway, DNS)
-	ReasonForwardingLoop       = "forwarding_loop" // the destination is the gateway itself
-	ReasonNotReady             = "not_ready"       // no allowlist loaded yet
-	ReasonMalformed            = "malformed"       // a DNS query or HTTP request too broken to decide on
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Decision is one decision event: the contract between the data plane and
@@ -59,11 +22,11 @@ type Decision struct {
 	// Time is when the query, connection or request started.
 	Time time.Time `json:"time"`
 	// Layer is one of the Layer* constants.
-	Layer string `json:"layer"`
+	Layer vocab.Layer `json:"layer"`
 	// Verdict is one of the Verdict* constants.
-	Verdict string `json:"verdict"`
+	Verdict vocab.Verdict `json:"verdict"`
 	// Reason is one of the Reason* constants.
-	Reason string `json:"reason"`
+	Reason vocab.Reason `json:"reason"`
 	// Source is the client's address as the deciding component saw it.
 	Source netip.AddrPort `json:"source"`
 	// Identity is the caller's SPIFFE ID or "namespace/serviceaccount"
@@ -123,12 +86,12 @@ type Hop struct {
 	// (a Location the client has not followed yet).
 	Status int `json:"status,omitempty"`
 	// Verdict and Reason are the hop's decision.
-	Verdict string `json:"verdict"`
-	Reason  string `json:"reason"`
+	Verdict vocab.Verdict `json:"verdict"`
+	Reason  vocab.Reason  `json:"reason"`
 }
 
 // Denied reports whether the decision refused traffic, or would have
 // under REGISTRY_ONLY (audit-deny).
 func (d *Decision) Denied() bool {
-	return d.Verdict == VerdictDeny || d.Verdict == VerdictAuditDeny
+	return d.Verdict == vocab.VerdictDeny || d.Verdict == vocab.VerdictAuditDeny
 }

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Log messages of folded lines.
@@ -83,9 +85,12 @@ type FoldingLogger struct {
 
 // foldKey is what makes two denials "identical" for the log.
 type foldKey struct {
-	layer, verdict, reason, host string
-	source                       netip.Addr
-	port                         uint32
+	layer   vocab.Layer
+	verdict vocab.Verdict
+	reason  vocab.Reason
+	host    string
+	source  netip.Addr
+	port    uint32
 }
 
 type foldItem struct {
@@ -94,7 +99,11 @@ type foldItem struct {
 	firstID, lastID uint64
 }
 
-type overflowKey struct{ layer, verdict, reason string }
+type overflowKey struct {
+	layer   vocab.Layer
+	verdict vocab.Verdict
+	reason  vocab.Reason
+}
 
 // Consume implements Consumer.
 func (f *FoldingLogger) Consume(d *Decision) {
@@ -169,7 +178,7 @@ func (f *FoldingLogger) repeatedLine(k foldKey, it *foldItem) {
 		return
 	}
 	fields := []zap.Field{
-		zap.String(FieldLayer, k.layer), zap.String(FieldVerdict, k.verdict), zap.String(FieldReason, k.reason),
+		zap.String(FieldLayer, string(k.layer)), zap.String(FieldVerdict, string(k.verdict)), zap.String(FieldReason, string(k.reason)),
 		zap.Uint64(FieldRepeated, it.repeated), zap.Float64(FieldWindowSeconds, f.cfg.Window.Seconds()),
 		zap.Uint64(FieldFirstID, it.firstID), zap.Uint64(FieldLastID, it.lastID),
 	}
@@ -191,7 +200,7 @@ func (f *FoldingLogger) flushFolded() {
 	for o, n := range f.folded {
 		level, _ := levelOf(o.verdict)
 		if ce := f.log.Check(level, MsgFolded); ce != nil {
-			ce.Write(zap.String(FieldLayer, o.layer), zap.String(FieldVerdict, o.verdict), zap.String(FieldReason, o.reason),
+			ce.Write(zap.String(FieldLayer, string(o.layer)), zap.String(FieldVerdict, string(o.verdict)), zap.String(FieldReason, string(o.reason)),
 				zap.Uint64(FieldFolded, n), zap.Float64(FieldWindowSeconds, f.cfg.Window.Seconds()),
 				zap.Uint64(FieldFirstID, f.foldedFirst), zap.Uint64(FieldLastID, f.foldedLast))
 		}
@@ -230,8 +239,8 @@ func (f *FoldingLogger) Start(ctx context.Context) error {
 }
 
 // levelOf is the log level and message of a denial's line.
-func levelOf(verdict string) (zapcore.Level, string) {
-	if verdict == VerdictAuditDeny {
+func levelOf(verdict vocab.Verdict) (zapcore.Level, string) {
+	if verdict == vocab.VerdictAuditDeny {
 		return zap.InfoLevel, MsgAuditDenied
 	}
 	return zap.WarnLevel, MsgDenied

@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // fakeClock is a settable clock for FoldConfig.Now.
@@ -23,7 +25,7 @@ func newFolding(window time.Duration, maxLines int) (*FoldingLogger, *observer.O
 }
 
 func denial(id uint64, host, source string) *Decision {
-	return &Decision{ID: id, Layer: LayerDNS, Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: host, Source: netip.MustParseAddrPort(source)}
+	return &Decision{ID: id, Layer: vocab.LayerDNS, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: host, Source: netip.MustParseAddrPort(source)}
 }
 
 func messages(logs *observer.ObservedLogs) map[string]int {
@@ -64,7 +66,7 @@ func TestFoldingIdenticalDenials(t *testing.T) {
 	}
 	fields := rep[0].ContextMap()
 	if fields[FieldRepeated] != uint64(999) || fields[FieldFirstID] != uint64(1) || fields[FieldLastID] != uint64(1000) ||
-		fields[FieldSource] != "10.0.0.1" || fields[FieldHost] != "evil.test" || fields[FieldReason] != ReasonNotInRegistry {
+		fields[FieldSource] != "10.0.0.1" || fields[FieldHost] != "evil.test" || fields[FieldReason] != string(vocab.ReasonNotInRegistry) {
 		t.Errorf("summary fields %v", fields)
 	}
 	if rep[0].Level != zap.WarnLevel {
@@ -85,11 +87,11 @@ func TestFoldingKeepsDistinctDenials(t *testing.T) {
 	otherHost := denial(2, "other.test", "10.0.0.1:5000")
 	otherSource := denial(3, "evil.test", "10.0.0.2:5000")
 	otherPort := *base
-	otherPort.ID, otherPort.Layer, otherPort.Port = 4, LayerHTTP, 80
+	otherPort.ID, otherPort.Layer, otherPort.Port = 4, vocab.LayerHTTP, 80
 	otherReason := *base
-	otherReason.ID, otherReason.Reason = 5, ReasonBlockedAddress
+	otherReason.ID, otherReason.Reason = 5, vocab.ReasonBlockedAddress
 	audit := *base
-	audit.ID, audit.Verdict = 6, VerdictAuditDeny
+	audit.ID, audit.Verdict = 6, vocab.VerdictAuditDeny
 	for _, d := range []*Decision{otherHost, otherSource, &otherPort, &otherReason, &audit} {
 		f.Consume(d)
 	}
@@ -98,7 +100,7 @@ func TestFoldingKeepsDistinctDenials(t *testing.T) {
 		t.Errorf("lines %v", got)
 	}
 	allowed := *base
-	allowed.ID, allowed.Verdict, allowed.Reason = 7, VerdictAllow, ReasonAllowed
+	allowed.ID, allowed.Verdict, allowed.Reason = 7, vocab.VerdictAllow, vocab.ReasonAllowed
 	f.Consume(&allowed)
 	if len(logs.All()) != 6 {
 		t.Error("allowed decisions are not logged")
@@ -122,7 +124,7 @@ func TestFoldingLineBudget(t *testing.T) {
 		t.Fatalf("lines %v", messages(logs))
 	}
 	fields := folded[0].ContextMap()
-	if fields[FieldFolded] != uint64(7) || fields[FieldFirstID] != uint64(4) || fields[FieldLastID] != uint64(10) || fields[FieldLayer] != LayerDNS {
+	if fields[FieldFolded] != uint64(7) || fields[FieldFirstID] != uint64(4) || fields[FieldLastID] != uint64(10) || fields[FieldLayer] != string(vocab.LayerDNS) {
 		t.Errorf("folded fields %v", fields)
 	}
 	f.Consume(denial(11, "h99.test", "10.0.0.1:5000"))

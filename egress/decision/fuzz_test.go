@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // FuzzAPIQuery: no query string makes the admin API's decision endpoints
@@ -50,6 +52,6 @@ func FuzzAPIQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = q.Match(&Decision{Host: "a.example.com", Layer: LayerHTTP, Verdict: VerdictDeny})
+		_ = q.Match(&Decision{Host: "a.example.com", Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny})
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // recorder is a Consumer keeping what it got.
@@ -110,16 +112,16 @@ func syncStream(t *testing.T, s *Stream) {
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // dec builds a test decision: verdict and host given, the rest plain.
-func dec(id uint64, verdict, host string) *Decision {
-	reason := ReasonAllowed
+func dec(id uint64, verdict vocab.Verdict, host string) *Decision {
+	reason := vocab.ReasonAllowed
 	switch verdict {
-	case VerdictDeny, VerdictAuditDeny:
-		reason = ReasonNotInRegistry
+	case vocab.VerdictDeny, vocab.VerdictAuditDeny:
+		reason = vocab.ReasonNotInRegistry
 	}
 	return &Decision{
 		ID:       id,
 		Time:     t0.Add(time.Duration(id) * time.Second),
-		Layer:    LayerHTTP,
+		Layer:    vocab.LayerHTTP,
 		Verdict:  verdict,
 		Reason:   reason,
 		Source:   netip.MustParseAddrPort("10.0.0.1:40000"),

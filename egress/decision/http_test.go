@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // get fetches path from srv, returning status, content type and body.
@@ -74,7 +76,7 @@ func TestHandlerJSON(t *testing.T) {
 			func(t *testing.T, body []byte) {
 				var a Aggregates
 				mustUnmarshal(t, body, &a)
-				if a.Total != 3 || len(a.TopDestinations) != 1 || a.ByVerdict[VerdictDeny] != 3 {
+				if a.Total != 3 || len(a.TopDestinations) != 1 || a.ByVerdict[vocab.VerdictDeny] != 3 {
 					t.Errorf("aggregates %+v", a)
 				}
 				for _, key := range []string{`"by_verdict"`, `"top_destinations"`, `"per_minute"`, `"audit_deny"`, `"last_seen"`} {
@@ -215,9 +217,9 @@ func TestHandlerStream(t *testing.T) {
 
 	// Stored before the client connects: the backlog.
 	for _, h := range []string{"old1.test", "old2.test", "old3.test"} {
-		stream.Publish(dec(0, VerdictDeny, h))
+		stream.Publish(dec(0, vocab.VerdictDeny, h))
 	}
-	stream.Publish(dec(0, VerdictAllow, "old-allowed.test"))
+	stream.Publish(dec(0, vocab.VerdictAllow, "old-allowed.test"))
 	syncStream(t, stream)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -237,15 +239,15 @@ func TestHandlerStream(t *testing.T) {
 	// Live decisions, filtered by the query, while they are published.
 	go func() {
 		for i := range 5 {
-			stream.Publish(dec(0, VerdictAllow, "skip.test"))
-			stream.Publish(dec(0, VerdictDeny, fmt.Sprintf("live%d.test", i)))
+			stream.Publish(dec(0, vocab.VerdictAllow, "skip.test"))
+			stream.Publish(dec(0, vocab.VerdictDeny, fmt.Sprintf("live%d.test", i)))
 		}
 	}()
 	for i := range 5 {
 		e := next(t, events)
 		var d Decision
 		mustUnmarshal(t, []byte(e.data), &d)
-		if want := fmt.Sprintf("live%d.test", i); d.Host != want || d.Verdict != VerdictDeny {
+		if want := fmt.Sprintf("live%d.test", i); d.Host != want || d.Verdict != vocab.VerdictDeny {
 			t.Fatalf("live event %d: %s %s, want deny %s", i, d.Verdict, d.Host, want)
 		}
 	}
@@ -294,7 +296,7 @@ func TestHandlerStreamDropsAndDisconnect(t *testing.T) {
 	for received+dropped < published || droppedEvents < 2 {
 		if droppedEvents < 2 && received+dropped == published {
 			for range 500 {
-				stream.Publish(dec(0, VerdictDeny, "burst.test"))
+				stream.Publish(dec(0, vocab.VerdictDeny, "burst.test"))
 				published++
 			}
 		}
@@ -342,7 +344,7 @@ func TestHandlerStreamBacklogOverlap(t *testing.T) {
 	// What the backlog sent is not sent again live: the store already
 	// holds decision 5 when decisions 1..6 come through the subscription.
 	store := NewStore(StoreConfig{})
-	store.Consume(dec(5, VerdictDeny, "backlog.test"))
+	store.Consume(dec(5, vocab.VerdictDeny, "backlog.test"))
 	stream := NewStream(StreamConfig{})
 	runStream(t, stream)
 	srv := httptest.NewServer(newHandler(store, stream, time.Hour, 100))
@@ -356,7 +358,7 @@ func TestHandlerStreamBacklogOverlap(t *testing.T) {
 	}
 	waitSubs(t, stream, 1)
 	for range 6 {
-		stream.Publish(dec(0, VerdictDeny, "live.test"))
+		stream.Publish(dec(0, vocab.VerdictDeny, "live.test"))
 	}
 	if e := next(t, events); e.id != "6" {
 		t.Errorf("first live event has id %q, want 6 (1..5 are covered by the backlog)", e.id)

@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Log messages.
@@ -64,9 +66,9 @@ type logger struct {
 func (l *logger) Consume(d *Decision) {
 	var ce *zapcore.CheckedEntry
 	switch d.Verdict {
-	case VerdictDeny:
+	case vocab.VerdictDeny:
 		ce = l.log.Check(zap.WarnLevel, MsgDenied)
-	case VerdictAuditDeny:
+	case vocab.VerdictAuditDeny:
 		ce = l.log.Check(zap.InfoLevel, MsgAuditDenied)
 	}
 	if ce == nil {
@@ -123,11 +125,11 @@ func appendFields(f []zap.Field, d *Decision) []zap.Field {
 }
 
 // appendString appends a string field unless value is empty.
-func appendString(f []zap.Field, key, value string) []zap.Field {
+func appendString[S ~string](f []zap.Field, key string, value S) []zap.Field {
 	if value == "" {
 		return f
 	}
-	return append(f, zap.String(key, value))
+	return append(f, zap.String(key, string(value)))
 }
 
 // ChainString renders a redirect chain on one line: each hop's URL, then
@@ -145,12 +147,12 @@ func ChainString(hops []Hop) string {
 		case h.Status != 0:
 			b.WriteByte(' ')
 			b.WriteString(strconv.Itoa(h.Status))
-		case h.Verdict != VerdictAllow && h.Verdict != "":
+		case h.Verdict != vocab.VerdictAllow && h.Verdict != "":
 			b.WriteByte(' ')
-			b.WriteString(h.Verdict)
+			b.WriteString(string(h.Verdict))
 			if h.Reason != "" {
 				b.WriteString(" (")
-				b.WriteString(h.Reason)
+				b.WriteString(string(h.Reason))
 				b.WriteByte(')')
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func TestLogger(t *testing.T) {
@@ -16,9 +18,9 @@ func TestLogger(t *testing.T) {
 	redirect := &Decision{
 		ID:           42,
 		Time:         when,
-		Layer:        LayerHTTP,
-		Verdict:      VerdictDeny,
-		Reason:       ReasonRedirectUnlisted,
+		Layer:        vocab.LayerHTTP,
+		Verdict:      vocab.VerdictDeny,
+		Reason:       vocab.ReasonRedirectUnlisted,
 		Source:       netip.MustParseAddrPort("10.0.0.7:51234"),
 		Identity:     "shop/checkout",
 		Host:         "c.test",
@@ -34,9 +36,9 @@ func TestLogger(t *testing.T) {
 		Flags:        "RBAC",
 		Detail:       "redirected from b.test",
 		Chain: &Chain{ID: "ch-1", Hop: 2, Hops: []Hop{
-			{URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: VerdictAllow, Reason: ReasonAllowed},
-			{URL: "http://b.test/", Host: "b.test", Status: 302, Verdict: VerdictAllow, Reason: ReasonAllowed},
-			{URL: "http://c.test/", Host: "c.test", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted},
+			{URL: "http://a.test/", Host: "a.test", Status: 301, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed},
+			{URL: "http://b.test/", Host: "b.test", Status: 302, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed},
+			{URL: "http://c.test/", Host: "c.test", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted},
 		}},
 	}
 	tests := map[string]struct {
@@ -46,7 +48,7 @@ func TestLogger(t *testing.T) {
 		want      map[string]any
 	}{
 		"allow is not logged": {
-			in: dec(1, VerdictAllow, "a.test"),
+			in: dec(1, vocab.VerdictAllow, "a.test"),
 		},
 		"deny with every field and a chain": {
 			in:        redirect,
@@ -79,8 +81,8 @@ func TestLogger(t *testing.T) {
 		},
 		"audit-deny, empty fields left out": {
 			in: &Decision{
-				ID: 7, Time: when, Layer: LayerDNS, Verdict: VerdictAuditDeny,
-				Reason: ReasonNotInRegistry, Host: "x.test", Protocol: "DNS/A",
+				ID: 7, Time: when, Layer: vocab.LayerDNS, Verdict: vocab.VerdictAuditDeny,
+				Reason: vocab.ReasonNotInRegistry, Host: "x.test", Protocol: "DNS/A",
 			},
 			wantLevel: zap.InfoLevel,
 			wantMsg:   "egress audit-denied",
@@ -124,8 +126,8 @@ func TestLoggerLevelFilter(t *testing.T) {
 	// A logger at Warn drops audit-deny lines but keeps deny lines.
 	core, logs := observer.New(zap.WarnLevel)
 	l := NewLogger(zap.New(core))
-	l.Consume(dec(1, VerdictAuditDeny, "a.test"))
-	l.Consume(dec(2, VerdictDeny, "b.test"))
+	l.Consume(dec(1, vocab.VerdictAuditDeny, "a.test"))
+	l.Consume(dec(2, vocab.VerdictDeny, "b.test"))
 	if got := logs.Len(); got != 1 {
 		t.Fatalf("logged %d lines, want 1", got)
 	}
@@ -142,18 +144,18 @@ func TestChainString(t *testing.T) {
 		"empty": {nil, ""},
 		"statuses then a denied hop": {
 			[]Hop{
-				{URL: "http://a.test/", Status: 301, Verdict: VerdictAllow},
-				{URL: "http://b.test/", Status: 302, Verdict: VerdictAllow},
-				{URL: "http://c.test/", Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted},
+				{URL: "http://a.test/", Status: 301, Verdict: vocab.VerdictAllow},
+				{URL: "http://b.test/", Status: 302, Verdict: vocab.VerdictAllow},
+				{URL: "http://c.test/", Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted},
 			},
 			"http://a.test/ 301 -> http://b.test/ 302 -> http://c.test/ deny (redirect_to_unlisted_host)",
 		},
 		"allowed hop not followed yet": {
-			[]Hop{{URL: "http://a.test/", Status: 307, Verdict: VerdictAllow}, {URL: "http://b.test/", Verdict: VerdictAllow}},
+			[]Hop{{URL: "http://a.test/", Status: 307, Verdict: vocab.VerdictAllow}, {URL: "http://b.test/", Verdict: vocab.VerdictAllow}},
 			"http://a.test/ 307 -> http://b.test/",
 		},
 		"audit-deny without reason": {
-			[]Hop{{URL: "https://a.test/", Verdict: VerdictAuditDeny}},
+			[]Hop{{URL: "https://a.test/", Verdict: vocab.VerdictAuditDeny}},
 			"https://a.test/ audit-deny",
 		},
 	}

@@ -70,10 +70,10 @@ type metrics struct {
 
 // Consume implements Consumer.
 func (m *metrics) Consume(d *Decision) {
-	labels := [3]string{d.Layer, d.Verdict, d.Reason}
+	labels := [3]string{string(d.Layer), string(d.Verdict), string(d.Reason)}
 	c, ok := m.byLabels[labels]
 	if !ok {
-		bounded := [3]string{known(layers, d.Layer), known(verdicts, d.Verdict), known(reasons, d.Reason)}
+		bounded := [3]string{known(d.Layer), known(d.Verdict), known(d.Reason)}
 		c = m.decisions.WithLabelValues(bounded[:]...)
 		if bounded == labels { // cache known values only, so the cache is bounded too
 			m.byLabels[labels] = c

@@ -10,16 +10,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func TestMetricsDecisionsTotal(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(MetricsConfig{Registerer: reg})
 	for _, d := range []*Decision{
-		{Layer: LayerDNS, Verdict: VerdictAllow, Reason: ReasonAllowed, Host: "a.test"},
-		{Layer: LayerDNS, Verdict: VerdictAllow, Reason: ReasonAllowed, Host: "b.test"},
-		{Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: "c.test", Port: 80},
-		{Layer: LayerTLS, Verdict: VerdictAuditDeny, Reason: ReasonNoSNI, Port: 443},
+		{Layer: vocab.LayerDNS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "a.test"},
+		{Layer: vocab.LayerDNS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "b.test"},
+		{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: "c.test", Port: 80},
+		{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNoSNI, Port: 443},
 		// Values outside the fixed sets must not become label values.
 		{Layer: "quic", Verdict: "maybe", Reason: "bad\xffutf8", Host: "d.test"},
 		{Layer: "quic2", Verdict: "maybe", Reason: "other", Host: "d.test"},
@@ -73,19 +75,19 @@ func TestMetricsTopDeniedDestinations(t *testing.T) {
 	heavy := map[string]int{"a.test:443": 500, "b.test:443": 300, "c.test:80": 200, "d.test": 100}
 	var stream []*Decision
 	for i := range 1000 {
-		stream = append(stream, &Decision{Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: fmt.Sprintf("rare%d.test", i), Port: 443})
+		stream = append(stream, &Decision{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: fmt.Sprintf("rare%d.test", i), Port: 443})
 	}
 	add := func(n int, d Decision) {
 		for range n {
 			stream = append(stream, &d)
 		}
 	}
-	add(300, Decision{Layer: LayerHTTP, Verdict: VerdictDeny, Host: "a.test", Port: 443})
-	add(200, Decision{Layer: LayerTLS, Verdict: VerdictAuditDeny, Host: "a.test", Port: 443})
-	add(300, Decision{Layer: LayerTLS, Verdict: VerdictDeny, Host: "b.test", Port: 443})
-	add(200, Decision{Layer: LayerHTTP, Verdict: VerdictDeny, Host: "c.test", Port: 80})
-	add(100, Decision{Layer: LayerDNS, Verdict: VerdictDeny, Host: "d.test"})
-	add(5000, Decision{Layer: LayerHTTP, Verdict: VerdictAllow, Host: "allowed.test", Port: 443})
+	add(300, Decision{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Host: "a.test", Port: 443})
+	add(200, Decision{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAuditDeny, Host: "a.test", Port: 443})
+	add(300, Decision{Layer: vocab.LayerTLS, Verdict: vocab.VerdictDeny, Host: "b.test", Port: 443})
+	add(200, Decision{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Host: "c.test", Port: 80})
+	add(100, Decision{Layer: vocab.LayerDNS, Verdict: vocab.VerdictDeny, Host: "d.test"})
+	add(5000, Decision{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Host: "allowed.test", Port: 443})
 	rng := rand.New(rand.NewPCG(1, 2))
 	rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
 	for _, d := range stream {
@@ -119,7 +121,7 @@ func TestMetricsConcurrentScrape(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range 20000 {
-			m.Consume(&Decision{Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Host: fmt.Sprintf("h%d.test", i%50), Port: 80})
+			m.Consume(&Decision{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: fmt.Sprintf("h%d.test", i%50), Port: 80})
 		}
 	})
 	for range 50 {
@@ -139,7 +141,7 @@ func TestDestinationKey(t *testing.T) {
 		want string
 	}{
 		"host and port":           {Decision{Host: "a.test", Port: 443}, "a.test:443"},
-		"dns: host only":          {Decision{Host: "a.test", Layer: LayerDNS}, "a.test"},
+		"dns: host only":          {Decision{Host: "a.test", Layer: vocab.LayerDNS}, "a.test"},
 		"destination addr:port":   {Decision{Destination: "192.0.2.1:5432", Port: 5432}, "192.0.2.1:5432"},
 		"destination without":     {Decision{Destination: "192.0.2.1", Port: 5432}, "192.0.2.1:5432"},
 		"ipv6 destination":        {Decision{Destination: "2001:db8::1", Port: 443}, "[2001:db8::1]:443"},

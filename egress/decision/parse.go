@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // ParseQuery reads a Query from URL parameters:
@@ -27,13 +29,13 @@ import (
 func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	var q Query
 	var err error
-	if q.Verdicts, err = parseList(v, "verdict", verdicts); err != nil {
+	if q.Verdicts, err = parseList(v, "verdict", vocab.Verdicts()); err != nil {
 		return Query{}, err
 	}
-	if q.Layers, err = parseList(v, "layer", layers); err != nil {
+	if q.Layers, err = parseList(v, "layer", vocab.Layers()); err != nil {
 		return Query{}, err
 	}
-	if q.Reasons, err = parseList(v, "reason", reasons); err != nil {
+	if q.Reasons, err = parseList(v, "reason", vocab.Reasons()); err != nil {
 		return Query{}, err
 	}
 	if q.Source = strings.TrimSpace(v.Get("source")); q.Source != "" {
@@ -72,19 +74,23 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 
 // parseList reads a comma-separated list parameter whose values must be in
 // allowed.
-func parseList(v url.Values, name string, allowed []string) ([]string, error) {
-	var out []string
+func parseList[T ~string](v url.Values, name string, allowed []T) ([]T, error) {
+	var out []T
 	for _, raw := range v[name] {
 		for _, s := range strings.Split(raw, ",") {
 			s = strings.TrimSpace(s)
 			if s == "" {
 				continue
 			}
-			if !slices.Contains(allowed, s) {
-				return nil, fmt.Errorf("%s: unknown value %q (want one of %s)", name, s, strings.Join(allowed, ", "))
+			if !slices.Contains(allowed, T(s)) {
+				names := make([]string, len(allowed))
+				for i, a := range allowed {
+					names[i] = string(a)
+				}
+				return nil, fmt.Errorf("%s: unknown value %q (want one of %s)", name, s, strings.Join(names, ", "))
 			}
-			if !slices.Contains(out, s) {
-				out = append(out, s)
+			if !slices.Contains(out, T(s)) {
+				out = append(out, T(s))
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // DefaultQueryLimit is Query.Limit when it is 0.
@@ -14,7 +16,9 @@ const DefaultQueryLimit = 100
 type Query struct {
 	// Verdicts, Layers and Reasons each list the values accepted; empty
 	// accepts any.
-	Verdicts, Layers, Reasons []string
+	Verdicts []vocab.Verdict
+	Layers   []vocab.Layer
+	Reasons  []vocab.Reason
 	// Source selects the client: an address ("10.0.0.1"), an address and
 	// port ("10.0.0.1:5000") or a CIDR prefix ("10.0.0.0/8"). A value
 	// that is none of these matches nothing.

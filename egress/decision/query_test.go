@@ -9,19 +9,21 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // queryFixture returns a store holding a varied set of decisions.
 func queryFixture() *Store {
 	s := NewStore(StoreConfig{Capacity: 100, AllowedCapacity: 100})
 	for _, d := range []*Decision{
-		{ID: 1, Time: t0, Layer: LayerDNS, Verdict: VerdictAllow, Reason: ReasonAllowed, Source: netip.MustParseAddrPort("10.0.0.1:5000"), Host: "api.example.com", ServiceEntry: "shop/example"},
-		{ID: 2, Time: t0.Add(time.Minute), Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonNotInRegistry, Source: netip.MustParseAddrPort("10.0.0.1:5001"), Host: "Evil.Test.", Port: 80},
-		{ID: 3, Time: t0.Add(2 * time.Minute), Layer: LayerTLS, Verdict: VerdictAuditDeny, Reason: ReasonNotInRegistry, Source: netip.MustParseAddrPort("10.1.2.3:6000"), Host: "example.com", Port: 443},
-		{ID: 4, Time: t0.Add(3 * time.Minute), Layer: LayerTCP, Verdict: VerdictDeny, Reason: ReasonUnidentifiedTCP, Source: netip.MustParseAddrPort("[::ffff:192.168.1.5]:7000"), Destination: "192.0.2.10:5432", Port: 5432},
-		{ID: 5, Time: t0.Add(4 * time.Minute), Layer: LayerHTTP, Verdict: VerdictDeny, Reason: ReasonRedirectUnlisted, Source: netip.MustParseAddrPort("[2001:db8::7]:8000"), Host: "b.example.com", Port: 80,
+		{ID: 1, Time: t0, Layer: vocab.LayerDNS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Source: netip.MustParseAddrPort("10.0.0.1:5000"), Host: "api.example.com", ServiceEntry: "shop/example"},
+		{ID: 2, Time: t0.Add(time.Minute), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Source: netip.MustParseAddrPort("10.0.0.1:5001"), Host: "Evil.Test.", Port: 80},
+		{ID: 3, Time: t0.Add(2 * time.Minute), Layer: vocab.LayerTLS, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNotInRegistry, Source: netip.MustParseAddrPort("10.1.2.3:6000"), Host: "example.com", Port: 443},
+		{ID: 4, Time: t0.Add(3 * time.Minute), Layer: vocab.LayerTCP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonUnidentifiedTCP, Source: netip.MustParseAddrPort("[::ffff:192.168.1.5]:7000"), Destination: "192.0.2.10:5432", Port: 5432},
+		{ID: 5, Time: t0.Add(4 * time.Minute), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonRedirectUnlisted, Source: netip.MustParseAddrPort("[2001:db8::7]:8000"), Host: "b.example.com", Port: 80,
 			Chain: &Chain{ID: "chain-9", Hop: 1}},
-		{ID: 6, Time: t0.Add(5 * time.Minute), Layer: LayerHTTP, Verdict: VerdictAllow, Reason: ReasonAllowed, Host: "a.example.com", Port: 80, ServiceEntry: "shop/example",
+		{ID: 6, Time: t0.Add(5 * time.Minute), Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "a.example.com", Port: 80, ServiceEntry: "shop/example",
 			Chain: &Chain{ID: "chain-9", Hop: 0}},
 	} {
 		s.Consume(d)
@@ -36,9 +38,9 @@ func TestQueryFilters(t *testing.T) {
 		want []uint64
 	}{
 		"everything":             {Query{}, []uint64{6, 5, 4, 3, 2, 1}},
-		"verdicts":               {Query{Verdicts: []string{VerdictDeny, VerdictAuditDeny}}, []uint64{5, 4, 3, 2}},
-		"layers":                 {Query{Layers: []string{LayerTLS, LayerDNS}}, []uint64{3, 1}},
-		"reasons":                {Query{Reasons: []string{ReasonNotInRegistry}}, []uint64{3, 2}},
+		"verdicts":               {Query{Verdicts: []vocab.Verdict{vocab.VerdictDeny, vocab.VerdictAuditDeny}}, []uint64{5, 4, 3, 2}},
+		"layers":                 {Query{Layers: []vocab.Layer{vocab.LayerTLS, vocab.LayerDNS}}, []uint64{3, 1}},
+		"reasons":                {Query{Reasons: []vocab.Reason{vocab.ReasonNotInRegistry}}, []uint64{3, 2}},
 		"source address":         {Query{Source: "10.0.0.1"}, []uint64{2, 1}},
 		"source address:port":    {Query{Source: "10.0.0.1:5001"}, []uint64{2}},
 		"source CIDR":            {Query{Source: "10.0.0.0/8"}, []uint64{3, 2, 1}},
@@ -57,9 +59,9 @@ func TestQueryFilters(t *testing.T) {
 		"since and until":        {Query{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []uint64{3, 2}},
 		"after id":               {Query{AfterID: 4}, []uint64{6, 5}},
 		"limit":                  {Query{Limit: 2}, []uint64{6, 5}},
-		"conditions combine":     {Query{Verdicts: []string{VerdictDeny}, Layers: []string{LayerHTTP}, Host: "~example"}, []uint64{5}},
-		"limit after filtering":  {Query{Verdicts: []string{VerdictDeny}, Limit: 2}, []uint64{5, 4}},
-		"nothing matches filter": {Query{Reasons: []string{ReasonTLSOriginationFailed}}, nil},
+		"conditions combine":     {Query{Verdicts: []vocab.Verdict{vocab.VerdictDeny}, Layers: []vocab.Layer{vocab.LayerHTTP}, Host: "~example"}, []uint64{5}},
+		"limit after filtering":  {Query{Verdicts: []vocab.Verdict{vocab.VerdictDeny}, Limit: 2}, []uint64{5, 4}},
+		"nothing matches filter": {Query{Reasons: []vocab.Reason{vocab.ReasonTLSOriginationFailed}}, nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -92,9 +94,9 @@ func TestParseQuery(t *testing.T) {
 			"verdict=deny,audit-deny&layer=http&layer=tls&reason=not_in_registry&source=10.0.0.0/8&host=*.example.com" +
 				"&serviceentry=shop/example&chain=c1&since=2025-03-01T11:00:00Z&until=15m&after_id=42&limit=7&backlog=9",
 			Query{
-				Verdicts:     []string{"deny", "audit-deny"},
-				Layers:       []string{"http", "tls"},
-				Reasons:      []string{"not_in_registry"},
+				Verdicts:     []vocab.Verdict{"deny", "audit-deny"},
+				Layers:       []vocab.Layer{"http", "tls"},
+				Reasons:      []vocab.Reason{"not_in_registry"},
 				Source:       "10.0.0.0/8",
 				Host:         "*.example.com",
 				ServiceEntry: "shop/example",
@@ -105,7 +107,7 @@ func TestParseQuery(t *testing.T) {
 				Limit:        7,
 			},
 		},
-		"spaces, empty items and repeats": {"verdict=deny,+,deny&host=~api", Query{Verdicts: []string{"deny"}, Host: "~api"}},
+		"spaces, empty items and repeats": {"verdict=deny,+,deny&host=~api", Query{Verdicts: []vocab.Verdict{"deny"}, Host: "~api"}},
 		"source forms":                    {"source=[2001:db8::1]:443", Query{Source: "[2001:db8::1]:443"}},
 		"since as duration":               {"since=2h", Query{Since: now.Add(-2 * time.Hour)}},
 		"limit 0":                         {"limit=0", Query{}},

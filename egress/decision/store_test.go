@@ -2,27 +2,30 @@ package decision
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func TestStoreRings(t *testing.T) {
 	tests := map[string]struct {
-		in      []string // verdicts, consumed in order, IDs from 1
-		wantIDs []uint64 // Query with a large limit: newest first
+		in      []vocab.Verdict // verdicts, consumed in order, IDs from 1
+		wantIDs []uint64        // Query with a large limit: newest first
 	}{
 		"both rings, merged newest first": {
-			in:      []string{"deny", "allow", "audit-deny", "allow"},
+			in:      []vocab.Verdict{"deny", "allow", "audit-deny", "allow"},
 			wantIDs: []uint64{4, 3, 2, 1},
 		},
 		"allowed flood does not evict denials": {
-			in:      append([]string{"deny", "audit-deny"}, repeat("allow", 100)...),
+			in:      append([]vocab.Verdict{"deny", "audit-deny"}, repeat("allow", 100)...),
 			wantIDs: []uint64{102, 101, 100, 2, 1},
 		},
 		"denied ring evicts its oldest": {
-			in:      append([]string{"allow"}, repeat("deny", 7)...),
+			in:      append([]vocab.Verdict{"allow"}, repeat("deny", 7)...),
 			wantIDs: []uint64{8, 7, 6, 5, 4, 1},
 		},
 	}
@@ -43,20 +46,16 @@ func TestStoreRings(t *testing.T) {
 	}
 }
 
-func repeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
+func repeat(v vocab.Verdict, n int) []vocab.Verdict {
+	return slices.Repeat([]vocab.Verdict{v}, n)
 }
 
 func TestStoreLimit(t *testing.T) {
 	s := NewStore(StoreConfig{Capacity: 150, AllowedCapacity: 150})
 	for i := range 300 {
-		v := VerdictAllow
+		v := vocab.VerdictAllow
 		if i%2 == 0 {
-			v = VerdictDeny
+			v = vocab.VerdictDeny
 		}
 		s.Consume(dec(uint64(i+1), v, "a.test"))
 	}
@@ -87,9 +86,9 @@ func TestStoreConcurrentReads(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range 5000 {
-			v := VerdictAllow
+			v := vocab.VerdictAllow
 			if i%3 == 0 {
-				v = VerdictDeny
+				v = vocab.VerdictDeny
 			}
 			d := dec(uint64(i+1), v, fmt.Sprintf("h%d.test", i%7))
 			d.Chain = &Chain{ID: fmt.Sprint("c", i%10), Hop: i % 3}
@@ -117,9 +116,9 @@ func TestStoreAfterID(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := NewStore(StoreConfig{Capacity: 10, AllowedCapacity: 10})
 			for i, id := range tc.in {
-				v := VerdictAllow
+				v := vocab.VerdictAllow
 				if i%2 == 0 {
-					v = VerdictDeny
+					v = vocab.VerdictDeny
 				}
 				s.Consume(dec(id, v, "a.test"))
 			}

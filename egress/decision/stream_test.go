@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func TestStreamPublishOrderAndIDs(t *testing.T) {
@@ -107,7 +109,7 @@ func TestStreamFanOut(t *testing.T) {
 	}
 	runStream(t, s)
 	for i := range 50 {
-		s.Publish(dec(0, VerdictDeny, fmt.Sprintf("h%d.test", i)))
+		s.Publish(dec(0, vocab.VerdictDeny, fmt.Sprintf("h%d.test", i)))
 	}
 	syncStream(t, s)
 	want := recs[0].decisions()
@@ -138,7 +140,7 @@ func TestStreamSlowConsumer(t *testing.T) {
 
 	// The first decision occupies the slow consumer; then its queue holds
 	// 4 and the remaining 15 are dropped for it alone.
-	s.Publish(dec(0, VerdictDeny, "first.test"))
+	s.Publish(dec(0, vocab.VerdictDeny, "first.test"))
 	select {
 	case <-slow.entered:
 	case <-time.After(10 * time.Second):
@@ -146,7 +148,7 @@ func TestStreamSlowConsumer(t *testing.T) {
 	}
 	start := time.Now()
 	for i := range 19 {
-		if !s.Publish(dec(0, VerdictDeny, fmt.Sprintf("h%d.test", i))) {
+		if !s.Publish(dec(0, vocab.VerdictDeny, fmt.Sprintf("h%d.test", i))) {
 			t.Fatalf("Publish %d refused while a consumer is blocked", i)
 		}
 	}
@@ -194,7 +196,7 @@ func TestStreamFullIntake(t *testing.T) {
 	// Run not started: the queue fills, then Publish refuses and counts.
 	var accepted []bool
 	for i := range 5 {
-		accepted = append(accepted, s.Publish(dec(0, VerdictAllow, fmt.Sprintf("h%d", i))))
+		accepted = append(accepted, s.Publish(dec(0, vocab.VerdictAllow, fmt.Sprintf("h%d", i))))
 	}
 	if want := []bool{true, true, true, false, false}; fmt.Sprint(accepted) != fmt.Sprint(want) {
 		t.Errorf("Publish results %v, want %v", accepted, want)
@@ -225,7 +227,7 @@ func TestStreamRunDrainsOnCancel(t *testing.T) {
 	s.Add("rec", 200, rec)
 	sub := s.Subscribe(200)
 	for range 100 {
-		s.Publish(dec(0, VerdictDeny, "x.test"))
+		s.Publish(dec(0, vocab.VerdictDeny, "x.test"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Run sees a done context at once: all it does is drain
@@ -269,7 +271,7 @@ func TestStreamSync(t *testing.T) {
 		s.Add("rec", 1000, rec)
 		runStream(t, s)
 		for range 300 {
-			s.Publish(dec(0, VerdictDeny, "x.test"))
+			s.Publish(dec(0, vocab.VerdictDeny, "x.test"))
 		}
 		syncStream(t, s)
 		mu.Lock()
@@ -290,7 +292,7 @@ func TestStreamSync(t *testing.T) {
 		s.Add("blocked", 10, b)
 		runStream(t, s)
 		t.Cleanup(func() { close(b.release) }) // before Run's cleanup waits
-		s.Publish(dec(0, VerdictDeny, "x.test"))
+		s.Publish(dec(0, vocab.VerdictDeny, "x.test"))
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		if err := s.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -310,10 +312,10 @@ func TestStreamSync(t *testing.T) {
 		b := newBlocker()
 		s.Add("small", 1, b)
 		runStream(t, s)
-		s.Publish(dec(0, VerdictDeny, "x.test"))
+		s.Publish(dec(0, vocab.VerdictDeny, "x.test"))
 		<-b.entered
 		for range 5 { // one queued, four dropped
-			s.Publish(dec(0, VerdictDeny, "x.test"))
+			s.Publish(dec(0, vocab.VerdictDeny, "x.test"))
 		}
 		time.AfterFunc(10*time.Millisecond, func() { close(b.release) })
 		syncStream(t, s)
@@ -333,7 +335,7 @@ func TestSubscribe(t *testing.T) {
 	reader := s.Subscribe(10)
 	idle := s.Subscribe(2) // never read: keeps 2, drops the rest
 	for i := range 5 {
-		s.Publish(dec(0, VerdictDeny, fmt.Sprintf("h%d", i)))
+		s.Publish(dec(0, vocab.VerdictDeny, fmt.Sprintf("h%d", i)))
 	}
 	syncStream(t, s) // subscriptions are offered a decision before Sync sees it done
 	for i := range 5 {
@@ -356,7 +358,7 @@ func TestSubscribe(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for range 1000 {
-			s.Publish(dec(0, VerdictAllow, "flow"))
+			s.Publish(dec(0, vocab.VerdictAllow, "flow"))
 		}
 	})
 	reader.Close()
@@ -375,7 +377,7 @@ func TestSubscribe(t *testing.T) {
 	// Many subscribe and close while decisions flow; run with -race.
 	wg.Go(func() {
 		for range 2000 {
-			s.Publish(dec(0, VerdictAllow, "flow"))
+			s.Publish(dec(0, vocab.VerdictAllow, "flow"))
 		}
 	})
 	for range 50 {
@@ -410,7 +412,7 @@ func TestStreamAddMisuse(t *testing.T) {
 
 func TestPublishDoesNotAllocate(t *testing.T) {
 	s := NewStream(StreamConfig{Buffer: 50, Registerer: prometheus.NewRegistry()})
-	d := dec(0, VerdictDeny, "a.test")
+	d := dec(0, vocab.VerdictDeny, "a.test")
 	// 100 runs into a queue of 50: both the accepted and the dropped path.
 	if n := testing.AllocsPerRun(100, func() { s.Publish(d) }); n != 0 {
 		t.Errorf("Publish allocates %v times per call, want 0", n)

@@ -13,6 +13,7 @@ import (
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // FromHTTP turns one HTTP access log entry of a gateway listener into a
@@ -30,9 +31,9 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	}
 	req, resp := e.GetRequest(), e.GetResponse()
 	d = common(c)
-	d.Layer = decision.LayerHTTP
+	d.Layer = vocab.LayerHTTP
 	d.Port = port(tags)
-	d.Verdict, d.Reason, d.ServiceEntry = tags[xds.TagVerdict], tags[xds.TagReason], tags[xds.TagServiceEntry]
+	d.Verdict, d.Reason, d.ServiceEntry = vocab.Verdict(tags[xds.TagVerdict]), vocab.Reason(tags[xds.TagReason]), tags[xds.TagServiceEntry]
 	if d.ServiceEntry == "" {
 		// Routed by Host: the entry is named by the cluster.
 		d.ServiceEntry = tags[xds.TagClusterServiceEntry]
@@ -59,7 +60,7 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	if d.Verdict == "" {
 		// No route matched: the request never got as far as a Host
 		// decision (a malformed request, a reset before the headers).
-		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonMalformed
+		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonMalformed
 	}
 	upstreamFailure(d, c)
 	return d, true
@@ -78,17 +79,17 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 		return nil, false
 	}
 	d = common(c)
-	d.Layer = tags[xds.TagLayer]
+	d.Layer = vocab.Layer(tags[xds.TagLayer])
 	d.Port = port(tags)
-	d.Verdict, d.Reason = tags[xds.TagVerdict], tags[xds.TagReason]
+	d.Verdict, d.Reason = vocab.Verdict(tags[xds.TagVerdict]), vocab.Reason(tags[xds.TagReason])
 	d.Host = strings.ToLower(c.GetTlsProperties().GetTlsSniHostname())
 	d.Destination = addressString(c.GetDownstreamLocalAddress())
-	if d.Layer == decision.LayerTLS {
+	if d.Layer == vocab.LayerTLS {
 		d.Protocol = "TLS"
 	} else {
 		d.Protocol = "TCP"
 	}
-	if d.Verdict == decision.VerdictAllow && d.Reason == decision.ReasonAllowed {
+	if d.Verdict == vocab.VerdictAllow && d.Reason == vocab.ReasonAllowed {
 		d.ServiceEntry = entryOf(a, d.Layer, d.Host, d.Port, tags[xds.TagChain])
 	}
 	if policyDenied(d, c.GetConnectionTerminationDetails(), a) {
@@ -104,24 +105,24 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 // reports whether it did. Which address it was Envoy does not say; a Host
 // that is an address names it.
 func guardDenied(d *decision.Decision, details string) bool {
-	var reason string
+	var reason vocab.Reason
 	switch details {
 	case rbacDenied + xds.GuardPolicyLoop + "]":
-		reason = decision.ReasonForwardingLoop
+		reason = vocab.ReasonForwardingLoop
 	case rbacDenied + xds.GuardPolicyBlocked + "]":
-		reason = decision.ReasonBlockedAddress
+		reason = vocab.ReasonBlockedAddress
 	default:
 		return false
 	}
-	d.Verdict, d.Reason, d.Detail = decision.VerdictDeny, reason, ""
+	d.Verdict, d.Reason, d.Detail = vocab.VerdictDeny, reason, ""
 	if ip, err := netip.ParseAddr(d.Host); err == nil {
 		v := netguard.Classify(ip)
-		if reason == decision.ReasonForwardingLoop {
+		if reason == vocab.ReasonForwardingLoop {
 			d.Detail = d.Host + " is the gateway's own address"
 		} else {
 			d.Detail = d.Host + " is " + v.String() + "; the gateway does not connect there"
 		}
-	} else if reason == decision.ReasonForwardingLoop {
+	} else if reason == vocab.ReasonForwardingLoop {
 		d.Detail = d.Host + " resolves to the gateway's own address"
 	} else {
 		d.Detail = d.Host + " resolves to a blocked address; the gateway does not connect there"
@@ -148,7 +149,7 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 	if j := strings.IndexByte(policy, ']'); j >= 0 {
 		policy = policy[:j]
 	}
-	d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonPolicyDenied
+	d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonPolicyDenied
 	switch {
 	case policy == "none" || policy == "":
 		d.Detail = "no ALLOW AuthorizationPolicy matches the caller" + allowPolicies(a)
@@ -209,7 +210,7 @@ func audited(c *datav3.AccessLogCommon) bool {
 // reached into a denial with the reason why: the client got nothing from
 // the destination. Traffic that was not allowed keeps its verdict.
 func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
-	if d.Verdict != decision.VerdictAllow {
+	if d.Verdict != vocab.VerdictAllow {
 		return
 	}
 	f := c.GetResponseFlags()
@@ -221,13 +222,13 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 	case f.GetNoClusterFound():
 		// Routed by Host (or SNI), the destination names its cluster;
 		// there is none because no entry allows it (or no longer does).
-		d.Verdict, d.Reason, d.ServiceEntry = decision.VerdictDeny, decision.ReasonNotInRegistry, ""
+		d.Verdict, d.Reason, d.ServiceEntry = vocab.VerdictDeny, vocab.ReasonNotInRegistry, ""
 		return
 	case isTLSFailure(transport):
-		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonTLSOriginationFailed
+		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonTLSOriginationFailed
 	case transport != "" || f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetDnsResolutionFailure() ||
 		f.GetUpstreamOverflow():
-		d.Verdict, d.Reason = decision.VerdictDeny, decision.ReasonUpstreamError
+		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonUpstreamError
 	default:
 		return
 	}
@@ -248,13 +249,10 @@ func isTLSFailure(reason string) bool {
 // entryOf names the ServiceEntry that allowed a TLS or TCP connection. TCP
 // chains carry it in their name ("tcp|5432|ns/name"); TLS chains carry the
 // host, whose entry the allowlist knows.
-func entryOf(a *serviceentry.Allowlist, layer, host string, port uint32, chain string) string {
-	if layer == decision.LayerTCP {
-		parts := strings.SplitN(chain, "|", 3)
-		if len(parts) == 3 && parts[0] == "tcp" && parts[2] != "unlisted" {
-			return parts[2]
-		}
-		return ""
+func entryOf(a *serviceentry.Allowlist, layer vocab.Layer, host string, port uint32, chain string) string {
+	if layer == vocab.LayerTCP {
+		c, _ := vocab.ParseChain(chain)
+		return c.Entry()
 	}
 	if _, hp, ok := a.MatchPort(host, port); ok && hp.Entry != nil {
 		return hp.Entry.Ref.String()

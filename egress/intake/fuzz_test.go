@@ -12,6 +12,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/xds"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // FuzzAccessLogEntries: no Access Log Service message (any bytes a client
@@ -71,14 +72,14 @@ spec:
 			}
 		}
 		for i, d := range ds {
-			valid := decision.Valid(d.Layer, d.Verdict, d.Reason)
-			if Refused(d, a, ledger, time.Now()) && (d.Verdict != decision.VerdictDeny || !decision.Valid(d.Layer, d.Verdict, d.Reason) || d.Detail == "") {
+			valid := d.Valid()
+			if Refused(d, a, ledger, time.Now()) && (d.Verdict != vocab.VerdictDeny || !d.Valid() || d.Detail == "") {
 				t.Fatalf("a refusal made %+v", d)
 			}
-			if valid && !decision.Valid(d.Layer, d.Verdict, d.Reason) {
+			if valid && !d.Valid() {
 				t.Fatalf("decision %d became invalid: %+v", i, d)
 			}
-			if d.Layer == decision.LayerHTTP && d.Port > 65535 {
+			if d.Layer == vocab.LayerHTTP && d.Port > 65535 {
 				t.Fatalf("port %d", d.Port)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Refused turns a decision whose upstream could not be reached because
@@ -29,7 +30,7 @@ func Refused(d *decision.Decision, a *serviceentry.Allowlist, ledger *netguard.L
 		if !ok || r.Kept > 0 {
 			continue
 		}
-		d.Verdict, d.Reason, d.Detail = decision.VerdictDeny, r.Reason(), r.Detail()
+		d.Verdict, d.Reason, d.Detail = vocab.VerdictDeny, r.Reason(), r.Detail()
 		if d.ServiceEntry == "" {
 			d.ServiceEntry = r.ServiceEntry
 		}
@@ -42,8 +43,8 @@ func Refused(d *decision.Decision, a *serviceentry.Allowlist, ledger *netguard.L
 // no upstream: upstream_error, or an AUDIT or ALLOW_ANY forward whose
 // connect failed (no healthy upstream, DNS failure, connect failure).
 func unreached(d *decision.Decision) bool {
-	if d.Verdict == decision.VerdictDeny {
-		return d.Reason == decision.ReasonUpstreamError
+	if d.Verdict == vocab.VerdictDeny {
+		return d.Reason == vocab.ReasonUpstreamError
 	}
 	for _, f := range strings.Split(d.Flags, ",") {
 		switch f {

@@ -13,6 +13,7 @@ import (
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // TestGuardDeniedHTTP: the address guard's RBAC denial after the forward
@@ -20,12 +21,14 @@ import (
 func TestGuardDeniedHTTP(t *testing.T) {
 	auditTags := map[string]string{xds.TagLayer: "http", xds.TagPort: "80", xds.TagVerdict: "audit-deny", xds.TagReason: "not_in_registry"}
 	for _, tc := range []struct {
-		authority, policy, reason, detail string
+		authority, policy string
+		reason            vocab.Reason
+		detail            string
 	}{
-		{"127.77.0.1:10080", xds.GuardPolicyLoop, decision.ReasonForwardingLoop, "127.77.0.1 is the gateway's own address"},
-		{"169.254.169.254", xds.GuardPolicyBlocked, decision.ReasonBlockedAddress, "169.254.169.254 is link_local; the gateway does not connect there"},
-		{"localhost:15001", xds.GuardPolicyBlocked, decision.ReasonBlockedAddress, "localhost resolves to a blocked address; the gateway does not connect there"},
-		{"gw.example:80", xds.GuardPolicyLoop, decision.ReasonForwardingLoop, "gw.example resolves to the gateway's own address"},
+		{"127.77.0.1:10080", xds.GuardPolicyLoop, vocab.ReasonForwardingLoop, "127.77.0.1 is the gateway's own address"},
+		{"169.254.169.254", xds.GuardPolicyBlocked, vocab.ReasonBlockedAddress, "169.254.169.254 is link_local; the gateway does not connect there"},
+		{"localhost:15001", xds.GuardPolicyBlocked, vocab.ReasonBlockedAddress, "localhost resolves to a blocked address; the gateway does not connect there"},
+		{"gw.example:80", xds.GuardPolicyLoop, vocab.ReasonForwardingLoop, "gw.example resolves to the gateway's own address"},
 	} {
 		e := &datav3.HTTPAccessLogEntry{
 			CommonProperties: commonProps(auditTags, nil),
@@ -34,7 +37,7 @@ func TestGuardDeniedHTTP(t *testing.T) {
 				ResponseCodeDetails: "rbac_access_denied_matched_policy[" + tc.policy + "]"},
 		}
 		d, ok := FromHTTP(e, nil)
-		if !ok || d.Verdict != decision.VerdictDeny || d.Reason != tc.reason || d.Detail != tc.detail {
+		if !ok || d.Verdict != vocab.VerdictDeny || d.Reason != tc.reason || d.Detail != tc.detail {
 			t.Errorf("%s: %+v", tc.authority, d)
 		}
 	}
@@ -67,26 +70,26 @@ spec:
 	for name, tc := range map[string]struct {
 		d      decision.Decision
 		ledger *netguard.Ledger
-		reason string
+		reason vocab.Reason
 		detail string
 		entry  string
 	}{
 		"the host": {
 			d:      decision.Decision{Layer: "http", Verdict: "deny", Reason: "upstream_error", Host: "rebind.example.test", Flags: "UH"},
 			ledger: refusedLedger("rebind.example.test", "ci/rebind", "127.0.0.1"),
-			reason: decision.ReasonBlockedAddress, entry: "ci/rebind",
+			reason: vocab.ReasonBlockedAddress, entry: "ci/rebind",
 			detail: "rebind.example.test resolved to 127.0.0.1 (loopback); the gateway does not connect there",
 		},
 		"an endpoint name of the entry": {
 			d:      decision.Decision{Layer: "tls", Verdict: "deny", Reason: "upstream_error", Host: "api.example.test", Port: 443, Flags: "UH"},
 			ledger: refusedLedger("backend.example.test", "ci/api", "10.0.0.1"),
-			reason: decision.ReasonBlockedAddress, entry: "ci/api",
+			reason: vocab.ReasonBlockedAddress, entry: "ci/api",
 			detail: "backend.example.test resolved to 10.0.0.1 (private); the gateway does not connect there",
 		},
 		"an SNI that is the gateway's address, under ALLOW_ANY": {
 			d:      decision.Decision{Layer: "tls", Verdict: "allow", Reason: "allow_any", Host: "127.77.0.1", Flags: "UH"},
 			ledger: refusedLedger("127.77.0.1", "", "127.77.0.1"),
-			reason: decision.ReasonForwardingLoop,
+			reason: vocab.ReasonForwardingLoop,
 			detail: "127.77.0.1 resolved to 127.77.0.1 (the gateway's own address); the gateway does not connect there",
 		},
 		"reached its upstream": {
@@ -97,7 +100,7 @@ spec:
 		"failed for another name": {
 			d:      decision.Decision{Layer: "http", Verdict: "deny", Reason: "upstream_error", Host: "other.example.test", Flags: "UF"},
 			ledger: refusedLedger("rebind.example.test", "", "127.0.0.1"),
-			reason: decision.ReasonUpstreamError,
+			reason: vocab.ReasonUpstreamError,
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -106,8 +109,8 @@ spec:
 			if d.Reason != tc.reason || d.Detail != tc.detail || d.ServiceEntry != tc.entry {
 				t.Errorf("got %+v", d)
 			}
-			if tc.reason == decision.ReasonBlockedAddress || tc.reason == decision.ReasonForwardingLoop {
-				if d.Verdict != decision.VerdictDeny {
+			if tc.reason == vocab.ReasonBlockedAddress || tc.reason == vocab.ReasonForwardingLoop {
+				if d.Verdict != vocab.VerdictDeny {
 					t.Errorf("verdict %s", d.Verdict)
 				}
 			}

@@ -101,7 +101,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if http := msg.GetHttpLogs().GetLogEntry(); len(http) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range http {
-				if d, ok := FromHTTP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
+				if d, ok := FromHTTP(e, a); ok && d.Valid() {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					d.Gateway, d.GatewayNode = gateway, node
 					httpDecision.Inc()
@@ -114,7 +114,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if tcp := msg.GetTcpLogs().GetLogEntry(); len(tcp) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range tcp {
-				if d, ok := FromTCP(e, a); ok && decision.Valid(d.Layer, d.Verdict, d.Reason) {
+				if d, ok := FromTCP(e, a); ok && d.Valid() {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					d.Gateway, d.GatewayNode = gateway, node
 					tcpDecision.Inc()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Linker is the chain state machine. It is not safe for concurrent use;
@@ -106,13 +107,13 @@ func (l *Linker) Link(d *decision.Decision, now time.Time) []*decision.Decision 
 	c.hops = append(c.hops, next)
 	l.pending[pendingKey{d.Source.Addr(), next.Host}] = &pending{chain: c, hop: hop + 1, expires: now.Add(l.TTL)}
 	l.bound()
-	if next.Verdict == decision.VerdictAllow {
+	if next.Verdict == vocab.VerdictAllow {
 		return out
 	}
 	port, _ := strconv.ParseUint(location.Port(), 10, 32)
 	out = append(out, &decision.Decision{
 		Time:     d.Time,
-		Layer:    decision.LayerHTTP,
+		Layer:    vocab.LayerHTTP,
 		Verdict:  next.Verdict,
 		Reason:   next.Reason,
 		Source:   d.Source,
@@ -130,7 +131,7 @@ func (l *Linker) Link(d *decision.Decision, now time.Time) []*decision.Decision 
 // redirectTarget returns the hop a 3xx response points to, judged against
 // the allowlist.
 func (l *Linker) redirectTarget(d *decision.Decision) (*url.URL, decision.Hop, bool) {
-	if d.Layer != decision.LayerHTTP || d.Status < 300 || d.Status > 399 || d.Location == "" {
+	if d.Layer != vocab.LayerHTTP || d.Status < 300 || d.Status > 399 || d.Location == "" {
 		return nil, decision.Hop{}, false
 	}
 	base := requestURL(d)
@@ -151,16 +152,16 @@ func (l *Linker) redirectTarget(d *decision.Decision) (*url.URL, decision.Hop, b
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	port, _ := strconv.ParseUint(u.Port(), 10, 32)
-	hop := decision.Hop{URL: displayURL(u), Host: host, Verdict: decision.VerdictAllow, Reason: decision.ReasonAllowed}
+	hop := decision.Hop{URL: displayURL(u), Host: host, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
 	if _, _, ok := l.Allowlist().MatchPort(host, uint32(port)); !ok {
-		hop.Reason = decision.ReasonRedirectUnlisted
+		hop.Reason = vocab.ReasonRedirectUnlisted
 		switch l.Outbound {
 		case serviceentry.AllowAny:
-			hop.Reason = decision.ReasonAllowAny
+			hop.Reason = vocab.ReasonAllowAny
 		case serviceentry.Audit:
-			hop.Verdict = decision.VerdictAuditDeny
+			hop.Verdict = vocab.VerdictAuditDeny
 		default:
-			hop.Verdict = decision.VerdictDeny
+			hop.Verdict = vocab.VerdictDeny
 		}
 	}
 	return u, hop, true
@@ -175,7 +176,7 @@ func hopOf(d *decision.Decision) decision.Hop {
 // passthrough has no path.
 func requestURL(d *decision.Decision) *url.URL {
 	scheme := "http"
-	if d.Layer == decision.LayerTLS {
+	if d.Layer == vocab.LayerTLS {
 		scheme = "https"
 	}
 	host := d.Host

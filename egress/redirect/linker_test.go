@@ -9,6 +9,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 const allowlistYAML = `
@@ -48,8 +49,8 @@ var (
 	t0     = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 )
 
-func httpReq(src netip.AddrPort, host string, port uint32, path string, status int, location, verdict, reason string) *decision.Decision {
-	return &decision.Decision{Time: t0, Layer: decision.LayerHTTP, Source: src, Host: host, Port: port, Path: path,
+func httpReq(src netip.AddrPort, host string, port uint32, path string, status int, location string, verdict vocab.Verdict, reason vocab.Reason) *decision.Decision {
+	return &decision.Decision{Time: t0, Layer: vocab.LayerHTTP, Source: src, Host: host, Port: port, Path: path,
 		Status: status, Location: location, Verdict: verdict, Reason: reason}
 }
 
@@ -66,17 +67,17 @@ func hops(c *decision.Chain) []decision.Hop {
 // second hop's redirect is seen, and again when the client follows it.
 func TestDockerChain(t *testing.T) {
 	l := NewLinker("c", 0, 0, testAllowlist(t), serviceentry.RegistryOnly)
-	allow, deny := decision.VerdictAllow, decision.VerdictDeny
+	allow, deny := vocab.VerdictAllow, vocab.VerdictDeny
 
-	out := l.Link(httpReq(client, "www.docker.io", 80, "/", 301, "https://www.docker.io/", allow, decision.ReasonAllowed), t0)
+	out := l.Link(httpReq(client, "www.docker.io", 80, "/", 301, "https://www.docker.io/", allow, vocab.ReasonAllowed), t0)
 	if len(out) != 1 || out[0].Chain == nil || out[0].Chain.Hop != 0 {
 		t.Fatalf("first redirect: %+v", out)
 	}
 	id := out[0].Chain.ID
 
 	// The HTTPS hop is TLS passthrough: the gateway sees the SNI only.
-	tlsHop := &decision.Decision{Time: t0.Add(time.Millisecond), Layer: decision.LayerTLS, Source: netip.AddrPortFrom(client.Addr(), 40001),
-		Host: "www.docker.io", Port: 443, Verdict: allow, Reason: decision.ReasonAllowed}
+	tlsHop := &decision.Decision{Time: t0.Add(time.Millisecond), Layer: vocab.LayerTLS, Source: netip.AddrPortFrom(client.Addr(), 40001),
+		Host: "www.docker.io", Port: 443, Verdict: allow, Reason: vocab.ReasonAllowed}
 	out = l.Link(tlsHop, t0)
 	if len(out) != 1 || out[0].Chain == nil || out[0].Chain.ID != id || out[0].Chain.Hop != 1 {
 		t.Fatalf("TLS hop: %+v", out[0].Chain)
@@ -85,37 +86,37 @@ func TestDockerChain(t *testing.T) {
 	// Seen as HTTP (TLS origination), the second hop redirects to an
 	// unlisted host: reported before the client follows.
 	l2 := NewLinker("c", 0, 0, testAllowlist(t), serviceentry.RegistryOnly)
-	l2.Link(httpReq(client, "www.docker.io", 80, "/", 301, "http://www.docker.io:443/x", allow, decision.ReasonAllowed), t0)
-	out = l2.Link(httpReq(client, "www.docker.io", 443, "/x", 302, "https://www.docker.com/", allow, decision.ReasonAllowed), t0)
+	l2.Link(httpReq(client, "www.docker.io", 80, "/", 301, "http://www.docker.io:443/x", allow, vocab.ReasonAllowed), t0)
+	out = l2.Link(httpReq(client, "www.docker.io", 443, "/x", 302, "https://www.docker.com/", allow, vocab.ReasonAllowed), t0)
 	if len(out) != 2 {
 		t.Fatalf("redirect to unlisted: got %d decisions, want the hop and its denial", len(out))
 	}
 	denied := out[1]
 	want := []decision.Hop{
-		{URL: "http://www.docker.io/", Host: "www.docker.io", Status: 301, Verdict: allow, Reason: decision.ReasonAllowed},
-		{URL: "http://www.docker.io:443/x", Host: "www.docker.io", Status: 302, Verdict: allow, Reason: decision.ReasonAllowed},
-		{URL: "https://www.docker.com/", Host: "www.docker.com", Verdict: deny, Reason: decision.ReasonRedirectUnlisted},
+		{URL: "http://www.docker.io/", Host: "www.docker.io", Status: 301, Verdict: allow, Reason: vocab.ReasonAllowed},
+		{URL: "http://www.docker.io:443/x", Host: "www.docker.io", Status: 302, Verdict: allow, Reason: vocab.ReasonAllowed},
+		{URL: "https://www.docker.com/", Host: "www.docker.com", Verdict: deny, Reason: vocab.ReasonRedirectUnlisted},
 	}
 	if diff := cmp.Diff(want, hops(denied.Chain)); diff != "" {
 		t.Errorf("chain (-want +got):\n%s", diff)
 	}
-	if denied.Verdict != deny || denied.Reason != decision.ReasonRedirectUnlisted || denied.Host != "www.docker.com" ||
+	if denied.Verdict != deny || denied.Reason != vocab.ReasonRedirectUnlisted || denied.Host != "www.docker.com" ||
 		denied.Port != 443 || denied.Chain.Hop != 2 || denied.Source != client {
 		t.Errorf("denial %+v", denied)
 	}
 
 	// The client follows anyway: its request is hop 2 of the same chain.
-	out = l2.Link(httpReq(other, "www.docker.com", 443, "/", 403, "", deny, decision.ReasonNotInRegistry), t0)
+	out = l2.Link(httpReq(other, "www.docker.com", 443, "/", 403, "", deny, vocab.ReasonNotInRegistry), t0)
 	if out[0].Chain != nil {
 		t.Errorf("another source's request joined the chain: %+v", out[0].Chain)
 	}
-	followed := &decision.Decision{Time: t0, Layer: decision.LayerTLS, Source: client, Host: "www.docker.com", Port: 443,
-		Verdict: deny, Reason: decision.ReasonNotInRegistry}
+	followed := &decision.Decision{Time: t0, Layer: vocab.LayerTLS, Source: client, Host: "www.docker.com", Port: 443,
+		Verdict: deny, Reason: vocab.ReasonNotInRegistry}
 	out = l2.Link(followed, t0)
 	if len(out) != 1 || out[0].Chain == nil || out[0].Chain.ID != denied.Chain.ID || out[0].Chain.Hop != 2 {
 		t.Fatalf("followed hop: %+v", out[0].Chain)
 	}
-	if got := out[0].Chain.Hops[2]; got.Reason != decision.ReasonNotInRegistry || got.URL != "https://www.docker.com/" {
+	if got := out[0].Chain.Hops[2]; got.Reason != vocab.ReasonNotInRegistry || got.URL != "https://www.docker.com/" {
 		t.Errorf("observed hop replaces the predicted one: %+v", got)
 	}
 }
@@ -129,20 +130,20 @@ func TestRedirectVerdicts(t *testing.T) {
 	}{
 		"relative stays on host":   {serviceentry.RegistryOnly, "/login", nil, "b.test"},
 		"listed host":              {serviceentry.RegistryOnly, "http://www.docker.io/", nil, "www.docker.io"},
-		"listed host, wrong port":  {serviceentry.RegistryOnly, "http://b.test:8080/", []string{decision.VerdictDeny, decision.ReasonRedirectUnlisted}, "b.test"},
-		"unlisted, REGISTRY_ONLY":  {serviceentry.RegistryOnly, "https://evil.example/", []string{decision.VerdictDeny, decision.ReasonRedirectUnlisted}, "evil.example"},
-		"unlisted, AUDIT":          {serviceentry.Audit, "https://evil.example/", []string{decision.VerdictAuditDeny, decision.ReasonRedirectUnlisted}, "evil.example"},
+		"listed host, wrong port":  {serviceentry.RegistryOnly, "http://b.test:8080/", []string{string(vocab.VerdictDeny), string(vocab.ReasonRedirectUnlisted)}, "b.test"},
+		"unlisted, REGISTRY_ONLY":  {serviceentry.RegistryOnly, "https://evil.example/", []string{string(vocab.VerdictDeny), string(vocab.ReasonRedirectUnlisted)}, "evil.example"},
+		"unlisted, AUDIT":          {serviceentry.Audit, "https://evil.example/", []string{string(vocab.VerdictAuditDeny), string(vocab.ReasonRedirectUnlisted)}, "evil.example"},
 		"unlisted, ALLOW_ANY":      {serviceentry.AllowAny, "https://evil.example/", nil, "evil.example"},
 		"upper case, trailing dot": {serviceentry.RegistryOnly, "http://WWW.Docker.IO./", nil, "www.docker.io"},
-		"scheme-relative":          {serviceentry.RegistryOnly, "//evil.example/x", []string{decision.VerdictDeny, decision.ReasonRedirectUnlisted}, "evil.example"},
+		"scheme-relative":          {serviceentry.RegistryOnly, "//evil.example/x", []string{string(vocab.VerdictDeny), string(vocab.ReasonRedirectUnlisted)}, "evil.example"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			l := NewLinker("c", 0, 0, testAllowlist(t), tc.mode)
-			out := l.Link(httpReq(client, "b.test", 80, "/start?q=1", 302, tc.location, decision.VerdictAllow, decision.ReasonAllowed), t0)
+			out := l.Link(httpReq(client, "b.test", 80, "/start?q=1", 302, tc.location, vocab.VerdictAllow, vocab.ReasonAllowed), t0)
 			var got []string
 			if len(out) == 2 {
-				got = []string{out[1].Verdict, out[1].Reason}
+				got = []string{string(out[1].Verdict), string(out[1].Reason)}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("extra decision (-want +got):\n%s", diff)
@@ -160,11 +161,11 @@ func TestRedirectVerdicts(t *testing.T) {
 func TestNotRedirects(t *testing.T) {
 	l := NewLinker("c", 0, 0, testAllowlist(t), serviceentry.RegistryOnly)
 	for _, d := range []*decision.Decision{
-		httpReq(client, "b.test", 80, "/", 200, "", decision.VerdictAllow, decision.ReasonAllowed),
-		httpReq(client, "b.test", 80, "/", 304, "", decision.VerdictAllow, decision.ReasonAllowed), // 3xx without Location
-		httpReq(client, "b.test", 80, "/", 302, "ftp://files.example/", decision.VerdictAllow, decision.ReasonAllowed),
-		httpReq(client, "b.test", 80, "/", 302, "http://%zz/", decision.VerdictAllow, decision.ReasonAllowed),
-		{Layer: decision.LayerDNS, Host: "b.test", Source: client},
+		httpReq(client, "b.test", 80, "/", 200, "", vocab.VerdictAllow, vocab.ReasonAllowed),
+		httpReq(client, "b.test", 80, "/", 304, "", vocab.VerdictAllow, vocab.ReasonAllowed), // 3xx without Location
+		httpReq(client, "b.test", 80, "/", 302, "ftp://files.example/", vocab.VerdictAllow, vocab.ReasonAllowed),
+		httpReq(client, "b.test", 80, "/", 302, "http://%zz/", vocab.VerdictAllow, vocab.ReasonAllowed),
+		{Layer: vocab.LayerDNS, Host: "b.test", Source: client},
 	} {
 		out := l.Link(d, t0)
 		if len(out) != 1 || out[0].Chain != nil {
@@ -178,13 +179,13 @@ func TestNotRedirects(t *testing.T) {
 
 func TestExpiryAndBound(t *testing.T) {
 	l := NewLinker("c", 10*time.Second, 2, testAllowlist(t), serviceentry.RegistryOnly)
-	l.Link(httpReq(client, "b.test", 80, "/", 302, "http://www.docker.io/", decision.VerdictAllow, decision.ReasonAllowed), t0)
-	late := httpReq(client, "www.docker.io", 80, "/", 200, "", decision.VerdictAllow, decision.ReasonAllowed)
+	l.Link(httpReq(client, "b.test", 80, "/", 302, "http://www.docker.io/", vocab.VerdictAllow, vocab.ReasonAllowed), t0)
+	late := httpReq(client, "www.docker.io", 80, "/", 200, "", vocab.VerdictAllow, vocab.ReasonAllowed)
 	if out := l.Link(late, t0.Add(11*time.Second)); out[0].Chain != nil {
 		t.Errorf("a request after the TTL joined the chain: %+v", out[0].Chain)
 	}
 	for i, host := range []string{"a.example", "b.example", "c.example"} {
-		l.Link(httpReq(client, "b.test", 80, "/", 302, "http://"+host+"/", decision.VerdictAllow, decision.ReasonAllowed), t0.Add(time.Duration(20+i)*time.Second))
+		l.Link(httpReq(client, "b.test", 80, "/", 302, "http://"+host+"/", vocab.VerdictAllow, vocab.ReasonAllowed), t0.Add(time.Duration(20+i)*time.Second))
 	}
 	if len(l.pending) != 2 {
 		t.Fatalf("pending %d, want the bound 2", len(l.pending))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 type published struct {
@@ -35,10 +36,10 @@ func TestTrackerReorders(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	start := time.Now()
-	redirect := &decision.Decision{Time: start, Layer: decision.LayerHTTP, Source: client, Host: "b.test", Port: 80, Path: "/",
-		Status: 302, Location: "http://www.docker.io/", Verdict: decision.VerdictAllow, Reason: decision.ReasonAllowed}
-	follow := &decision.Decision{Time: start.Add(5 * time.Millisecond), Layer: decision.LayerHTTP, Source: client, Host: "www.docker.io", Port: 80, Path: "/",
-		Status: 200, Verdict: decision.VerdictAllow, Reason: decision.ReasonAllowed}
+	redirect := &decision.Decision{Time: start, Layer: vocab.LayerHTTP, Source: client, Host: "b.test", Port: 80, Path: "/",
+		Status: 302, Location: "http://www.docker.io/", Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
+	follow := &decision.Decision{Time: start.Add(5 * time.Millisecond), Layer: vocab.LayerHTTP, Source: client, Host: "www.docker.io", Port: 80, Path: "/",
+		Status: 200, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed}
 	tr.Add(follow)
 	time.Sleep(20 * time.Millisecond)
 	tr.Add(redirect)
@@ -70,11 +71,11 @@ func TestTrackerFlushesOnStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = tr.Run(ctx); close(done) }()
-	tr.Add(&decision.Decision{Layer: decision.LayerTCP, Verdict: decision.VerdictDeny})
-	tr.Add(&decision.Decision{Layer: decision.LayerTCP, Verdict: decision.VerdictDeny})
+	tr.Add(&decision.Decision{Layer: vocab.LayerTCP, Verdict: vocab.VerdictDeny})
+	tr.Add(&decision.Decision{Layer: vocab.LayerTCP, Verdict: vocab.VerdictDeny})
 	cancel()
 	<-done
-	tr.Add(&decision.Decision{Layer: decision.LayerTCP, Verdict: decision.VerdictDeny})
+	tr.Add(&decision.Decision{Layer: vocab.LayerTCP, Verdict: vocab.VerdictDeny})
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.list) != 3 {

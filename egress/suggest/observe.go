@@ -10,15 +10,16 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // fixable are the reasons a ServiceEntry can fix. The others (no_sni,
 // unidentified_tcp, policy_denied, tls_origination_failed, upstream_error, ...) need
 // something else: an SNI, an AuthorizationPolicy, a working upstream.
-var fixable = map[string]bool{
-	decision.ReasonNotInRegistry:    true,
-	decision.ReasonRedirectUnlisted: true,
-	decision.ReasonCNAMEToUnlisted:  true,
+var fixable = map[vocab.Reason]bool{
+	vocab.ReasonNotInRegistry:    true,
+	vocab.ReasonRedirectUnlisted: true,
+	vocab.ReasonCNAMEToUnlisted:  true,
 }
 
 // observation is what one denial says about the host it was refused: the
@@ -42,14 +43,14 @@ func observe(d *decision.Decision) (observation, bool) {
 	o := observation{source: sourceOf(d), time: d.Time}
 	raw := d.Host
 	switch {
-	case d.Reason == decision.ReasonRedirectUnlisted:
+	case d.Reason == vocab.ReasonRedirectUnlisted:
 		if u := redirectTarget(d); u != nil {
 			raw = u.Hostname()
 			o.port, o.protocol = urlPort(u)
 			break
 		}
 		o.port, o.protocol = layerPort(d)
-	case d.Reason == decision.ReasonCNAMEToUnlisted:
+	case d.Reason == vocab.ReasonCNAMEToUnlisted:
 		// The unlisted name is the chain's last. The chain comes from the
 		// DNS proxy, which sees no port.
 		if t := cnameTarget(d.Detail); t != "" {
@@ -75,17 +76,17 @@ func layerPort(d *decision.Decision) (uint32, serviceentry.Protocol) {
 		return 0, ""
 	}
 	switch d.Layer {
-	case decision.LayerHTTP:
+	case vocab.LayerHTTP:
 		if port == 0 {
 			port = 80
 		}
 		return port, serviceentry.ProtocolHTTP
-	case decision.LayerTLS:
+	case vocab.LayerTLS:
 		if port == 0 {
 			port = 443
 		}
 		return port, serviceentry.ProtocolTLS
-	case decision.LayerTCP:
+	case vocab.LayerTCP:
 		if port == 0 {
 			return 0, ""
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -129,12 +130,12 @@ func checkAllowed(t *testing.T, i int, ss []Suggestion, entries []*serviceentry.
 var (
 	labels   = []string{"a", "b", "api", "www", "cdn", "x-1", "xn--bcher-kva", strings.Repeat("l", 63), "Mixed", "9"}
 	domains  = []string{"example.com", "example.co.uk", "github.io", "alice.github.io", "svc.cluster.local", "example.net", "co.uk", "com", "example.org", "cdn.example.net"}
-	layers   = []string{"dns", "http", "tls", "tcp", "udp", ""}
-	reasons  = []string{"not_in_registry", "not_in_registry", "redirect_to_unlisted_host", "cname_to_unlisted_host", "no_sni", "tls_origination_failed"}
-	verdicts = []string{"deny", "deny", "audit-deny", "allow"}
+	layers   = []vocab.Layer{"dns", "http", "tls", "tcp", "udp", ""}
+	reasons  = []vocab.Reason{"not_in_registry", "not_in_registry", "redirect_to_unlisted_host", "cname_to_unlisted_host", "no_sni", "tls_origination_failed"}
+	verdicts = []vocab.Verdict{"deny", "deny", "audit-deny", "allow"}
 )
 
-func pick(r *rand.Rand, xs ...string) string { return xs[r.IntN(len(xs))] }
+func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
 
 func randomHost(r *rand.Rand) string {
 	switch r.IntN(20) {
@@ -179,12 +180,12 @@ func randomDecisions(r *rand.Rand) []*decision.Decision {
 			d.Identity = "spiffe://cluster.local/ns/a/sa/" + pick(r, "x", "y")
 		}
 		switch d.Reason {
-		case decision.ReasonRedirectUnlisted:
+		case vocab.ReasonRedirectUnlisted:
 			d.Location = pick(r, "", "/rel", "https://"+randomHost(r)+"/", "http://"+randomHost(r)+":8081/x", "ftp://"+randomHost(r), "http://[::1]:99999/")
 			if r.IntN(2) == 0 {
 				d.Chain = &decision.Chain{ID: "c", Hops: []decision.Hop{{URL: "https://" + randomHost(r) + "/"}}}
 			}
-		case decision.ReasonCNAMEToUnlisted:
+		case vocab.ReasonCNAMEToUnlisted:
 			d.Detail = d.Host + " -> " + randomHost(r)
 		}
 		ds = append(ds, d)

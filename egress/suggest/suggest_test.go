@@ -11,14 +11,15 @@ import (
 
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // deny is a denial at t0 from 10.0.0.1 (not_in_registry unless changed).
-func deny(layer, host string, port uint32, edit ...func(*decision.Decision)) *decision.Decision {
+func deny(layer vocab.Layer, host string, port uint32, edit ...func(*decision.Decision)) *decision.Decision {
 	d := &decision.Decision{
-		Time: t0, Layer: layer, Verdict: decision.VerdictDeny, Reason: decision.ReasonNotInRegistry,
+		Time: t0, Layer: layer, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry,
 		Source: netip.MustParseAddrPort("10.0.0.1:40000"), Host: host, Port: port,
 	}
 	for _, e := range edit {
@@ -27,7 +28,9 @@ func deny(layer, host string, port uint32, edit ...func(*decision.Decision)) *de
 	return d
 }
 
-func reason(r string) func(*decision.Decision) { return func(d *decision.Decision) { d.Reason = r } }
+func reason(r vocab.Reason) func(*decision.Decision) {
+	return func(d *decision.Decision) { d.Reason = r }
+}
 
 // summary is the part of a Suggestion most tests look at.
 type summary struct {
@@ -59,19 +62,19 @@ func TestInference(t *testing.T) {
 		"tls":                 {deny("tls", "a.example.com", 8443), []summary{{Host: "a.example.com", Ports: "8443/TLS"}}},
 		"tcp":                 {deny("tcp", "db.example.com", 5432), []summary{{Host: "db.example.com", Ports: "5432/TCP"}}},
 		"dns":                 {deny("dns", "a.example.com.", 0), []summary{{Host: "a.example.com", Ports: "443/TLS", Notes: []string{assumedNote}}}},
-		"audit-deny": {deny("tls", "a.example.com", 443, func(d *decision.Decision) { d.Verdict = decision.VerdictAuditDeny }),
+		"audit-deny": {deny("tls", "a.example.com", 443, func(d *decision.Decision) { d.Verdict = vocab.VerdictAuditDeny }),
 			[]summary{{Host: "a.example.com", Ports: "443/TLS"}}},
 		"idn": {deny("tls", "bücher.example", 443), []summary{{Host: "xn--bcher-kva.example", Ports: "443/TLS"}}},
-		"redirect https": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect https": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) { d.Location = "https://Login.Example.net/x" }),
 			[]summary{{Host: "login.example.net", Ports: "443/TLS"}}},
-		"redirect http explicit port": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect http explicit port": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) { d.Location = "http://login.example.net:8080/x" }),
 			[]summary{{Host: "login.example.net", Ports: "8080/HTTP"}}},
-		"redirect https explicit port": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect https explicit port": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) { d.Location = "https://login.example.net:8443" }),
 			[]summary{{Host: "login.example.net", Ports: "8443/TLS"}}},
-		"redirect chain last hop": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect chain last hop": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) {
 				d.Location = "/relative"
 				d.Chain = &decision.Chain{ID: "c", Hop: 1, Hops: []decision.Hop{
@@ -80,19 +83,19 @@ func TestInference(t *testing.T) {
 				}}
 			}),
 			[]summary{{Host: "sso.example.net", Ports: "443/TLS"}}},
-		"redirect hop host only": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect hop host only": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) {
 				d.Chain = &decision.Chain{ID: "c", Hops: []decision.Hop{{Host: "sso.example.net"}}}
 			}),
 			[]summary{{Host: "sso.example.net", Ports: "443/TLS", Notes: []string{assumedNote}}}},
-		"redirect without target": {deny("http", "b.example.org", 80, reason(decision.ReasonRedirectUnlisted)),
+		"redirect without target": {deny("http", "b.example.org", 80, reason(vocab.ReasonRedirectUnlisted)),
 			[]summary{{Host: "b.example.org", Ports: "80/HTTP"}}},
-		"redirect to ip": {deny("http", "www.example.org", 80, reason(decision.ReasonRedirectUnlisted),
+		"redirect to ip": {deny("http", "www.example.org", 80, reason(vocab.ReasonRedirectUnlisted),
 			func(d *decision.Decision) { d.Location = "http://192.0.2.1/x" }), []summary{}},
-		"cname": {deny("dns", "www.example.com", 0, reason(decision.ReasonCNAMEToUnlisted),
+		"cname": {deny("dns", "www.example.com", 0, reason(vocab.ReasonCNAMEToUnlisted),
 			func(d *decision.Decision) { d.Detail = "www.example.com -> www.example.com.cdn.net -> edge.cdn.net" }),
 			[]summary{{Host: "edge.cdn.net", Ports: "443/TLS", Notes: []string{assumedNote}}}},
-		"cname without chain": {deny("dns", "www.example.com", 0, reason(decision.ReasonCNAMEToUnlisted)),
+		"cname without chain": {deny("dns", "www.example.com", 0, reason(vocab.ReasonCNAMEToUnlisted)),
 			[]summary{{Host: "www.example.com", Ports: "443/TLS", Notes: []string{assumedNote}}}},
 		"empty host":     {deny("http", "", 80), []summary{}},
 		"ipv4 host":      {deny("http", "192.0.2.1", 80), []summary{}},
@@ -114,17 +117,17 @@ func TestInference(t *testing.T) {
 }
 
 func TestIgnoredReasons(t *testing.T) {
-	for _, r := range []string{
-		decision.ReasonAllowed, decision.ReasonAllowAny, decision.ReasonPassthrough, decision.ReasonNoSNI,
-		decision.ReasonUnidentifiedTCP, decision.ReasonPolicyDenied, decision.ReasonTLSOriginationFailed,
-		decision.ReasonUpstreamError, decision.ReasonBlockedAddress, decision.ReasonNotReady, decision.ReasonMalformed,
+	for _, r := range []vocab.Reason{
+		vocab.ReasonAllowed, vocab.ReasonAllowAny, vocab.ReasonPassthrough, vocab.ReasonNoSNI,
+		vocab.ReasonUnidentifiedTCP, vocab.ReasonPolicyDenied, vocab.ReasonTLSOriginationFailed,
+		vocab.ReasonUpstreamError, vocab.ReasonBlockedAddress, vocab.ReasonNotReady, vocab.ReasonMalformed,
 	} {
 		if got := Suggest([]*decision.Decision{deny("tls", "a.example.com", 443, reason(r))}, Options{}); len(got) != 0 {
 			t.Errorf("reason %s: got %v, want nothing", r, summarize(got))
 		}
 	}
-	for _, r := range []string{decision.ReasonNotInRegistry, decision.ReasonRedirectUnlisted, decision.ReasonCNAMEToUnlisted} {
-		allowed := deny("tls", "a.example.com", 443, reason(r), func(d *decision.Decision) { d.Verdict = decision.VerdictAllow })
+	for _, r := range []vocab.Reason{vocab.ReasonNotInRegistry, vocab.ReasonRedirectUnlisted, vocab.ReasonCNAMEToUnlisted} {
+		allowed := deny("tls", "a.example.com", 443, reason(r), func(d *decision.Decision) { d.Verdict = vocab.VerdictAllow })
 		if got := Suggest([]*decision.Decision{allowed}, Options{}); len(got) != 0 {
 			t.Errorf("verdict allow, reason %s: got %v, want nothing", r, summarize(got))
 		}
@@ -215,7 +218,7 @@ func TestCountsSourcesOrder(t *testing.T) {
 }
 
 func TestWildcards(t *testing.T) {
-	hosts := func(layer string, port uint32, names ...string) []*decision.Decision {
+	hosts := func(layer vocab.Layer, port uint32, names ...string) []*decision.Decision {
 		var ds []*decision.Decision
 		for _, n := range names {
 			ds = append(ds, deny(layer, n, port))

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Access log field names. Every gateway log line is one JSON object with
@@ -78,20 +80,6 @@ const alsFlushInterval = 200 * time.Millisecond
 // rather than block traffic when egressd cannot keep up.
 const alsBufferBytes = 64 * 1024
 
-// Verdicts and reasons written by the gateway.
-const (
-	VerdictAllow     = "allow"
-	VerdictDeny      = "deny"
-	VerdictAuditDeny = "audit-deny"
-
-	ReasonAllowed              = "allowed"
-	ReasonAllowAny             = "allow_any"
-	ReasonNotInRegistry        = "not_in_registry"
-	ReasonNoSNI                = "no_sni"
-	ReasonUnidentifiedTCP      = "unidentified_tcp"
-	ReasonTLSOriginationFailed = "tls_origination_failed"
-)
-
 // routeMetadataKey is the filter_metadata namespace on routes that carries
 // verdict, reason and ServiceEntry into the HTTP access log.
 const routeMetadataKey = "egressd"
@@ -113,7 +101,7 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 		if byHost {
 			variants = []variant{
 				{filter: "response.code_details != 'cluster_not_found'"},
-				{filter: "response.code_details == 'cluster_not_found'", verdict: VerdictDeny, reason: ReasonNotInRegistry},
+				{filter: "response.code_details == 'cluster_not_found'", verdict: string(vocab.VerdictDeny), reason: string(vocab.ReasonNotInRegistry)},
 			}
 		}
 		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
@@ -210,7 +198,10 @@ func alsCommon(o Options, tags []*tracingv3.CustomTag) *grpcalsv3.CommonGrpcAcce
 
 // tcpLog describes the fixed part of a TCP or TLS chain's log lines.
 type tcpLog struct {
-	layer, verdict, reason, serviceEntry string
+	layer        vocab.Layer
+	verdict      vocab.Verdict
+	reason       vocab.Reason
+	serviceEntry string
 	// mesh marks the mesh listener's chains (see TagMesh).
 	mesh bool
 	// filter is an optional CEL expression selecting the connections logged.
@@ -224,9 +215,9 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 		filter := celFilter(l.filter)
 		if o.AccessLogPath != "" {
 			out = append(out, fileLog(o, filter, port, map[string]string{
-				LogLayer:        l.layer,
-				LogVerdict:      l.verdict,
-				LogReason:       l.reason,
+				LogLayer:        string(l.layer),
+				LogVerdict:      string(l.verdict),
+				LogReason:       string(l.reason),
 				LogServiceEntry: l.serviceEntry,
 				LogHost:         "%REQUESTED_SERVER_NAME%",
 				LogDestination:  "%DOWNSTREAM_LOCAL_ADDRESS%",
@@ -235,9 +226,9 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 		}
 		if o.ALSCluster != "" {
 			tags := []*tracingv3.CustomTag{
-				literalTag(TagLayer, l.layer),
-				literalTag(TagVerdict, l.verdict),
-				literalTag(TagReason, l.reason),
+				literalTag(TagLayer, string(l.layer)),
+				literalTag(TagVerdict, string(l.verdict)),
+				literalTag(TagReason, string(l.reason)),
 				literalTag(TagPort, fmt.Sprint(port)),
 				{Tag: TagChain, Type: &tracingv3.CustomTag_Value{Value: "%FILTER_CHAIN_NAME%"}},
 			}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // A gateway carries many tenants' traffic; Envoy's default circuit-breaker
@@ -34,7 +35,7 @@ func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *cluster
 func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
 	o := t.o
 	e := hp.Entry
-	c := baseCluster(o, ClusterName(host, hp.Number))
+	c := baseCluster(o, vocab.ClusterName(host, hp.Number))
 	if hp.Protocol.UpstreamHTTP2() {
 		c.TypedExtensionProtocolOptions = http2Options()
 	}
@@ -93,7 +94,7 @@ func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *cl
 func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
 	return t.memoized("tls", hp.host.Name, hp.hp, func() *clusterv3.Cluster {
 		c := t.buildHostCluster(hp.host.Name, hp.hp)
-		c.Name = PassthroughClusterName(hp.host.Name, hp.hp.Number)
+		c.Name = vocab.PassthroughClusterName(hp.host.Name, hp.hp.Number)
 		c.LoadAssignment.ClusterName = c.Name
 		return c
 	})

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // TestRealEnvoyAcceptsEveryGoldenCase is a feature test: the real xDS
@@ -88,7 +89,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 		res.Listeners[1].DefaultFilterChain = nil
 		res.Listeners[1].FilterChains = []*listenerv3.FilterChain{{
 			Name:    "broken",
-			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: "tcp", filter: "this is not ( CEL"}))},
+			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: vocab.LayerTCP, filter: "this is not ( CEL"}))},
 		}}
 		version, err := srv.publish(ctx, res)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/serviceentry/netguard"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // The address guard at the gateway. Where the gateway resolves a
@@ -53,12 +54,6 @@ const (
 // guardFilterName is the HTTP filter name of the address guard, distinct
 // from the AuthorizationPolicy RBAC filters on the same chains.
 const guardFilterName = "egressd.address_guard"
-
-// Decision reasons of the guard.
-const (
-	ReasonBlockedAddress = netguard.ReasonBlockedAddress
-	ReasonForwardingLoop = netguard.ReasonForwardingLoop
-)
 
 // strippedPrefixes and strippedHeaders never reach an upstream: they would
 // tell an external service about the caller, the mesh or the gateway
@@ -208,13 +203,13 @@ func guardOnlyDynamicRoutes(rc *routev3.RouteConfiguration) {
 // guardReplies answer a request the guard refused: 403 with the reason in
 // the body and in x-egressd-denied, like every other denial.
 func guardReplies(port uint32) []*hcmv3.ResponseMapper {
-	reply := func(policy, reason, why string) *hcmv3.ResponseMapper {
+	reply := func(policy string, reason vocab.Reason, why string) *hcmv3.ResponseMapper {
 		body := fmt.Sprintf("egressd: the gateway does not connect to %%REQ(:AUTHORITY)%% on port %d: %s\n", port, why)
 		return denialReply(celFilter(fmt.Sprintf("response.code_details == 'rbac_access_denied_matched_policy[%s]'", policy)), reason, body)
 	}
 	return []*hcmv3.ResponseMapper{
-		reply(GuardPolicyLoop, ReasonForwardingLoop, "it resolves to the gateway itself (a forwarding loop)"),
-		reply(GuardPolicyBlocked, ReasonBlockedAddress, "it resolves to a blocked address (loopback, private, link-local or another internal range) that no ServiceEntry lists"),
+		reply(GuardPolicyLoop, vocab.ReasonForwardingLoop, "it resolves to the gateway itself (a forwarding loop)"),
+		reply(GuardPolicyBlocked, vocab.ReasonBlockedAddress, "it resolves to a blocked address (loopback, private, link-local or another internal range) that no ServiceEntry lists"),
 	}
 }
 

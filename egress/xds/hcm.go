@@ -7,6 +7,8 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // httpManager describes one HTTP connection manager of the gateway: the
@@ -49,7 +51,7 @@ func (t *translator) httpConnectionManager(m httpManager) *hcmv3.HttpConnectionM
 		StatPrefix: m.statPrefix,
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: RouteName(m.port),
+			RouteConfigName: vocab.RouteName(m.port),
 			ConfigSource: &corev3.ConfigSource{
 				ResourceApiVersion:    corev3.ApiVersion_V3,
 				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/egressd/egressd/egress/authz"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // MeshOptions turn on the mesh listener: mesh callers (Istio sidecars,
@@ -25,9 +26,6 @@ type MeshOptions struct {
 	// own certificate and of the mesh trust bundle.
 	CertSecret, BundleSecret string
 }
-
-// MeshListenerName is the mesh listener's name.
-const MeshListenerName = "egress_mesh"
 
 // meshSNI is the server name an Istio sidecar sends when it originates
 // ISTIO_MUTUAL to an egress gateway for host:port.
@@ -61,7 +59,7 @@ func (t *translator) meshListener(a *serviceentry.Allowlist, plans []*portPlan) 
 	// callers from namespaces it is not exported to are refused.
 	policies := append(append([]*serviceentry.AuthorizationPolicy(nil), a.AuthorizationPolicies()...), authz.ExportTo(a)...)
 	l := &listenerv3.Listener{
-		Name:                          MeshListenerName,
+		Name:                          vocab.MeshListenerName,
 		Address:                       socketAddress(t.o.ListenAddress, m.Port+t.o.PortOffset),
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
 		ListenerFilters: []*listenerv3.ListenerFilter{{
@@ -160,7 +158,7 @@ func (t *translator) meshHTTPChain(port uint32, names []string, downstream *core
 		authz:      authz.HTTPFilters(policies),
 	})
 	return &listenerv3.FilterChain{
-		Name:             fmt.Sprintf("mesh|http|%d", port),
+		Name:             vocab.Chain{Kind: vocab.ChainMeshHTTP, Port: port}.String(),
 		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: names, TransportProtocol: "tls"},
 		TransportSocket:  downstream,
 		Filters: []*listenerv3.Filter{{
@@ -173,8 +171,8 @@ func (t *translator) meshHTTPChain(port uint32, names []string, downstream *core
 // meshTLSChain passes the caller's inner TLS through to one host, behind
 // the network RBAC filters.
 func (t *translator) meshTLSChain(port uint32, hp hostPort, names []string, downstream *corev3.TransportSocket, policies []*serviceentry.AuthorizationPolicy) *listenerv3.FilterChain {
-	name := fmt.Sprintf("mesh|tls|%d|%s", port, hp.host.Name)
-	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String(), mesh: true})
+	name := vocab.Chain{Kind: vocab.ChainMeshTLS, Port: port, Target: hp.host.Name}.String()
+	log := t.tcpLogs(port, tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictAllow, reason: vocab.ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String(), mesh: true})
 	cluster := t.addCluster(t.passthroughCluster(hp))
 	// Inside mesh TLS the server name Envoy sees is the mesh one: decide
 	// the policies' hosts for this chain's host now.
@@ -190,7 +188,7 @@ func (t *translator) meshTLSChain(port uint32, hp hostPort, names []string, down
 
 // meshDenyChain closes mesh connections for server names no entry allows.
 func (t *translator) meshDenyChain(port uint32) *listenerv3.FilterChain {
-	name := "mesh|unlisted"
-	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, mesh: true})
+	name := vocab.Chain{Kind: vocab.ChainMeshUnlisted}.String()
+	log := t.tcpLogs(port, tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictDeny, reason: vocab.ReasonNotInRegistry, mesh: true})
 	return &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{tcpProxyFilter(name, BlackholeCluster, log)}}
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Resources is the complete gateway configuration for one allowlist.
@@ -312,7 +313,7 @@ func (t *translator) port(p *portPlan) error {
 	// An always-on HTTP port yields to a TCP entry that takes the whole port.
 	hasHTTP := len(p.http) > 0 || (p.alwaysHTTP && whole == nil)
 	l := &listenerv3.Listener{
-		Name:                          ListenerName(p.number),
+		Name:                          vocab.ListenerName(p.number),
 		Address:                       socketAddress(t.o.ListenAddress, p.number+t.o.PortOffset),
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
 		// A client of a server-first protocol sends nothing: let it through
@@ -381,8 +382,8 @@ func (t *translator) port(p *portPlan) error {
 
 // tlsChain passes TLS for one SNI through to the host, unterminated.
 func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain {
-	name := fmt.Sprintf("tls|%d|%s", port, hp.host.Name)
-	log := t.tcpLogs(port, tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String()})
+	name := vocab.Chain{Kind: vocab.ChainTLS, Port: port, Target: hp.host.Name}.String()
+	log := t.tcpLogs(port, tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictAllow, reason: vocab.ReasonAllowed, serviceEntry: hp.hp.Entry.Ref.String()})
 	var filters []*listenerv3.Filter
 	cluster := ""
 	if dynamic(hp) {
@@ -404,20 +405,20 @@ func (t *translator) tlsChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 
 // sniChain takes every TLS connection no wildcard or resolution-NONE chain
 // claims (REGISTRY_ONLY): the SNI names the cluster,
-// PassthroughClusterName(SNI, port). A listed host's cluster exists and the
+// vocab.PassthroughClusterName(SNI, port). A listed host's cluster exists and the
 // connection is passed through to it; for any other SNI (or none) there is
 // no such cluster and tcp_proxy closes the connection at once. Only the
 // port's passthrough clusters carry the name's prefix, so no SNI can select
 // another port's or another kind of cluster.
 func (t *translator) sniChain(port uint32) *listenerv3.FilterChain {
-	name := SNIChainName(port)
+	name := vocab.Chain{Kind: vocab.ChainTLS, Port: port, Target: vocab.TargetBySNI}.String()
 	// Which of the loggers writes depends on whether the SNI's cluster
 	// exists: xds.cluster_name is only set once tcp_proxy found it.
 	log := t.tcpLogs(port,
-		tcpLog{layer: "tls", verdict: VerdictAllow, reason: ReasonAllowed, serviceEntry: clusterEntryField,
+		tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictAllow, reason: vocab.ReasonAllowed, serviceEntry: clusterEntryField,
 			filter: "connection.requested_server_name != '' && has(xds.cluster_name)"},
-		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNotInRegistry, filter: "connection.requested_server_name != '' && !has(xds.cluster_name)"},
-		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
+		tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictDeny, reason: vocab.ReasonNotInRegistry, filter: "connection.requested_server_name != '' && !has(xds.cluster_name)"},
+		tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictDeny, reason: vocab.ReasonNoSNI, filter: "connection.requested_server_name == ''"})
 	clusterBySNI := &listenerv3.Filter{
 		Name: "envoy.filters.network.set_filter_state",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&setfilterstatev3.Config{
@@ -425,7 +426,7 @@ func (t *translator) sniChain(port uint32) *listenerv3.FilterChain {
 				Key: &filterstatev3.FilterStateValue_ObjectKey{ObjectKey: "envoy.tcp_proxy.cluster"},
 				Value: &filterstatev3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
 					Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-						Specifier: &corev3.DataSource_InlineString{InlineString: PassthroughClusterName("%REQUESTED_SERVER_NAME%", port)},
+						Specifier: &corev3.DataSource_InlineString{InlineString: vocab.PassthroughClusterName("%REQUESTED_SERVER_NAME%", port)},
 					}},
 				}},
 			}},
@@ -443,12 +444,12 @@ func (t *translator) sniChain(port uint32) *listenerv3.FilterChain {
 // unknownSNIChain takes every TLS connection whose SNI no entry allows
 // under ALLOW_ANY and AUDIT: it is passed through to the SNI's host.
 func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
-	name := fmt.Sprintf("tls|%d|unlisted", port)
+	name := vocab.Chain{Kind: vocab.ChainTLS, Port: port, Target: vocab.TargetUnlisted}.String()
 	match := &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
 	verdict, reason := t.unlistedVerdict()
 	log := t.tcpLogs(port,
-		tcpLog{layer: "tls", verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"},
-		tcpLog{layer: "tls", verdict: VerdictDeny, reason: ReasonNoSNI, filter: "connection.requested_server_name == ''"})
+		tcpLog{layer: vocab.LayerTLS, verdict: verdict, reason: reason, filter: "connection.requested_server_name != ''"},
+		tcpLog{layer: vocab.LayerTLS, verdict: vocab.VerdictDeny, reason: vocab.ReasonNoSNI, filter: "connection.requested_server_name == ''"})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{
 		absoluteSNIFilter(),
 		t.sniForwardFilter(port),
@@ -464,7 +465,7 @@ func (t *translator) unknownSNIChain(port uint32) *listenerv3.FilterChain {
 // nothing is left.
 func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain {
 	e := hp.hp.Entry
-	name := fmt.Sprintf("tcp|%d|%s", port, e.Ref)
+	name := vocab.Chain{Kind: vocab.ChainTCP, Port: port, Target: e.Ref.String()}.String()
 	match := &listenerv3.FilterChainMatch{}
 	ranges := e.Addresses
 	if e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0 {
@@ -480,36 +481,36 @@ func (t *translator) tcpChain(port uint32, hp hostPort) *listenerv3.FilterChain 
 		})
 	}
 	var cluster string
-	verdict, reason := VerdictAllow, ReasonAllowed
+	verdict, reason := vocab.VerdictAllow, vocab.ReasonAllowed
 	switch {
 	case originationBlocked(hp.hp):
 		// TLS was asked for and cannot be originated: refuse rather than
 		// send the bytes in clear.
-		cluster, verdict, reason = BlackholeCluster, VerdictDeny, ReasonTLSOriginationFailed
+		cluster, verdict, reason = BlackholeCluster, vocab.VerdictDeny, vocab.ReasonTLSOriginationFailed
 	case e.Resolution == serviceentry.ResolutionNone && len(e.Addresses) > 0:
 		cluster = t.addCluster(originalDstCluster(t.o))
 	default:
 		cluster = t.addCluster(t.hostCluster(hp.host.Name, hp.hp))
 	}
-	log := t.tcpLogs(port, tcpLog{layer: "tcp", verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
+	log := t.tcpLogs(port, tcpLog{layer: vocab.LayerTCP, verdict: verdict, reason: reason, serviceEntry: e.Ref.String()})
 	return &listenerv3.FilterChain{Name: name, FilterChainMatch: match, Filters: []*listenerv3.Filter{tcpProxyFilter(name, cluster, log)}}
 }
 
 // denyChain closes plaintext connections nothing claims, and logs them.
 func (t *translator) denyChain(port uint32) *listenerv3.FilterChain {
-	name := fmt.Sprintf("tcp|%d|unlisted", port)
-	reason := ReasonNotInRegistry
+	name := vocab.Chain{Kind: vocab.ChainTCP, Port: port, Target: vocab.TargetUnlisted}.String()
+	reason := vocab.ReasonNotInRegistry
 	if t.o.Outbound.Forwards() {
 		// Without a Host or SNI the gateway cannot know where to go.
-		reason = ReasonUnidentifiedTCP
+		reason = vocab.ReasonUnidentifiedTCP
 	}
-	log := t.tcpLogs(port, tcpLog{layer: "tcp", verdict: VerdictDeny, reason: reason})
+	log := t.tcpLogs(port, tcpLog{layer: vocab.LayerTCP, verdict: vocab.VerdictDeny, reason: reason})
 	return &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{tcpProxyFilter(name, BlackholeCluster, log)}}
 }
 
 // httpChain routes plaintext HTTP by Host through the port's route table.
 func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterChain, *routev3.RouteConfiguration) {
-	rc := &routev3.RouteConfiguration{Name: RouteName(p.number), ValidateClusters: wrapperspb.Bool(false)}
+	rc := &routev3.RouteConfiguration{Name: vocab.RouteName(p.number), ValidateClusters: wrapperspb.Bool(false)}
 	// Under REGISTRY_ONLY exact hosts resolved by the gateway's clusters
 	// need no virtual host of their own: the Host header names their
 	// cluster (byHostVirtualHost). The route table then does not grow or
@@ -542,7 +543,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 			Routes: []*routev3.Route{{
 				Name:                 "allow",
 				Match:                prefixMatch("/"),
-				Metadata:             routeMetadata(VerdictAllow, ReasonAllowed, entry),
+				Metadata:             routeMetadata(vocab.VerdictAllow, vocab.ReasonAllowed, entry),
 				TypedPerFilterConfig: perRoute,
 				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
@@ -567,7 +568,7 @@ func (t *translator) httpChain(p *portPlan, afterTLS bool) (*listenerv3.FilterCh
 	}
 	hcm := t.httpConnectionManager(httpManager{port: p.number, statPrefix: httpChainStatPrefix(p.number)})
 	chain := &listenerv3.FilterChain{
-		Name: fmt.Sprintf("http|%d", p.number),
+		Name: vocab.Chain{Kind: vocab.ChainHTTP, Port: p.number}.String(),
 		Filters: []*listenerv3.Filter{{
 			Name:       "envoy.filters.network.http_connection_manager",
 			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
@@ -616,13 +617,13 @@ func (t *translator) blockedVirtualHost(port uint32, hp hostPort) *routev3.Virtu
 		Routes: []*routev3.Route{{
 			Name:     "tls_origination_unavailable",
 			Match:    prefixMatch("/"),
-			Metadata: routeMetadata(VerdictDeny, ReasonTLSOriginationFailed, hp.hp.Entry.Ref.String()),
+			Metadata: routeMetadata(vocab.VerdictDeny, vocab.ReasonTLSOriginationFailed, hp.hp.Entry.Ref.String()),
 			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
 				Status: 502,
 				Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
 			}},
 			ResponseHeadersToAdd: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: ReasonTLSOriginationFailed},
+				Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: string(vocab.ReasonTLSOriginationFailed)},
 				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 			}},
 		}},
@@ -630,7 +631,7 @@ func (t *translator) blockedVirtualHost(port uint32, hp hostPort) *routev3.Virtu
 }
 
 // byHostVirtualHost takes every request no other virtual host claims
-// (REGISTRY_ONLY): the Host names the cluster, ClusterName(Host, port),
+// (REGISTRY_ONLY): the Host names the cluster, vocab.ClusterName(Host, port),
 // chosen per request by a small Lua cluster specifier. The Host is
 // lower-cased and may carry the service port. A listed host's cluster
 // exists and the request goes to it; for any other Host there is no such
@@ -645,11 +646,11 @@ func byHostVirtualHost(port uint32) *routev3.VirtualHost {
   end
   return %q .. host
 end
-`, port, ClusterName("", port))
+`, port, vocab.ClusterName("", port))
 	return &routev3.VirtualHost{Name: "by_host", Domains: []string{"*"}, Routes: []*routev3.Route{{
 		Name:     "by_host",
 		Match:    prefixMatch("/"),
-		Metadata: routeMetadata(VerdictAllow, ReasonAllowed, ""),
+		Metadata: routeMetadata(vocab.VerdictAllow, vocab.ReasonAllowed, ""),
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_InlineClusterSpecifierPlugin{InlineClusterSpecifierPlugin: &routev3.ClusterSpecifierPlugin{
 				Extension: &corev3.TypedExtensionConfig{
@@ -657,7 +658,7 @@ end
 					TypedConfig: mustAny(&luaspecifierv3.LuaConfig{
 						SourceCode: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: lua}},
 						// A script error denies too: no such cluster.
-						DefaultCluster: ClusterName("", port),
+						DefaultCluster: vocab.ClusterName("", port),
 					}),
 				},
 			}},
@@ -678,12 +679,12 @@ func (t *translator) routeByHost(hcm *hcmv3.HttpConnectionManager, port uint32) 
 	nc := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
 		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}},
 	}}
-	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{denialReply(nc, ReasonNotInRegistry, body)}}
+	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{denialReply(nc, vocab.ReasonNotInRegistry, body)}}
 }
 
 // denialReply turns the local replies filter matches into a 403 whose
 // body (a format string) and x-egressd-denied header say why.
-func denialReply(filter *accesslogv3.AccessLogFilter, reason, body string) *hcmv3.ResponseMapper {
+func denialReply(filter *accesslogv3.AccessLogFilter, reason vocab.Reason, body string) *hcmv3.ResponseMapper {
 	return &hcmv3.ResponseMapper{
 		Filter:     filter,
 		StatusCode: wrapperspb.UInt32(403),
@@ -692,7 +693,7 @@ func denialReply(filter *accesslogv3.AccessLogFilter, reason, body string) *hcmv
 			ContentType: "text/plain; charset=utf-8",
 		},
 		HeadersToAdd: []*corev3.HeaderValueOption{{
-			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: reason},
+			Header:       &corev3.HeaderValue{Key: "x-egressd-denied", Value: string(reason)},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		}},
 	}
@@ -701,11 +702,11 @@ func denialReply(filter *accesslogv3.AccessLogFilter, reason, body string) *hcmv
 // unlistedVerdict is how traffic to unlisted destinations is recorded when
 // the outbound mode forwards it: allowed under ALLOW_ANY, audit-deny (what
 // REGISTRY_ONLY would refuse) under AUDIT.
-func (t *translator) unlistedVerdict() (verdict, reason string) {
+func (t *translator) unlistedVerdict() (vocab.Verdict, vocab.Reason) {
 	if t.o.Outbound == serviceentry.Audit {
-		return VerdictAuditDeny, ReasonNotInRegistry
+		return vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry
 	}
-	return VerdictAllow, ReasonAllowAny
+	return vocab.VerdictAllow, vocab.ReasonAllowAny
 }
 
 // unlistedVirtualHost takes every Host no entry allows under ALLOW_ANY and
@@ -728,10 +729,10 @@ func prefixMatch(p string) *routev3.RouteMatch {
 	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: p}}
 }
 
-func routeMetadata(verdict, reason, serviceEntry string) *corev3.Metadata {
+func routeMetadata(verdict vocab.Verdict, reason vocab.Reason, serviceEntry string) *corev3.Metadata {
 	fields := map[string]*structpb.Value{
-		"verdict": structpb.NewStringValue(verdict),
-		"reason":  structpb.NewStringValue(reason),
+		"verdict": structpb.NewStringValue(string(verdict)),
+		"reason":  structpb.NewStringValue(string(reason)),
 	}
 	if serviceEntry != "" {
 		fields["serviceentry"] = structpb.NewStringValue(serviceEntry)

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Refusal is what the gateway's resolver refused for one name at its last
@@ -25,13 +27,13 @@ type Refusal struct {
 
 // Reason is the refusal's decision reason: forwarding_loop when any
 // refused address is the gateway's own, else blocked_address.
-func (r Refusal) Reason() string {
+func (r Refusal) Reason() vocab.Reason {
 	for _, v := range r.Refused {
-		if v.Reason == ReasonForwardingLoop {
-			return ReasonForwardingLoop
+		if v.Reason == vocab.ReasonForwardingLoop {
+			return vocab.ReasonForwardingLoop
 		}
 	}
-	return ReasonBlockedAddress
+	return vocab.ReasonBlockedAddress
 }
 
 // Detail says in words what was refused: "api.example.test resolved to

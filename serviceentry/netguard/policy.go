@@ -5,16 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-)
 
-// Reasons of a refused address; the same words as the decision reasons.
-const (
-	// ReasonBlockedAddress: the address is in a blocked class and neither
-	// the ServiceEntry nor the operator allows it.
-	ReasonBlockedAddress = "blocked_address"
-	// ReasonForwardingLoop: the address is the gateway's own; connecting
-	// would send the traffic back into the gateway.
-	ReasonForwardingLoop = "forwarding_loop"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // Policy is the address rule of one gateway: Classify, plus the ranges the
@@ -38,9 +30,9 @@ type Verdict struct {
 	Addr netip.Addr
 	// Allowed is true when the gateway may connect to Addr.
 	Allowed bool
-	// Reason is ReasonBlockedAddress or ReasonForwardingLoop when not
+	// Reason is vocab.ReasonBlockedAddress or vocab.ReasonForwardingLoop when not
 	// allowed, "" otherwise.
-	Reason string
+	Reason vocab.Reason
 	// Classification is what Classify said of Addr.
 	Classification
 }
@@ -49,7 +41,7 @@ type Verdict struct {
 // "10.1.2.3 (the gateway's own address)".
 func (v Verdict) String() string {
 	switch {
-	case v.Reason == ReasonForwardingLoop:
+	case v.Reason == vocab.ReasonForwardingLoop:
 		return v.Addr.String() + " (the gateway's own address)"
 	case v.Allowed:
 		return v.Addr.String()
@@ -68,7 +60,7 @@ func (p *Policy) Check(ip netip.Addr, listed []netip.Prefix) Verdict {
 	c := Classify(ip)
 	v := Verdict{Addr: ip, Classification: c}
 	if c.Class == ClassInvalid {
-		v.Reason = ReasonBlockedAddress
+		v.Reason = vocab.ReasonBlockedAddress
 		return v
 	}
 	forms := []netip.Addr{ip.WithZone("").Unmap()}
@@ -87,11 +79,11 @@ func (p *Policy) Check(ip netip.Addr, listed []netip.Prefix) Verdict {
 	}
 	switch {
 	case p != nil && within(p.Self):
-		v.Reason = ReasonForwardingLoop
+		v.Reason = vocab.ReasonForwardingLoop
 	case within(listed) || (p != nil && within(p.Allow)):
 		v.Allowed = true
 	case c.Blocked():
-		v.Reason = ReasonBlockedAddress
+		v.Reason = vocab.ReasonBlockedAddress
 	default:
 		v.Allowed = true
 	}

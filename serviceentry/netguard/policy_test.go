@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 func prefixes(t *testing.T, items ...string) []netip.Prefix {
@@ -25,23 +27,23 @@ func TestPolicyCheck(t *testing.T) {
 		name, addr string
 		listed     []string
 		allowed    bool
-		reason     string
+		reason     vocab.Reason
 	}{
 		{"public", "93.184.216.34", nil, true, ""},
-		{"loopback", "127.0.0.1", nil, false, ReasonBlockedAddress},
-		{"metadata", "169.254.169.254", nil, false, ReasonBlockedAddress},
-		{"metadata over v6", "fd00:ec2::254", nil, false, ReasonBlockedAddress},
-		{"private", "10.1.2.3", nil, false, ReasonBlockedAddress},
+		{"loopback", "127.0.0.1", nil, false, vocab.ReasonBlockedAddress},
+		{"metadata", "169.254.169.254", nil, false, vocab.ReasonBlockedAddress},
+		{"metadata over v6", "fd00:ec2::254", nil, false, vocab.ReasonBlockedAddress},
+		{"private", "10.1.2.3", nil, false, vocab.ReasonBlockedAddress},
 		{"private, listed by the entry", "10.1.2.3", []string{"10.1.0.0/16"}, true, ""},
 		{"loopback, listed", "127.0.0.1", []string{"127.0.0.1"}, true, ""},
 		{"operator-allowed range", "10.20.3.4", nil, true, ""},
 		{"mapped form of an allowed range", "::ffff:10.20.3.4", nil, true, ""},
 		{"nat64 form of a listed address", "64:ff9b::a01:203", []string{"10.1.2.3"}, true, ""},
-		{"6to4 of loopback", "2002:7f00:1::", nil, false, ReasonBlockedAddress},
-		{"the gateway's own address, inside the allowed range", "10.20.0.7", nil, false, ReasonForwardingLoop},
-		{"the gateway's own address, listed by the entry", "127.77.0.1", []string{"127.0.0.0/8"}, false, ReasonForwardingLoop},
-		{"the gateway's own address, mapped", "::ffff:127.77.0.1", nil, false, ReasonForwardingLoop},
-		{"invalid", "", nil, false, ReasonBlockedAddress},
+		{"6to4 of loopback", "2002:7f00:1::", nil, false, vocab.ReasonBlockedAddress},
+		{"the gateway's own address, inside the allowed range", "10.20.0.7", nil, false, vocab.ReasonForwardingLoop},
+		{"the gateway's own address, listed by the entry", "127.77.0.1", []string{"127.0.0.0/8"}, false, vocab.ReasonForwardingLoop},
+		{"the gateway's own address, mapped", "::ffff:127.77.0.1", nil, false, vocab.ReasonForwardingLoop},
+		{"invalid", "", nil, false, vocab.ReasonBlockedAddress},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ip netip.Addr
@@ -103,7 +105,7 @@ func TestLedger(t *testing.T) {
 	}
 	l.Refuse(refusal("A.example.test."))
 	r, ok := l.Lookup("a.example.test", now)
-	if !ok || r.Reason() != ReasonBlockedAddress || r.Detail() != "a.example.test resolved to 127.0.0.1 (loopback); the gateway does not connect there" {
+	if !ok || r.Reason() != vocab.ReasonBlockedAddress || r.Detail() != "a.example.test resolved to 127.0.0.1 (loopback); the gateway does not connect there" {
 		t.Fatalf("lookup: %+v %v", r, ok)
 	}
 	if _, ok := l.Lookup("a.example.test", now.Add(2*time.Minute)); ok {
@@ -127,8 +129,8 @@ func TestLedger(t *testing.T) {
 			t.Errorf("%s evicted too early", n)
 		}
 	}
-	loop := Refusal{Name: "x", Refused: []Verdict{{Reason: ReasonBlockedAddress}, {Reason: ReasonForwardingLoop}}}
-	if loop.Reason() != ReasonForwardingLoop {
+	loop := Refusal{Name: "x", Refused: []Verdict{{Reason: vocab.ReasonBlockedAddress}, {Reason: vocab.ReasonForwardingLoop}}}
+	if loop.Reason() != vocab.ReasonForwardingLoop {
 		t.Error("a refusal with the gateway's own address is a forwarding loop")
 	}
 	var none *Ledger
