@@ -3,7 +3,6 @@ package xds
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -19,85 +18,66 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/egressd/egressd/serviceentry"
-	"github.com/egressd/egressd/serviceentry/vocab"
+	"github.com/egressd/egressd/egress/gateway"
 )
 
 // A gateway carries many tenants' traffic; Envoy's default circuit-breaker
 // thresholds (1024) are sized for one service, not for a gateway.
 const circuitBreakerLimit = 65536
 
-// hostCluster builds the cluster for one exact host and service port.
-func (t *translator) hostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
-	return t.memoized("host", host, hp, func() *clusterv3.Cluster { return t.buildHostCluster(host, hp) })
+// cluster builds one cluster of the model.
+func (b *builder) cluster(m *gateway.Cluster) *clusterv3.Cluster {
+	return reuse(b, memoCluster, m.Name, m, func() *clusterv3.Cluster {
+		switch m.Kind {
+		case gateway.ClusterDynamic:
+			return dynamicCluster(b.o, m.Name, m.HTTP2)
+		case gateway.ClusterOriginalDst:
+			return originalDstCluster(b.o)
+		case gateway.ClusterBlackhole:
+			return blackholeCluster(b.o, m.Name)
+		}
+		return b.hostCluster(m)
+	})
 }
 
-func (t *translator) buildHostCluster(host string, hp serviceentry.HostPort) *clusterv3.Cluster {
-	o := t.o
-	e := hp.Entry
-	c := baseCluster(o, vocab.ClusterName(host, hp.Number))
-	if hp.Protocol.UpstreamHTTP2() {
+// hostCluster is the cluster of one host on one port: STATIC, or a DNS
+// cluster (its names absolute, so the gateway resolver is asked, see
+// guard.go), with TLS origination when the model says so.
+func (b *builder) hostCluster(m *gateway.Cluster) *clusterv3.Cluster {
+	c := baseCluster(b.o, m.Name)
+	if m.HTTP2 {
 		c.TypedExtensionProtocolOptions = http2Options()
 	}
-	var endpoints []*endpointv3.LbEndpoint
-	switch e.Resolution {
-	case serviceentry.ResolutionStatic:
+	switch m.Kind {
+	case gateway.ClusterStatic:
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
-		for _, ep := range e.Endpoints {
-			port := ep.PortFor(hp.Port)
-			if t.selfSocket(ep.Address, port) {
-				t.warnf("ServiceEntry %s: endpoint %s:%d is one of the gateway's own listeners; it is left out of %s (a forwarding loop)", e.Ref, ep.Address, port, c.Name)
-				continue
-			}
-			endpoints = append(endpoints, lbEndpoint(ep.Address, port, ep.Weight))
-		}
-	case serviceentry.ResolutionDNSRoundRobin:
-		// LOGICAL_DNS: one address at a time, re-resolved for new
-		// connections; Envoy allows exactly one endpoint here. Names are
-		// absolute, so the gateway resolver is asked (see absolute).
-		c.ClusterDiscoveryType = t.dnsCluster(true)
-		if len(e.Endpoints) > 0 {
-			endpoints = append(endpoints, lbEndpoint(absolute(e.Endpoints[0].Address), e.Endpoints[0].PortFor(hp.Port), 0))
-		} else {
-			endpoints = append(endpoints, lbEndpoint(absolute(host), hp.UpstreamPort(), 0))
-		}
+	case gateway.ClusterLogicalDNS:
+		// One address at a time, re-resolved for new connections.
+		c.ClusterDiscoveryType = b.dnsCluster(true)
 	default:
-		// DNS, and NONE for TCP entries without addresses (the gateway has
-		// no original destination to pass through to, so it resolves the
-		// host): STRICT_DNS keeps every resolved address in the pool.
-		c.ClusterDiscoveryType = t.dnsCluster(false)
-		if len(e.Endpoints) > 0 {
-			for _, ep := range e.Endpoints {
-				endpoints = append(endpoints, lbEndpoint(absolute(ep.Address), ep.PortFor(hp.Port), ep.Weight))
-			}
-		} else {
-			endpoints = append(endpoints, lbEndpoint(absolute(host), hp.UpstreamPort(), 0))
-		}
+		// Every resolved address in the pool.
+		c.ClusterDiscoveryType = b.dnsCluster(false)
+	}
+	endpoints := make([]*endpointv3.LbEndpoint, 0, len(m.Endpoints))
+	for _, ep := range m.Endpoints {
+		endpoints = append(endpoints, lbEndpoint(ep.Address, ep.Port, ep.Weight))
 	}
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 		ClusterName: c.Name,
 		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: endpoints}},
 	}
-	if originates(hp) {
-		originate(o, c, hp)
+	if m.TLS != nil {
+		originate(c, m.TLS)
 	}
-	// Hosts routed by SNI or Host share one filter chain or route: their
-	// access logs read the entry's name from here (clusterEntryField).
-	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: map[string]*structpb.Value{
-		"serviceentry": structpb.NewStringValue(e.Ref.String()),
-	}}}}
+	if m.ServiceEntry != "" {
+		// Hosts routed by SNI or Host share one filter chain or route:
+		// their access logs read the entry's name from here
+		// (clusterEntryField).
+		c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{routeMetadataKey: {Fields: map[string]*structpb.Value{
+			"serviceentry": structpb.NewStringValue(m.ServiceEntry),
+		}}}}
+	}
 	return c
-}
-
-// passthroughCluster is hostCluster under PassthroughClusterName: the
-// upstream of a TLS host the gateway passes through.
-func (t *translator) passthroughCluster(hp hostPort) *clusterv3.Cluster {
-	return t.memoized("tls", hp.host.Name, hp.hp, func() *clusterv3.Cluster {
-		c := t.buildHostCluster(hp.host.Name, hp.hp)
-		c.Name = vocab.PassthroughClusterName(hp.host.Name, hp.hp.Number)
-		c.LoadAssignment.ClusterName = c.Name
-		return c
-	})
 }
 
 // clusterEntryField is the file access log's value of the upstream
@@ -150,15 +130,15 @@ func http2Options() map[string]*anyType {
 // does not resolve: with thousands of hosts Envoy's defaults would keep
 // its main thread and the resolvers busy. Both variants are built once per
 // translation and shared by every DNS cluster (they are only read).
-func (t *translator) dnsCluster(logical bool) *clusterv3.Cluster_ClusterType {
-	if ct := t.dnsTypes[logical]; ct != nil {
+func (b *builder) dnsCluster(logical bool) *clusterv3.Cluster_ClusterType {
+	if ct := b.dnsTypes[logical]; ct != nil {
 		return ct
 	}
 	ct := &clusterv3.Cluster_ClusterType{ClusterType: &clusterv3.Cluster_CustomClusterType{
 		Name: "envoy.clusters.dns",
 		TypedConfig: mustAny(&dnsclusterv3.DnsCluster{
 			DnsLookupFamily:              dnscommonv3.DnsLookupFamily_V4_PREFERRED,
-			TypedDnsResolverConfig:       dnsResolver(t.o),
+			TypedDnsResolverConfig:       dnsResolver(b.o),
 			AllAddressesInSingleEndpoint: logical,
 			RespectDnsTtl:                true,
 			DnsRefreshRate:               durationpb.New(dnsRefresh),
@@ -168,7 +148,7 @@ func (t *translator) dnsCluster(logical bool) *clusterv3.Cluster_ClusterType {
 			},
 		}),
 	}}
-	t.dnsTypes[logical] = ct
+	b.dnsTypes[logical] = ct
 	return ct
 }
 
@@ -224,10 +204,10 @@ func dynamicCluster(o Options, name string, http2 bool) *clusterv3.Cluster {
 	return c
 }
 
-func blackholeCluster(o Options) *clusterv3.Cluster {
-	c := baseCluster(o, BlackholeCluster)
+func blackholeCluster(o Options, name string) *clusterv3.Cluster {
+	c := baseCluster(o, name)
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
-	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: BlackholeCluster}
+	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: name}
 	return c
 }
 
@@ -236,9 +216,4 @@ func originalDstCluster(o Options) *clusterv3.Cluster {
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
 	c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
 	return c
-}
-
-// sortClusters orders clusters by name for deterministic output.
-func sortClusters(cs []*clusterv3.Cluster) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
 }

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/set_filter_state/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -178,28 +176,6 @@ func guardPerRoute(o Options, listed []netip.Prefix) map[string]*anyType {
 	return map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{Rbac: guardRBAC(o, listed)})}
 }
 
-// guardOnlyDynamicRoutes turns the guard off on the routes of rc that do
-// not go to a dynamic forward proxy cluster: their clusters resolve
-// through the gateway resolver, and no upstream address is saved for the
-// guard to check (Envoy would warn on every request).
-func guardOnlyDynamicRoutes(rc *routev3.RouteConfiguration) {
-	off := mustAny(&rbachttpv3.RBACPerRoute{})
-	for _, vh := range rc.VirtualHosts {
-		for _, r := range vh.Routes {
-			if _, set := r.TypedPerFilterConfig[guardFilterName]; set {
-				continue
-			}
-			if c := r.GetRoute().GetCluster(); c == DynamicHTTPCluster || c == DynamicHTTPCluster+"2" {
-				continue
-			}
-			if r.TypedPerFilterConfig == nil {
-				r.TypedPerFilterConfig = map[string]*anyType{}
-			}
-			r.TypedPerFilterConfig[guardFilterName] = off
-		}
-	}
-}
-
 // guardReplies answer a request the guard refused: 403 with the reason in
 // the body and in x-egressd-denied, like every other denial.
 func guardReplies(port uint32) []*hcmv3.ResponseMapper {
@@ -230,43 +206,4 @@ func absoluteSNIFilter() *listenerv3.Filter {
 			}},
 		})},
 	}
-}
-
-// absolute writes a DNS endpoint name as a fully qualified one (trailing
-// dot), so that Envoy's resolver asks the gateway resolver for exactly
-// that name: no search domains, no hosts file. Addresses stay as they are.
-func absolute(address string) string {
-	if _, err := netip.ParseAddr(address); err == nil || strings.HasSuffix(address, ".") {
-		return address
-	}
-	return address + "."
-}
-
-// guardLocalReplies adds the guard's replies to an HCM's local replies.
-func guardLocalReplies(hcm *hcmv3.HttpConnectionManager, port uint32) {
-	if hcm.LocalReplyConfig == nil {
-		hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{}
-	}
-	hcm.LocalReplyConfig.Mappers = append(hcm.LocalReplyConfig.Mappers, guardReplies(port)...)
-}
-
-// selfSocket reports whether ip:port is one of the gateway's own
-// listeners.
-func (t *translator) selfSocket(address string, port uint32) bool {
-	ip, err := netip.ParseAddr(address)
-	if err != nil || !t.o.Guard.IsSelf(ip) {
-		return false
-	}
-	return t.listenerPorts[port]
-}
-
-// withoutSelf cuts the gateway's own addresses out of the ranges an
-// ORIGINAL_DST chain matches: a connection to the gateway itself that no
-// redirect brought there has the gateway as its original destination.
-func withoutSelf(ranges []netip.Prefix, self []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, r := range ranges {
-		out = append(out, netguard.Subtract(r, self)...)
-	}
-	return out
 }

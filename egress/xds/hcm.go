@@ -1,29 +1,22 @@
 package xds
 
 import (
-	"fmt"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/egressd/egressd/serviceentry/vocab"
+	"github.com/egressd/egressd/egress/authz"
+	"github.com/egressd/egressd/egress/gateway"
+	"github.com/egressd/egressd/serviceentry"
 )
 
-// httpManager describes one HTTP connection manager of the gateway: the
-// plaintext chain of a port, or the mesh listener's chain for that port.
-// Both serve the port's one route table.
-type httpManager struct {
-	port       uint32 // service port: the route table and the logs
-	statPrefix string
-	mesh       bool // on the mesh listener (access logs say so)
-	// authz are the AuthorizationPolicy RBAC filters (mesh listener).
-	authz []*hcmv3.HttpFilter
-}
-
 // httpConnectionManager builds every HTTP connection manager of the
-// gateway. The order of its HTTP filters is decided here, once:
+// gateway, the plaintext chain of a port and the mesh listener's chain for
+// it alike; port is the service port (the logs say it), policies the mesh
+// listener's AuthorizationPolicies (nil elsewhere). The order of its HTTP
+// filters is decided here, once:
 //
 //  1. header_mutation strips what would tell an external host about the
 //     caller or the gateway (stripHeadersFilter);
@@ -36,39 +29,56 @@ type httpManager struct {
 //
 // Nothing about the caller is added: no X-Forwarded-For (the client's
 // own is stripped), no request id.
-func (t *translator) httpConnectionManager(m httpManager) *hcmv3.HttpConnectionManager {
+func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies []*serviceentry.AuthorizationPolicy) *hcmv3.HttpConnectionManager {
 	filters := []*hcmv3.HttpFilter{stripHeadersFilter()}
-	filters = append(filters, m.authz...)
-	dynamic := t.needsDynamicHTTP(m.port)
-	if dynamic {
-		filters = append(filters, dynamicForwardHTTPFilter(t.o), guardHTTPFilter(t.o, nil))
+	if h.Mesh {
+		filters = append(filters, authz.HTTPFilters(policies)...)
+	}
+	if h.Dynamic {
+		filters = append(filters, dynamicForwardHTTPFilter(b.o), guardHTTPFilter(b.o, nil))
 	}
 	filters = append(filters, &hcmv3.HttpFilter{
 		Name:       "envoy.filters.http.router",
 		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{SuppressEnvoyHeaders: true})},
 	})
 	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: m.statPrefix,
+		StatPrefix: h.StatPrefix,
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: vocab.RouteName(m.port),
+			RouteConfigName: h.Routes,
 			ConfigSource: &corev3.ConfigSource{
 				ResourceApiVersion:    corev3.ApiVersion_V3,
 				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
 			},
 		}},
 		HttpFilters:       filters,
-		AccessLog:         httpAccessLog(t.o, m.port, m.mesh, t.byHostPorts[m.port]),
+		AccessLog:         httpAccessLog(b.o, port, h.Mesh, h.ByHost),
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		SkipXffAppend:     true,
 		GenerateRequestId: wrapperspb.Bool(false),
 	}
-	t.routeByHost(hcm, m.port)
-	if dynamic {
-		guardLocalReplies(hcm, m.port)
+	var replies []*hcmv3.ResponseMapper
+	if h.ByHost {
+		replies = append(replies, notInRegistryReply(port))
+	}
+	if h.Dynamic {
+		replies = append(replies, guardReplies(port)...)
+	}
+	if len(replies) > 0 {
+		hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: replies}
 	}
 	return hcm
 }
 
-// httpChainStatPrefix names the plaintext HCM of a port.
-func httpChainStatPrefix(port uint32) string { return fmt.Sprintf("egress_http_%d", port) }
+// dynamicForwardHTTPFilter resolves the Host of requests routed to the
+// dynamic forward proxy clusters, and saves the address for the guard
+// after it (guardHTTPFilter).
+func dynamicForwardHTTPFilter(o Options) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{
+		Name: "envoy.filters.http.dynamic_forward_proxy",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dfphttpv3.FilterConfig{
+			ImplementationSpecifier: &dfphttpv3.FilterConfig_DnsCacheConfig{DnsCacheConfig: dnsCache(o)},
+			SaveUpstreamAddress:     true,
+		})},
+	}
+}

@@ -8,6 +8,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
+	"github.com/egressd/egressd/egress/gateway"
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -16,41 +17,23 @@ import (
 // names must be served by SDS; egressd wires origination's naming here.
 type SecretNames func(o *serviceentry.Origination) (client, ca string)
 
-// originates reports whether the gateway opens TLS to this host port.
-func originates(hp serviceentry.HostPort) bool {
-	return hp.TLS != nil && hp.TLS.Unsupported == ""
-}
-
-// originationBlocked reports whether a DestinationRule asks for TLS the
-// gateway cannot originate: such traffic is refused, never sent in clear.
-func originationBlocked(hp serviceentry.HostPort) bool {
-	return hp.TLS != nil && hp.TLS.Unsupported != ""
-}
-
-// originate puts the upstream TLS of a DestinationRule on a host cluster:
-// SNI, the client certificate (MUTUAL) and the CA bundle by SDS, so that
-// both rotate without touching the cluster, and the server's names
-// checked against subjectAltNames (else the SNI).
-func originate(o Options, c *clusterv3.Cluster, hp serviceentry.HostPort) {
-	t := hp.TLS
-	client, ca := o.SecretNames(t)
+// originate puts the upstream TLS of the model on a host cluster: SNI,
+// the client certificate (MUTUAL) and the CA bundle by SDS, so that both
+// rotate without touching the cluster, and the server's names checked
+// against SubjectAltNames.
+func originate(c *clusterv3.Cluster, t *gateway.Origination) {
 	common := &tlsv3.CommonTlsContext{
-		TlsParams: &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		TlsParams:     &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		AlpnProtocols: t.ALPN,
 	}
-	if hp.Protocol.Class() == serviceentry.ClassHTTP {
-		common.AlpnProtocols = []string{"http/1.1"}
-		if hp.Protocol.UpstreamHTTP2() {
-			common.AlpnProtocols = []string{"h2"}
-		}
-	}
-	if t.Mode == serviceentry.TLSMutual {
-		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(client)}
+	if t.ClientSecret != "" {
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(t.ClientSecret)}
 	}
 	if !t.InsecureSkipVerify {
 		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
 			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t)},
-				ValidationContextSdsSecretConfig: sdsSecret(ca),
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.SubjectAltNames)},
+				ValidationContextSdsSecretConfig: sdsSecret(t.CASecret),
 			},
 		}
 	}
@@ -66,11 +49,7 @@ func originate(o Options, c *clusterv3.Cluster, hp serviceentry.HostPort) {
 // sanMatchers accepts the upstream's certificate when it names one of the
 // rule's subjectAltNames (a URI for spiffe:// names, else a DNS name), or,
 // without any, the SNI.
-func sanMatchers(t *serviceentry.Origination) []*tlsv3.SubjectAltNameMatcher {
-	names := t.SubjectAltNames
-	if len(names) == 0 {
-		names = []string{t.SNI}
-	}
+func sanMatchers(names []string) []*tlsv3.SubjectAltNameMatcher {
 	out := make([]*tlsv3.SubjectAltNameMatcher, 0, len(names))
 	for _, n := range names {
 		m := &tlsv3.SubjectAltNameMatcher{

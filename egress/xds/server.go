@@ -55,9 +55,9 @@ type Server struct {
 	services []func(grpc.ServiceRegistrar)
 	creds    credentials.TransportCredentials // nil: plaintext
 	secrets  func() []*tlsv3.Secret
-	warnings []string     // the last published translation's Warnings
-	last     *Resources   // the last translation published, for Refresh
-	memo     *clusterMemo // its host clusters, for the next translation
+	warnings []string   // the last published translation's Warnings
+	last     *Resources // the last translation published, for Refresh
+	memo     *memo      // its resources by their model, for the next translation
 
 	// What each published version needs ACKed (see WaitAcked).
 	digests    map[string]map[string]string // type URL -> name -> digest, as published
@@ -317,7 +317,7 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	}
 	s.mu.Lock()
 	s.version = version
-	s.memo = newClusterMemo(res.built, digests[resourcev3.ClusterType])
+	s.memo = res.built.published(digests)
 	last := *res
 	last.Secrets = nil
 	s.last = &last

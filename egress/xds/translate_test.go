@@ -87,7 +87,8 @@ func toYAML[M proto.Message](t *testing.T, ms []M) []byte {
 	return out
 }
 
-// TestTranslateGolden: testdata/in/<case>.yaml -> testdata/out/<case>.*.
+// TestTranslateGolden: testdata/in/<case>.yaml -> testdata/out/<case>.*:
+// the gateway model (ir.yaml) and the xDS resources it is built into.
 // Regenerate with `go test ./egress/xds -run Golden -update`.
 func TestTranslateGolden(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/in/*.yaml")
@@ -116,7 +117,15 @@ func TestTranslateGolden(t *testing.T) {
 			for _, w := range res.Warnings {
 				problems = append(problems, "translation: "+w)
 			}
+			ir, err := yaml.Marshal(res.Gateway)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := res.Gateway.Validate(); err != nil {
+				t.Errorf("the gateway model is invalid: %v", err)
+			}
 			outputs := map[string][]byte{
+				"ir.yaml":        ir,
 				"listeners.yaml": toYAML(t, res.Listeners),
 				"routes.yaml":    toYAML(t, res.Routes),
 				"clusters.yaml":  toYAML(t, res.Clusters),

@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
+)
+
+// Fixed cluster names.
+const (
+	// BlackholeCluster has no endpoints: deny chains proxy to it, so a
+	// denied connection is closed at once and still access-logged.
+	BlackholeCluster = "egressd_blackhole"
+	// DynamicHTTPCluster resolves the Host of HTTP requests at the gateway
+	// (wildcard hosts, resolution NONE, ALLOW_ANY); DynamicHTTP2Cluster
+	// the same over HTTP/2 upstream.
+	DynamicHTTPCluster  = "egressd_dynamic_http"
+	DynamicHTTP2Cluster = DynamicHTTPCluster + "2"
+	// DynamicTLSCluster resolves the SNI of TLS connections at the gateway.
+	DynamicTLSCluster = "egressd_dynamic_tls"
+	// OriginalDstCluster connects to the connection's original destination
+	// (TCP entries with resolution NONE and addresses).
+	OriginalDstCluster = "egressd_original_dst"
+)
+
+// Plan turns an allowlist into the gateway model. It is pure and
+// deterministic: equal allowlists and options give equal models. There is
+// one Port per service port any host uses (plus the always-on ports),
+// each refusing what no entry allows.
+func Plan(a *serviceentry.Allowlist, opts Options) (*Gateway, error) {
+	o, err := opts.check()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if o.SecretNames == nil && needsSecrets(a) {
+		return nil, fmt.Errorf("gateway: a DestinationRule asks for TLS origination, but no SecretNames were given")
+	}
+	hosts := hostsByPort(a, o)
+	numbers := make([]uint32, len(hosts))
+	for i, ph := range hosts {
+		numbers[i] = ph.number
+	}
+	p := &planner{o: o, clusters: map[string]*Cluster{}, listening: o.listenerPorts(numbers)}
+	g := &Gateway{Allowlist: a.Version(), Outbound: o.Outbound}
+	for _, ph := range hosts {
+		port, err := p.port(ph)
+		if err != nil {
+			return nil, err
+		}
+		g.Ports = append(g.Ports, port)
+	}
+	if o.MeshPort != 0 {
+		g.Mesh = p.mesh(a, hosts, g.Ports)
+	}
+	p.add(&Cluster{Name: BlackholeCluster, Kind: ClusterBlackhole})
+	for _, c := range p.clusters {
+		g.Clusters = append(g.Clusters, c)
+	}
+	sort.Slice(g.Clusters, func(i, j int) bool { return g.Clusters[i].Name < g.Clusters[j].Name })
+	sort.Strings(p.warnings)
+	g.Warnings = p.warnings
+	return g, nil
+}
+
+// needsSecrets reports whether any host port originates TLS.
+func needsSecrets(a *serviceentry.Allowlist) bool {
+	for _, h := range a.Hosts() {
+		for _, hp := range h.Ports {
+			if originates(hp) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func originates(hp serviceentry.HostPort) bool { return hp.TLS != nil && hp.TLS.Unsupported == "" }
+
+// originationBlocked reports whether hp asks for TLS origination the
+// gateway cannot do: its traffic is refused, never sent in clear.
+func originationBlocked(hp serviceentry.HostPort) bool {
+	return hp.TLS != nil && hp.TLS.Unsupported != ""
+}
+
+// hostPort is one host allowed on one port.
+type hostPort struct {
+	host *serviceentry.Host
+	hp   serviceentry.HostPort
+}
+
+// portHosts is everything the gateway serves on one service port.
+type portHosts struct {
+	number uint32
+	http   []hostPort // by host name
+	tls    []hostPort // by host name
+	tcp    []hostPort // one per entry, by entry ref
+	// alwaysHTTP/alwaysTLS: the port is served even without entries.
+	alwaysHTTP, alwaysTLS bool
+}
+
+// hostsByPort sorts the allowlist's host ports by service port and
+// protocol class, by port number.
+func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
+	byNumber := map[uint32]*portHosts{}
+	port := func(n uint32) *portHosts {
+		if p, ok := byNumber[n]; ok {
+			return p
+		}
+		p := &portHosts{number: n}
+		byNumber[n] = p
+		return p
+	}
+	for _, n := range o.AlwaysHTTPPorts {
+		port(n).alwaysHTTP = true
+	}
+	for _, n := range o.AlwaysTLSPorts {
+		port(n).alwaysTLS = true
+	}
+	seenTCP := map[string]bool{}
+	for _, h := range a.Hosts() { // sorted by name
+		for _, hp := range h.Ports {
+			p := port(hp.Number)
+			switch hp.Protocol.Class() {
+			case serviceentry.ClassHTTP:
+				p.http = append(p.http, hostPort{h, hp})
+			case serviceentry.ClassTLS:
+				p.tls = append(p.tls, hostPort{h, hp})
+			default:
+				key := fmt.Sprintf("%s|%d", hp.Entry.Ref, hp.Number)
+				if !seenTCP[key] {
+					seenTCP[key] = true
+					p.tcp = append(p.tcp, hostPort{h, hp})
+				}
+			}
+		}
+	}
+	out := make([]*portHosts, 0, len(byNumber))
+	for _, p := range byNumber {
+		sort.SliceStable(p.tcp, func(i, j int) bool {
+			return p.tcp[i].hp.Entry.Ref.String() < p.tcp[j].hp.Entry.Ref.String()
+		})
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
+	return out
+}
+
+// planner holds what one Plan collects: the clusters named so far and
+// what was left out.
+type planner struct {
+	o        Options
+	clusters map[string]*Cluster
+	// listening are the ports the gateway's own addresses serve.
+	listening map[uint32]bool
+	warnings  []string
+}
+
+func (p *planner) warnf(format string, args ...any) {
+	p.warnings = append(p.warnings, fmt.Sprintf(format, args...))
+}
+
+// add records c unless a cluster of its name is already there, and
+// returns its name.
+func (p *planner) add(c *Cluster) string {
+	if _, ok := p.clusters[c.Name]; !ok {
+		p.clusters[c.Name] = c
+	}
+	return c.Name
+}
+
+// wildcards returns the suffixes (".example.com") of the wildcard hosts
+// among hps.
+func wildcards(hps []hostPort) []string {
+	var out []string
+	for _, hp := range hps {
+		if hp.host.Wildcard {
+			out = append(out, strings.TrimPrefix(hp.host.Name, "*"))
+		}
+	}
+	return out
+}
+
+// underWildcard reports whether an exact host also matches one of the
+// port's wildcards. Such a host keeps a chain or virtual host of its own:
+// Envoy prefers a wildcard server name or domain to the catch-all that
+// routes by SNI or Host, and would send the host where the wildcard goes.
+func underWildcard(hp hostPort, suffixes []string) bool {
+	for _, sfx := range suffixes {
+		if strings.HasSuffix(hp.host.Name, sfx) {
+			return true
+		}
+	}
+	return false
+}
+
+// dynamic reports whether the gateway must resolve the destination itself
+// from the Host header or SNI: resolution NONE (validation refuses DNS
+// wildcards without endpoints; wildcards with endpoints go to those).
+func dynamic(hp hostPort) bool {
+	return hp.hp.Entry.Resolution == serviceentry.ResolutionNone
+}
+
+// foundByName reports whether a host needs no chain or virtual host of its
+// own: under REGISTRY_ONLY an exact host resolved by its cluster is found
+// by the SNI or Host naming that cluster, so the listener and the route
+// table do not grow or change with such hosts (a host added or removed is
+// one cluster added or removed). Wildcards, hosts under a wildcard and
+// hosts the gateway resolves per connection keep their own.
+func (p *planner) foundByName(hp hostPort, wild []string) bool {
+	return !p.o.Outbound.Forwards() && !dynamic(hp) && !hp.host.Wildcard && !underWildcard(hp, wild)
+}
+
+// unlistedVerdict is how traffic to unlisted destinations is recorded when
+// the outbound mode forwards it: allowed under ALLOW_ANY, audit-deny (what
+// REGISTRY_ONLY would refuse) under AUDIT.
+func (p *planner) unlistedVerdict() (vocab.Verdict, vocab.Reason) {
+	if p.o.Outbound == serviceentry.Audit {
+		return vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry
+	}
+	return vocab.VerdictAllow, vocab.ReasonAllowAny
+}
