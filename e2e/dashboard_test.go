@@ -181,8 +181,9 @@ spec:
 	b.WaitFor(5*time.Second, "allowlist rows", `Array.from(document.querySelectorAll("#allowlist tbody tr")).some(r => r.dataset.host === "ok.dash.test" && r.textContent.includes("e2e/ok"))`)
 	b.WaitFor(2*time.Second, "TLS origination shown", `Array.from(document.querySelectorAll("#allowlist tbody tr")).some(r => r.dataset.host === "billing.dash.test" && r.querySelector(".tls").textContent.includes("SIMPLE"))`)
 	b.WaitFor(2*time.Second, "invalid resource shown", `document.querySelector(".problems") !== null && document.querySelector(".problems").textContent.includes("e2e/everything")`)
+	b.WaitFor(5*time.Second, "gateway chains shown", `Array.from(document.querySelectorAll("#gateway tbody tr")).some(r => r.dataset.chain === "tls|443|by_sni" && r.textContent.includes("pass TLS through to the SNI's cluster")) && document.querySelector("#gateway-meta").textContent.includes("cluster")`)
 	b.WaitFor(2*time.Second, "health panel", `document.querySelector("#h-envoy").classList.contains("ok") && document.querySelector("#h-source").classList.contains("ok") && document.querySelector("#outbound").textContent === "REGISTRY_ONLY"`)
-	shot(b, "05-allowlist.png", false)
+	shot(b, "05-allowlist.png", true)
 
 	// A flood of denials: the page stays responsive and the table capped.
 	b.Navigate(base)

@@ -214,7 +214,7 @@ func TestXDSPortAuthenticatesClients(t *testing.T) {
 		t.Errorf("%d log lines for the refused workload, want 1 (once per identity)", n)
 	}
 	// Nothing on the admin port serves key material.
-	for _, path := range []string{"/api/v1/allowlist", "/api/v1/health", "/api/v1/decisions", "/metrics", "/"} {
+	for _, path := range []string{"/api/v1/allowlist", "/api/v1/gateway", "/api/v1/gateway?format=yaml", "/api/v1/health", "/api/v1/decisions", "/metrics", "/"} {
 		resp, err := http.Get("http://" + g.EgressdAdmin + path)
 		if err != nil {
 			t.Fatal(err)

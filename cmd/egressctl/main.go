@@ -1,6 +1,7 @@
 // Command egressctl is the operator's CLI for a running egressd: it tails
-// the decisions egressd records and turns the denials into ServiceEntry
-// suggestions, through egressd's admin HTTP API.
+// the decisions egressd records, turns the denials into ServiceEntry
+// suggestions and shows the gateway configuration in force, through
+// egressd's admin HTTP API.
 package main
 
 import (
@@ -45,6 +46,9 @@ Commands:
       --namespace NS   metadata.namespace of the entries
       --wildcard-min N hosts under one domain that make a "*.domain" (default 3; -1: never)
       -o FORMAT        yaml or json (default yaml)
+  gateway     print the gateway configuration egressd last published: each
+              listener's filter chains, what they match and what they do
+      -o FORMAT        table, yaml or json (the whole model) (default table)
   cert issue  issue a workload certificate (SPIFFE X.509 SVID) from egressd's CA,
               read locally from its folder (no admin API)
       --ca-dir DIR          egressd's CA folder (Istio cacerts layout); never created
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = decisionsCommand(ctx, g, args, stdout, stderr)
 	case "suggest":
 		err = suggestCommand(ctx, g, args, stdout, stderr)
+	case "gateway":
+		err = gatewayCommand(ctx, g, args, stdout, stderr)
 	case "cert":
 		err = certCommand(g, args, stdout, stderr)
 	case "version", "--version":

@@ -318,6 +318,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		}, snapshots.Current))
 		dash := dashboard.Handler(dashboard.Config{
 			Allowlist: snapshots.Current,
+			Gateway:   server.Gateway,
 			Health: func() dashboard.Health {
 				h := dashboard.Health{
 					EnvoyConnected:   server.Connected(),
@@ -346,6 +347,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		})
 		api.Handle("/api/v1/allowlist", dash)
 		api.Handle("/api/v1/health", dash)
+		api.Handle("/api/v1/gateway", dash)
 		admin := &adminServer{address: cfg.AdminListen, registry: registry, ready: ready, api: api, dashboard: dash, token: cfg.AdminToken, log: log.Named("admin")}
 		g.Go(func() error { return admin.Start(ctx) })
 	}

@@ -3,10 +3,14 @@ package dashboard
 import (
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/egressd/egressd/egress/gateway"
 	"github.com/egressd/egressd/serviceentry"
 )
 
@@ -45,12 +49,15 @@ type Part struct {
 	Allowlist string `json:"allowlist"`
 }
 
-// Config is what the dashboard reads. Both callbacks are called per
+// Config is what the dashboard reads. The callbacks are called per
 // request and must be safe for concurrent use.
 type Config struct {
 	// Allowlist returns the allowlist in force; it may be nil, or return
 	// nil before the first one is loaded.
 	Allowlist func() *serviceentry.Allowlist
+	// Gateway returns the gateway model last published; it may be nil, or
+	// return nil before the first one is.
+	Gateway func() *gateway.Gateway
 	// Health returns the current health; nil serves an empty Health.
 	Health func() Health
 }
@@ -60,6 +67,8 @@ type Config struct {
 //	/, /dashboard/          the page
 //	/dashboard/assets/...   its embedded CSS and JavaScript
 //	/api/v1/allowlist       the allowlist in force as JSON (see AllowlistView)
+//	/api/v1/gateway         the gateway model published as JSON (see GatewayView),
+//	                        ?format=yaml the model alone as YAML
 //	/api/v1/health          cfg.Health as JSON (see HealthView)
 //
 // The page itself reads /api/v1/decisions/stream, /api/v1/aggregates,
@@ -101,6 +110,30 @@ func Handler(cfg Config) http.Handler {
 			a = cfg.Allowlist()
 		}
 		writeJSON(w, NewAllowlistView(a))
+	})
+	mux.HandleFunc("GET /api/v1/gateway", func(w http.ResponseWriter, r *http.Request) {
+		var g *gateway.Gateway
+		if cfg.Gateway != nil {
+			g = cfg.Gateway()
+		}
+		switch format := r.URL.Query().Get("format"); format {
+		case "", "json":
+			writeJSON(w, NewGatewayView(g))
+		case "yaml":
+			if g == nil {
+				http.Error(w, "no gateway configuration published yet", http.StatusServiceUnavailable)
+				return
+			}
+			out, err := yaml.Marshal(g)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(out)
+		default:
+			http.Error(w, fmt.Sprintf("format %q: use json or yaml", format), http.StatusBadRequest)
+		}
 	})
 	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		var h Health

@@ -45,6 +45,9 @@ func TestHandlerRoutes(t *testing.T) {
 		"health":             {"GET", "/api/v1/health", 200, "application/json", `"envoy_connected":false`},
 		"allowlist":          {"GET", "/api/v1/allowlist", 200, "application/json", `"loaded":false`},
 		"allowlist no POST":  {"POST", "/api/v1/allowlist", 405, "", ""},
+		"gateway":            {"GET", "/api/v1/gateway", 200, "application/json", `"loaded":false`},
+		"gateway yaml, none": {"GET", "/api/v1/gateway?format=yaml", 503, "", "no gateway configuration published"},
+		"gateway bad format": {"GET", "/api/v1/gateway?format=xml", 400, "", `format "xml"`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

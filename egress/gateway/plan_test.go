@@ -286,3 +286,35 @@ func TestValidateRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestRows(t *testing.T) {
+	g := plan(t, tlsHosts+"---\n"+httpHosts, Options{MeshPort: 15443})
+	rows := g.Rows()
+	find := func(chain string) Row {
+		for _, r := range rows {
+			if r.Chain == chain {
+				return r
+			}
+		}
+		t.Fatalf("no row for %s in %+v", chain, rows)
+		return Row{}
+	}
+	for chain, want := range map[string]Row{
+		"tls|443|by_sni":             {Listener: "egress_443", Listen: 443, Match: "TLS", Action: "pass TLS through to the SNI's cluster (outbound|443|tls|<SNI>), else close"},
+		"tls|443|*.wild.example.com": {Listener: "egress_443", Listen: 443, Match: "SNI *.wild.example.com", Action: "resolve the SNI, pass TLS through to it on port 443"},
+		"tcp|443|unlisted":           {Listener: "egress_443", Listen: 443, Default: true, Match: "anything else", Action: "close: deny not_in_registry"},
+		"http|80": {Listener: "egress_80", Listen: 80, Match: "any connection",
+			Action: "HTTP by Host, route table http.80 (2 hosts of its own, the rest found by Host, else 403 not_in_registry); resolves the Host, address guard on"},
+		"mesh|tls|443|api.example.com": {Listener: "egress_mesh", Listen: 15443, Match: "SNI outbound_.443_._.api.example.com, api.example.com",
+			Action: "mesh mTLS, then AuthorizationPolicies for api.example.com, then pass TLS through to outbound|443|tls|api.example.com"},
+		"mesh|unlisted": {Listener: "egress_mesh", Listen: 15443, Default: true, Match: "anything else", Action: "close: deny not_in_registry"},
+	} {
+		want.Chain = chain
+		if got := find(chain); got != want {
+			t.Errorf("row\n got %+v\nwant %+v", got, want)
+		}
+	}
+	if n := len(rows); n != 1+4+4 { // egress_80: http; egress_443 and the mesh listener: 3 chains and the default
+		t.Errorf("%d rows: %+v", n, rows)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/egressd/egressd/egress/gateway"
 	"github.com/egressd/egressd/egress/xdsauth"
 	"github.com/egressd/egressd/serviceentry"
 )
@@ -401,6 +402,17 @@ func (s *Server) AllowlistVersion() string {
 		return p.allowlist
 	}
 	return ""
+}
+
+// Gateway is the gateway model of the last configuration published; nil
+// before the first. It is shared: callers must not change it.
+func (s *Server) Gateway() *gateway.Gateway {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		return nil
+	}
+	return s.last.Gateway
 }
 
 // AckedAllowlistVersion is the version of the allowlist behind

@@ -557,6 +557,51 @@
     n.textContent = allowlist.loaded ? fmtN(allowlist.hosts.length) + (allowlist.errors ? ` · ${allowlist.errors} error${allowlist.errors === 1 ? "" : "s"}` : "") : "";
     n.classList.toggle("alert", allowlist.errors > 0);
     renderAllowlist();
+    loadGateway();
+  }
+
+  // The gateway model published: every filter chain, in words.
+  let gateway = null;
+  async function loadGateway() {
+    try {
+      gateway = await getJSON("/api/v1/gateway");
+    } catch (e) {
+      $("#gateway-meta").textContent = "Gateway: " + e.message;
+      return;
+    }
+    renderGateway();
+  }
+
+  function renderGateway() {
+    const g = gateway;
+    if (!g) return;
+    const listeners = new Set(g.rows.map((r) => r.listener));
+    $("#gateway-meta").textContent = g.loaded ?
+      `Gateway: ${fmtN(listeners.size)} listener${listeners.size === 1 ? "" : "s"}, ${fmtN(g.rows.length)} filter chain${g.rows.length === 1 ? "" : "s"}, ${fmtN(g.clusters)} cluster${g.clusters === 1 ? "" : "s"} · ${g.gateway.outbound}` :
+      "Gateway: nothing published yet.";
+    const warnings = (g.gateway && g.gateway.warnings) || [];
+    const box = $("#gateway-warnings");
+    box.replaceChildren();
+    if (warnings.length) {
+      box.append(el("div", { class: "problems" },
+        el("h3", null, `${warnings.length} thing${warnings.length === 1 ? "" : "s"} left out of the gateway`),
+        el("ul", null, ...warnings.map((w) => el("li", null, el("span", { class: "sev warning" }, "warning"), el("div", null, w))))));
+    }
+    const needle = $("#allow-search").value.trim().toLowerCase();
+    const tb = $("#gateway tbody");
+    const frag = document.createDocumentFragment();
+    let last = "";
+    for (const r of g.rows) {
+      if (needle && !(r.chain + " " + r.match + " " + r.action).toLowerCase().includes(needle)) continue;
+      frag.append(el("tr", { dataset: { chain: r.chain } },
+        el("td", { class: "mono" + (r.listener === last ? " same" : "") }, `${r.listener} :${r.listen}`),
+        el("td", { class: "mono", title: r.chain }, r.chain, r.default ? el("span", { class: "muted" }, " default") : null),
+        el("td", { title: r.match }, r.match),
+        el("td", { class: r.action.startsWith("close") ? "bad" : "" }, r.action)));
+      last = r.listener;
+    }
+    tb.replaceChildren(frag);
+    if (!tb.childElementCount) tb.append(el("tr", null, el("td", { colspan: 4, class: "muted" }, g.loaded ? "No filter chain matches." : "Nothing published yet.")));
   }
 
   function renderAllowlist() {
@@ -604,7 +649,7 @@
     if (t.unsupported) parts.push(el("span", { class: "bad" }, " · refused: " + t.unsupported));
     return el("td", { class: "tls", title: [t.ca_certificates ? "CA " + t.ca_certificates : "", (t.subject_alt_names || []).join(", ")].filter(Boolean).join("\n") }, ...parts);
   }
-  $("#allow-search").addEventListener("input", renderAllowlist);
+  $("#allow-search").addEventListener("input", () => { renderAllowlist(); renderGateway(); });
 
   // ---- health ----------------------------------------------------------------
 
