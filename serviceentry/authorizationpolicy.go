@@ -11,6 +11,8 @@ import (
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/egressd/egressd/serviceentry/strict"
 )
 
 // AuthzAction is an AuthorizationPolicy's action, as Istio names it.
@@ -369,7 +371,7 @@ func unsupportedKey(key string) string {
 		return "is not a header condition; write request.headers[<name>], e.g. request.headers[user-agent]"
 	}
 	known := []string{AuthzKeySNI, AuthzKeySourceIP, AuthzKeySourceNamespace, AuthzKeySourcePrincipal, AuthzKeyDestinationPort}
-	if s := closest(key, known); s != "" {
+	if s := strict.Closest(key, known); s != "" {
 		return fmt.Sprintf("is not a key egressd supports; did you mean %q?", s)
 	}
 	return "is not a key egressd supports; use one of " + authzKeyList

@@ -52,7 +52,7 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 		for pi, p := range e.Ports {
 			if msg := ports.claim(e, p); msg != "" {
 				a.problems = append(a.problems, Problem{
-					Ref: e.Ref, Field: fmt.Sprintf("spec.ports[%d]", pi), Severity: SeverityError, Message: msg,
+					Ref: e.Ref, Field: fmt.Sprintf("spec.ports[%d]", pi), Code: CodePortConflict, Severity: SeverityError, Message: msg,
 				})
 				continue
 			}
@@ -60,7 +60,7 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 				h := a.host(name)
 				if prev, ok := h.Port(p.Number); ok {
 					a.problems = append(a.problems, Problem{
-						Ref: e.Ref, Field: fmt.Sprintf("spec.hosts[%d]", hi), Severity: SeverityError,
+						Ref: e.Ref, Field: fmt.Sprintf("spec.hosts[%d]", hi), Code: CodeHostConflict, Severity: SeverityError,
 						Message: fmt.Sprintf("host %q port %d is already allowed by ServiceEntry %s; this port is ignored for this host",
 							name, p.Number, prev.Entry.Ref),
 					})
@@ -102,7 +102,7 @@ func uniqueByRef[T any](a *Allowlist, in []T, ref func(T) Ref) []T {
 		if n := len(out); n > 0 {
 			if prev := ref(out[n-1]); prev.Namespace == r.Namespace && prev.Name == r.Name {
 				a.problems = append(a.problems, Problem{
-					Ref: r, Severity: SeverityError,
+					Ref: r, Code: CodeDuplicateName, Severity: SeverityError,
 					Message: fmt.Sprintf("%s %s is already defined at %s; a namespace holds one %s of a name: rename one (this one is ignored)", r.Kind, r, location(prev), r.Kind),
 				})
 				continue

@@ -2,12 +2,10 @@ package serviceentry
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"regexp"
 	"runtime"
@@ -17,12 +15,10 @@ import (
 	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+
+	"github.com/egressd/egressd/serviceentry/strict"
 )
 
 // Object is one decoded Istio resource, before validation.
@@ -64,30 +60,6 @@ const KindPeerAuthentication = "PeerAuthentication"
 // DefaultNamespace is the namespace of a resource whose metadata.namespace
 // is empty, as kubectl would apply it.
 const DefaultNamespace = "default"
-
-// networkingAPIVersions are the apiVersions Istio serves ServiceEntry and
-// DestinationRule at.
-var networkingAPIVersions = []string{
-	"networking.istio.io/v1",
-	"networking.istio.io/v1beta1",
-	"networking.istio.io/v1alpha3",
-}
-
-// securityAPIVersions are the apiVersions Istio serves AuthorizationPolicy
-// and PeerAuthentication at.
-var securityAPIVersions = []string{
-	"security.istio.io/v1",
-	"security.istio.io/v1beta1",
-}
-
-// readKinds are the kinds egressd reads, with the apiVersions each is
-// served at (the first is the one to suggest).
-var readKinds = map[string][]string{
-	KindServiceEntry:        networkingAPIVersions,
-	KindDestinationRule:     networkingAPIVersions,
-	KindAuthorizationPolicy: securityAPIVersions,
-	KindPeerAuthentication:  securityAPIVersions,
-}
 
 // ignoredKinds are Istio kinds that egressd does not handle yet. They are
 // reported as a warning and skipped, so that a folder of Istio
@@ -164,7 +136,7 @@ func decode(file string, data []byte) *decoder {
 			syntax = &p
 			break
 		}
-		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		if len(doc.Content) == 0 || strict.IsNull(doc.Content[0]) {
 			continue
 		}
 		if deeperThan(doc.Content[0], MaxDepth) {
@@ -203,7 +175,8 @@ const (
 // tooLarge is the Problem of a file over MaxFileBytes.
 func tooLarge(file string, size int64) Problem {
 	return Problem{
-		Ref: Ref{File: file},
+		Ref:  Ref{File: file},
+		Code: CodeFileTooLarge,
 		Message: fmt.Sprintf("the file is %d bytes, more than the %d egressd reads (%d MiB); split it into several files",
 			size, MaxFileBytes, MaxFileBytes>>20),
 		Severity: SeverityError,
@@ -214,7 +187,7 @@ func tooLarge(file string, size int64) Problem {
 // be decoded: one error at line.
 func failedDocument(file string, line int, msg string) chan *decoder {
 	out := make(chan *decoder, 1)
-	out <- &decoder{file: file, problems: []Problem{{Ref: Ref{File: file, Line: line}, Message: msg, Severity: SeverityError}}}
+	out <- &decoder{file: file, problems: []Problem{{Ref: Ref{File: file, Line: line}, Code: CodeDocumentTooDeep, Message: msg, Severity: SeverityError}}}
 	return out
 }
 
@@ -248,16 +221,30 @@ func ReadFile(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	if info, err := f.Stat(); err == nil && info.Size() > MaxFileBytes {
-		return nil, errors.New(tooLarge(path, info.Size()).Message)
+		return nil, tooLargeError{tooLarge(path, info.Size())}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > MaxFileBytes {
-		return nil, errors.New(tooLarge(path, int64(len(data))).Message)
+		return nil, tooLargeError{tooLarge(path, int64(len(data)))}
 	}
 	return data, nil
+}
+
+// tooLargeError is ReadFile's error for a file over MaxFileBytes.
+type tooLargeError struct{ p Problem }
+
+func (e tooLargeError) Error() string { return e.p.Message }
+
+// ReadProblem is the Problem of a file ReadFile could not read.
+func ReadProblem(path string, err error) Problem {
+	var tl tooLargeError
+	if errors.As(err, &tl) {
+		return tl.p
+	}
+	return Problem{Ref: Ref{File: path}, Code: CodeUnreadableFile, Severity: SeverityError, Message: fmt.Sprintf("reading file: %v", err)}
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -274,6 +261,7 @@ func syntaxProblem(file string, err error) Problem {
 	}
 	return Problem{
 		Ref:      Ref{File: file, Line: line},
+		Code:     CodeInvalidYAML,
 		Message:  "invalid YAML: " + msg + "; nothing after this point in the file was read",
 		Severity: SeverityError,
 	}
@@ -312,11 +300,11 @@ func (d *decoder) resource(n *yaml.Node) {
 	}()
 
 	if n.Kind == yaml.AliasNode {
-		r.errorf("", "YAML aliases are not supported; write the resource out in full")
+		r.errorf(ProblemCode(strict.CodeUnsupportedYAML), "", "YAML aliases are not supported; write the resource out in full")
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		r.errorf("", "a resource must be a mapping with apiVersion, kind, metadata and spec; found %s", describe(n))
+		r.errorf(CodeNotAResource, "", "a resource must be a mapping with apiVersion, kind, metadata and spec; found %s", strict.Describe(n))
 		return
 	}
 	fields := r.fields(n, "")
@@ -326,10 +314,10 @@ func (d *decoder) resource(n *yaml.Node) {
 
 	if items, ok := fields["items"]; ok && (kind == "List" || strings.HasSuffix(kind, "List")) {
 		switch {
-		case isNull(items):
+		case strict.IsNull(items):
 		case items.Kind != yaml.SequenceNode:
 			r.ref.Kind = ""
-			r.errorf("items", "expected a list of resources, found %s", describe(items))
+			r.errorf(ProblemCode(strict.CodeWrongType), "items", "expected a list of resources, found %s", strict.Describe(items))
 		default:
 			for _, item := range items.Content {
 				d.resource(item)
@@ -338,6 +326,7 @@ func (d *decoder) resource(n *yaml.Node) {
 		return
 	}
 
+	info, known := LookupKind(kind)
 	// Read the name for the Ref of every kind, but report problems with it
 	// only for the kinds egressd reads.
 	before := len(r.problems)
@@ -346,62 +335,42 @@ func (d *decoder) resource(n *yaml.Node) {
 	case kind == "":
 		r.problems = r.problems[:before]
 		if kindOK {
-			r.errorf("kind", "missing; set kind: ServiceEntry, DestinationRule, AuthorizationPolicy or PeerAuthentication")
+			r.errorf(CodeUnknownKind, "kind", "missing; set kind: ServiceEntry, DestinationRule, AuthorizationPolicy or PeerAuthentication")
 		}
 		return
-	case readKinds[kind] != nil:
+	case known:
 	case ignoredKinds[kind] && strings.HasSuffix(apiGroup(apiVersion), "istio.io"):
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.warnf("", "kind %s is not handled yet; ignored", kind)
+		r.warnf(CodeKindNotHandled, "", "kind %s is not handled yet; ignored", kind)
 		return
 	default:
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.errorf("kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input", kind, apiVersion)
+		r.errorf(CodeUnknownKind, "kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input", kind, apiVersion)
 		return
 	}
 
-	versions := readKinds[kind]
+	versions := info.APIVersions
 	if apiVersion == "" && apiVersionOK {
-		r.errorf("apiVersion", "missing; set apiVersion: %s", versions[0])
+		r.errorf(CodeInvalidAPIVersion, "apiVersion", "missing; set apiVersion: %s", versions[0])
 	} else if apiVersion != "" && !slices.Contains(versions, apiVersion) {
 		others := make([]string, 0, len(versions)-1)
 		for _, v := range versions[1:] {
 			others = append(others, v[strings.LastIndexByte(v, '/')+1:])
 		}
-		r.errorf("apiVersion", "%q is not an API version of %s; use %s (%s %s accepted too)", apiVersion, kind, versions[0], joinFields(others), isAre(len(others)))
+		r.errorf(CodeInvalidAPIVersion, "apiVersion", "%q is not an API version of %s; use %s (%s %s accepted too)", apiVersion, kind, versions[0], joinFields(others), isAre(len(others)))
 	}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(topLevelFields, k) {
-			r.errorf(k, "unknown field %q; %s", k, suggest(k, topLevelFields))
+			r.errorf(ProblemCode(strict.CodeUnknownField), k, "unknown field %q; %s", k, strict.Suggest(k, topLevelFields))
 		}
 	}
 
 	o := Object{Ref: r.ref, APIVersion: apiVersion}
-	var spec proto.Message
-	switch kind {
-	case KindDestinationRule:
-		o.DestinationRule = &networkingv1alpha3.DestinationRule{}
-		spec = o.DestinationRule
-	case KindAuthorizationPolicy:
-		o.AuthorizationPolicy = &securityv1beta1.AuthorizationPolicy{}
-		spec = o.AuthorizationPolicy
-	case KindPeerAuthentication:
-		o.PeerAuthentication = &securityv1beta1.PeerAuthentication{}
-		spec = o.PeerAuthentication
-	default:
-		o.ServiceEntry = &networkingv1alpha3.ServiceEntry{}
-		spec = o.ServiceEntry
-	}
-	if n := fields["spec"]; n != nil && !isNull(n) {
-		before := len(r.problems)
-		v := r.message(n, spec.ProtoReflect().Descriptor(), "spec")
-		if len(r.problems) == before {
-			if err := toProto(v, spec); err != nil {
-				r.errorf("spec", "cannot decode: %v", err)
-			}
-		}
+	spec := info.NewSpec(&o)
+	if n := fields["spec"]; n != nil && !strict.IsNull(n) {
+		r.mistakes(strict.Decode(n, spec, "spec"))
 	}
 	if hasError(r.problems) {
 		// Keep what fail-closed handling needs of an Istio policy; another
@@ -420,12 +389,12 @@ func (d *decoder) resource(n *yaml.Node) {
 // checks them as Kubernetes would.
 func (r *resourceDecoder) metadata(n *yaml.Node) {
 	r.ref.Namespace = DefaultNamespace
-	if n == nil || isNull(n) {
-		r.errorf("metadata.name", "missing; every resource needs a name")
+	if n == nil || strict.IsNull(n) {
+		r.errorf(CodeInvalidMetadata, "metadata.name", "missing; every resource needs a name")
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		r.errorf("metadata", "expected a mapping with name and namespace, found %s", describe(n))
+		r.errorf(CodeInvalidMetadata, "metadata", "expected a mapping with name and namespace, found %s", strict.Describe(n))
 		return
 	}
 	fields := r.fields(n, "metadata")
@@ -438,17 +407,17 @@ func (r *resourceDecoder) metadata(n *yaml.Node) {
 	case !ok:
 	case name == "":
 		if fields["generateName"] != nil {
-			r.errorf("metadata.name", "generateName is not supported; set metadata.name")
+			r.errorf(CodeInvalidMetadata, "metadata.name", "generateName is not supported; set metadata.name")
 		} else {
-			r.errorf("metadata.name", "missing; every resource needs a name")
+			r.errorf(CodeInvalidMetadata, "metadata.name", "missing; every resource needs a name")
 		}
 	case !isDNS1123Subdomain(name):
-		r.errorf("metadata.name", "%q is not a valid name: use at most 253 lower-case letters, digits, \"-\" and \".\", starting and ending with a letter or digit", name)
+		r.errorf(CodeInvalidMetadata, "metadata.name", "%q is not a valid name: use at most 253 lower-case letters, digits, \"-\" and \".\", starting and ending with a letter or digit", name)
 	}
 	if ns, ok := r.str(fields["namespace"], "metadata.namespace"); ok && ns != "" {
 		r.ref.Namespace = ns
 		if !IsDNS1123Label(ns) {
-			r.errorf("metadata.namespace", "%q is not a valid namespace: use at most 63 lower-case letters, digits and \"-\", starting and ending with a letter or digit", ns)
+			r.errorf(CodeInvalidMetadata, "metadata.namespace", "%q is not a valid namespace: use at most 63 lower-case letters, digits and \"-\", starting and ending with a letter or digit", ns)
 		}
 	}
 }
@@ -459,480 +428,32 @@ type resourceDecoder struct {
 	problems []Problem
 }
 
-func (r *resourceDecoder) errorf(field, format string, args ...any) {
-	r.problems = append(r.problems, Problem{Ref: r.ref, Field: field, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
+func (r *resourceDecoder) errorf(code ProblemCode, field, format string, args ...any) {
+	r.problems = append(r.problems, Problem{Ref: r.ref, Field: field, Code: code, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
 }
 
-func (r *resourceDecoder) warnf(field, format string, args ...any) {
-	r.problems = append(r.problems, Problem{Ref: r.ref, Field: field, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
+func (r *resourceDecoder) warnf(code ProblemCode, field, format string, args ...any) {
+	r.problems = append(r.problems, Problem{Ref: r.ref, Field: field, Code: code, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 
-// fields returns the keys of mapping n with their values, reporting
-// duplicate and non-string keys.
+// mistakes records the strict decoder's mistakes as errors; it reports
+// whether there were none.
+func (r *resourceDecoder) mistakes(errs []strict.Error) bool {
+	for _, e := range errs {
+		r.errorf(ProblemCode(e.Code), e.Field, "%s", e.Message)
+	}
+	return len(errs) == 0
+}
+
 func (r *resourceDecoder) fields(n *yaml.Node, path string) map[string]*yaml.Node {
-	out := make(map[string]*yaml.Node, len(n.Content)/2)
-	lines := make(map[string]int, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			r.errorf(path, "a field name must be a plain string, found %s", describe(k))
-			continue
-		}
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			r.errorf(fieldPath(path, k.Value), "YAML merge keys are not supported; write the fields out in full")
-			continue
-		}
-		if l, dup := lines[k.Value]; dup {
-			r.errorf(fieldPath(path, k.Value), "set twice (lines %d and %d); keep one", l, k.Line)
-			continue
-		}
-		lines[k.Value] = k.Line
-		out[k.Value] = v
-	}
-	return out
+	f, errs := strict.Fields(n, path)
+	r.mistakes(errs)
+	return f
 }
 
-// str reads a string scalar. A missing or null node gives "", true.
 func (r *resourceDecoder) str(n *yaml.Node, path string) (string, bool) {
-	if n == nil || isNull(n) {
-		return "", true
-	}
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		r.errorf(path, "expected a string, found %s%s", describe(n), quoteHint(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// message checks mapping n against message descriptor md and returns it as
-// a JSON-ready value keyed by JSON field names. Problems name the field's
-// path and say how to fix it.
-func (r *resourceDecoder) message(n *yaml.Node, md protoreflect.MessageDescriptor, path string) map[string]any {
-	if n.Kind == yaml.AliasNode {
-		r.errorf(path, "YAML aliases are not supported; write the value out in full")
-		return nil
-	}
-	if n.Kind != yaml.MappingNode {
-		r.errorf(path, "expected a mapping, found %s", describe(n))
-		return nil
-	}
-	out := map[string]any{}
-	seen := map[protoreflect.FieldNumber]string{}
-	oneofs := map[protoreflect.Name]string{} // oneof -> the member set
-	fields := md.Fields()
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			r.errorf(path, "a field name must be a plain string, found %s", describe(k))
-			continue
-		}
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			r.errorf(fieldPath(path, k.Value), "YAML merge keys are not supported; write the fields out in full")
-			continue
-		}
-		fd := fields.ByJSONName(k.Value)
-		if fd == nil {
-			fd = fields.ByTextName(k.Value)
-		}
-		if fd == nil {
-			r.errorf(fieldPath(path, k.Value), "unknown field %q; %s", k.Value, suggest(k.Value, jsonNames(md)))
-			continue
-		}
-		fpath := fieldPath(path, fd.JSONName())
-		if prev, dup := seen[fd.Number()]; dup {
-			r.errorf(fpath, "set twice (as %q and %q); keep one", prev, k.Value)
-			continue
-		}
-		seen[fd.Number()] = k.Value
-		if isNull(v) {
-			continue
-		}
-		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
-			if prev, dup := oneofs[od.Name()]; dup {
-				r.errorf(fpath, "cannot be set together with %q: set only one of %s", prev, strings.Join(oneofNames(od), ", "))
-				continue
-			}
-			oneofs[od.Name()] = fd.JSONName()
-		}
-		if v.Kind == yaml.AliasNode {
-			r.errorf(fpath, "YAML aliases are not supported; write the value out in full")
-			continue
-		}
-		var val any
-		var ok bool
-		switch {
-		case fd.IsMap():
-			val, ok = r.mapValue(v, fd, fpath)
-		case fd.IsList():
-			val, ok = r.listValue(v, fd, fpath)
-		default:
-			val, ok = r.value(v, fd, fpath)
-		}
-		if ok {
-			out[fd.JSONName()] = val
-		}
-	}
-	return out
-}
-
-func (r *resourceDecoder) listValue(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
-	if n.Kind != yaml.SequenceNode {
-		r.errorf(path, "expected a list, found %s%s", describe(n), listHint(n))
-		return nil, false
-	}
-	out := make([]any, 0, len(n.Content))
-	ok := true
-	for i, item := range n.Content {
-		ipath := fmt.Sprintf("%s[%d]", path, i)
-		if isNull(item) {
-			r.errorf(ipath, "empty list item; remove it")
-			ok = false
-			continue
-		}
-		v, iok := r.value(item, fd, ipath)
-		ok = ok && iok
-		out = append(out, v)
-	}
-	return out, ok
-}
-
-func (r *resourceDecoder) mapValue(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
-	if n.Kind != yaml.MappingNode {
-		r.errorf(path, "expected a mapping, found %s", describe(n))
-		return nil, false
-	}
-	out := map[string]any{}
-	lines := map[string]int{}
-	ok := true
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || isNull(k) {
-			r.errorf(path, "a key must be a plain string, found %s", describe(k))
-			ok = false
-			continue
-		}
-		kpath := fmt.Sprintf("%s[%s]", path, k.Value)
-		if kk := fd.MapKey().Kind(); kk != protoreflect.StringKind && kk != protoreflect.BoolKind {
-			if _, err := strconv.ParseInt(k.Value, 10, 64); err != nil {
-				r.errorf(kpath, "%q is not a number; the keys of %s are numbers", k.Value, path)
-				ok = false
-				continue
-			}
-		}
-		if l, dup := lines[k.Value]; dup {
-			r.errorf(kpath, "set twice (lines %d and %d); keep one", l, k.Line)
-			ok = false
-			continue
-		}
-		lines[k.Value] = k.Line
-		if isNull(v) {
-			r.errorf(kpath, "no value; give one or remove the key")
-			ok = false
-			continue
-		}
-		val, vok := r.value(v, fd.MapValue(), kpath)
-		ok = ok && vok
-		out[k.Value] = val
-	}
-	return out, ok
-}
-
-// value converts one singular value of fd's kind.
-func (r *resourceDecoder) value(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
-	if n.Kind == yaml.AliasNode {
-		r.errorf(path, "YAML aliases are not supported; write the value out in full")
-		return nil, false
-	}
-	switch fd.Kind() {
-	case protoreflect.MessageKind, protoreflect.GroupKind:
-		if md := fd.Message(); strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
-			return r.wellKnownValue(n, md, path)
-		}
-		before := len(r.problems)
-		m := r.message(n, fd.Message(), path)
-		return m, len(r.problems) == before
-	case protoreflect.EnumKind:
-		return r.enumValue(n, fd.Enum(), path)
-	case protoreflect.StringKind, protoreflect.BytesKind:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-			r.errorf(path, "expected a string, found %s%s", describe(n), quoteHint(n))
-			return nil, false
-		}
-		return n.Value, true
-	case protoreflect.BoolKind:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			r.errorf(path, "expected true or false, found %s", describe(n))
-			return nil, false
-		}
-		return n.Value == "true", true
-	case protoreflect.FloatKind, protoreflect.DoubleKind:
-		var f float64
-		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
-			r.errorf(path, "expected a number, found %s%s", describe(n), unquoteHint(n))
-			return nil, false
-		}
-		return f, true
-	default:
-		return r.intValue(n, fd.Kind(), path)
-	}
-}
-
-func (r *resourceDecoder) intValue(n *yaml.Node, kind protoreflect.Kind, path string) (any, bool) {
-	var i int64
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		r.errorf(path, "expected a whole number, found %s%s", describe(n), unquoteHint(n))
-		return nil, false
-	}
-	if err := n.Decode(&i); err != nil {
-		r.errorf(path, "%s is too large", n.Value)
-		return nil, false
-	}
-	var lo, hi int64
-	switch kind {
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		lo, hi = 0, math.MaxUint32
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		lo, hi = math.MinInt32, math.MaxInt32
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		lo, hi = 0, math.MaxInt64
-	default:
-		lo, hi = math.MinInt64, math.MaxInt64
-	}
-	switch {
-	case i < 0 && lo == 0:
-		r.errorf(path, "%d is negative; use a number from 0 to %d", i, hi)
-		return nil, false
-	case i < lo || i > hi:
-		r.errorf(path, "%d is out of range; use a number from %d to %d", i, lo, hi)
-		return nil, false
-	}
-	return i, true
-}
-
-func (r *resourceDecoder) enumValue(n *yaml.Node, ed protoreflect.EnumDescriptor, path string) (any, bool) {
-	var names []string
-	values := ed.Values()
-	for i := 0; i < values.Len(); i++ {
-		names = append(names, string(values.Get(i).Name()))
-	}
-	valid := "use one of " + strings.Join(names, ", ")
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		r.errorf(path, "expected one of %s, found %s", strings.Join(names, ", "), describe(n))
-		return nil, false
-	}
-	if values.ByName(protoreflect.Name(n.Value)) != nil {
-		return n.Value, true
-	}
-	for _, name := range names {
-		if strings.EqualFold(name, n.Value) {
-			r.errorf(path, "invalid value %q; values are upper case: write %s", n.Value, name)
-			return nil, false
-		}
-	}
-	s := closest(n.Value, names)
-	if s == "" {
-		s = containing(n.Value, names)
-	}
-	if s != "" {
-		r.errorf(path, "invalid value %q; did you mean %s? (%s)", n.Value, s, valid)
-		return nil, false
-	}
-	r.errorf(path, "invalid value %q; %s", n.Value, valid)
-	return nil, false
-}
-
-// wellKnownValue converts a value of a well-known type. A wrapper
-// (google.protobuf.BoolValue, UInt32Value, ...) is written as its bare
-// value in JSON and YAML, so it is checked as one; other well-known types
-// (Duration, Struct, ...) have their own JSON forms, which protojson checks
-// here, so that a mistake names its own field.
-func (r *resourceDecoder) wellKnownValue(n *yaml.Node, md protoreflect.MessageDescriptor, path string) (any, bool) {
-	if strings.HasSuffix(string(md.Name()), "Value") && md.Fields().Len() == 1 {
-		if inner := md.Fields().ByName("value"); inner != nil && !inner.IsList() && !inner.IsMap() {
-			return r.value(n, inner, path)
-		}
-	}
-	var v any
-	if err := n.Decode(&v); err != nil {
-		r.errorf(path, "%v", err)
-		return nil, false
-	}
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = protojson.Unmarshal(b, dynamicpb.NewMessage(md))
-	}
-	if err != nil {
-		if md.FullName() == "google.protobuf.Duration" {
-			r.errorf(path, "expected a duration in seconds with an \"s\" suffix, e.g. \"1.5s\" or \"30s\", found %s", describe(n))
-		} else {
-			r.errorf(path, "invalid %s: %v", md.Name(), err)
-		}
-		return nil, false
-	}
-	return v, true
-}
-
-// oneofNames lists the JSON names of a oneof's members.
-func oneofNames(od protoreflect.OneofDescriptor) []string {
-	fields := od.Fields()
-	out := make([]string, 0, fields.Len())
-	for i := 0; i < fields.Len(); i++ {
-		out = append(out, fields.Get(i).JSONName())
-	}
-	return out
-}
-
-// toProto decodes the JSON-ready value v into m with protojson, strictly.
-func toProto(v map[string]any, m proto.Message) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(b, m)
-}
-
-// jsonNames lists md's fields by their JSON names, in declaration order.
-func jsonNames(md protoreflect.MessageDescriptor) []string {
-	fields := md.Fields()
-	out := make([]string, 0, fields.Len())
-	for i := 0; i < fields.Len(); i++ {
-		out = append(out, fields.Get(i).JSONName())
-	}
-	return out
-}
-
-// suggest says which field was probably meant, or lists the valid ones.
-func suggest(name string, valid []string) string {
-	if s := closest(name, valid); s != "" {
-		return fmt.Sprintf("did you mean %q?", s)
-	}
-	return "valid fields here: " + strings.Join(valid, ", ")
-}
-
-// closest returns the candidate nearest to s by edit distance (ignoring
-// case, "_" and "-"), if it is near enough to be a likely typo.
-func closest(s string, candidates []string) string {
-	norm := func(x string) string {
-		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(x))
-	}
-	best, bestDist := "", math.MaxInt
-	for _, c := range candidates {
-		if d := editDistance(norm(s), norm(c)); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	limit := 2
-	if len(s) <= 4 {
-		limit = 1
-	}
-	if bestDist > limit {
-		return ""
-	}
-	return best
-}
-
-// containing returns the one candidate that contains s, ignoring case, if s
-// is long enough to mean something: "external" for "MESH_EXTERNAL".
-func containing(s string, candidates []string) string {
-	if len(s) < 3 {
-		return ""
-	}
-	found := ""
-	for _, c := range candidates {
-		if strings.Contains(strings.ToUpper(c), strings.ToUpper(s)) {
-			if found != "" {
-				return ""
-			}
-			found = c
-		}
-	}
-	return found
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// describe names what a node holds, for "found ..." messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.DocumentNode:
-		return "a document"
-	}
-	switch n.Tag {
-	case "!!null":
-		return "null"
-	case "!!str":
-		return fmt.Sprintf("the string %q", n.Value)
-	case "!!int", "!!float":
-		return "the number " + n.Value
-	case "!!bool":
-		return n.Value
-	}
-	return fmt.Sprintf("%q (%s)", n.Value, strings.TrimPrefix(n.Tag, "!!"))
-}
-
-// quoteHint suggests quoting a scalar that YAML read as a number or boolean
-// where a string was expected.
-func quoteHint(n *yaml.Node) string {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!str" && n.Tag != "!!null" {
-		return fmt.Sprintf("; quote it: %q", n.Value)
-	}
-	return ""
-}
-
-// unquoteHint suggests removing quotes around a number.
-func unquoteHint(n *yaml.Node) string {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		return ""
-	}
-	if _, err := strconv.ParseFloat(n.Value, 64); err == nil {
-		return "; remove the quotes"
-	}
-	return ""
-}
-
-// listHint suggests list syntax for a single value given where a list is
-// expected.
-func listHint(n *yaml.Node) string {
-	if n.Kind == yaml.ScalarNode {
-		return fmt.Sprintf("; write a list, e.g. [%s]", n.Value)
-	}
-	return ""
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-func fieldPath(path, field string) string {
-	if path == "" {
-		return field
-	}
-	return path + "." + field
+	v, errs := strict.String(n, path)
+	return v, r.mistakes(errs)
 }
 
 // apiGroup returns the group of an apiVersion: "networking.istio.io" for

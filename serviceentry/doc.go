@@ -5,13 +5,21 @@
 // rules plus egressd's host rules, and compiles the valid ones into one
 // immutable Allowlist snapshot.
 //
-// The package is pure: it never touches the network or the file system.
-// Sources (serviceentry/source) read bytes and objects; servers (DNS proxy,
-// xDS translation) read the compiled Allowlist.
+// The package is pure but for ReadFile (a size-bounded read): it never
+// touches the network. Sources (serviceentry/source) read bytes (a folder)
+// or typed objects (the Kubernetes API); servers (DNS proxy, xDS
+// translation) read the compiled Allowlist.
 //
-//	bytes -> Decode -> []Object -> Validate, ValidateRule,
-//	         ValidateAuthorizationPolicy, ValidatePeerAuthentication -> Config
-//	      -> CompileConfig -> *Allowlist
+//	bytes -> Decode (strict, per KindInfo.NewSpec) -> []Object --+
+//	typed Kubernetes objects -> []Object ------------------------+-> BuildConfig -> Config
+//	                                                                -> CompileConfig -> *Allowlist
+//
+// Decoding is strict (package serviceentry/strict, which knows nothing of
+// Istio's kinds): an unknown field, a wrong type or a bad enum value is a
+// Problem naming the field, with a fix. The kinds egressd reads are one
+// registry (Kinds, KindInfo: apiVersions, spec, validation, fail-closed
+// form); BuildConfig, used by every source, validates objects through it.
+// Every Problem has a stable Code (ProblemCode) besides its message.
 //
 // ServiceEntries say which hosts and ports are allowed. Of a
 // DestinationRule only the TLS settings of its traffic policy take effect:

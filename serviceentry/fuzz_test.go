@@ -58,11 +58,16 @@ func FuzzParseConfig(f *testing.F) {
 		start := time.Now()
 		cfg, problems := ParseConfig("fuzz.yaml", data)
 		for _, p := range problems {
-			if p.Message == "" || p.Ref.File != "fuzz.yaml" {
-				t.Fatalf("problem without a message or file: %+v", p)
+			if p.Message == "" || p.Ref.File != "fuzz.yaml" || p.Code == "" {
+				t.Fatalf("problem without a message, file or code: %+v", p)
 			}
 		}
 		a := CompileConfig(cfg, problems)
+		for _, p := range a.Problems() {
+			if p.Code == "" {
+				t.Fatalf("problem without a code: %+v", p)
+			}
+		}
 		for _, h := range a.Hosts() {
 			if h.Name == "" || len(h.Ports) == 0 {
 				t.Fatalf("host %q without ports", h.Name)

@@ -64,10 +64,24 @@ func problemLines(ps []Problem) string {
 	return b.String()
 }
 
+// codedProblemLines formats problems one a line as "severity Code:
+// file:line: ...", for golden files. Every problem must have a code.
+func codedProblemLines(t *testing.T, ps []Problem) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range ps {
+		if p.Code == "" {
+			t.Errorf("problem without a code: %v", p)
+		}
+		b.WriteString(string(p.Severity) + " " + string(p.Code) + ": " + p.Error() + "\n")
+	}
+	return b.String()
+}
+
 // TestInvalidGolden: testdata/invalid/<case>.yaml ->
 // testdata/invalid/<case>.errors.golden, every problem that decoding and
-// validating the file finds. No case may yield an Entry or a valid Rule,
-// AuthorizationPolicy or PeerAuthentication.
+// validating the file finds, with its code. No case may yield an Entry or
+// a valid Rule, AuthorizationPolicy or PeerAuthentication.
 // Regenerate with `go test ./serviceentry/ -run InvalidGolden -update`.
 func TestInvalidGolden(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/invalid/*.yaml")
@@ -103,7 +117,7 @@ func TestInvalidGolden(t *testing.T) {
 			if !hasError(problems) {
 				t.Errorf("no error found")
 			}
-			checkGolden(t, golden, []byte(problemLines(problems)))
+			checkGolden(t, golden, []byte(codedProblemLines(t, problems)))
 		})
 	}
 	removeStaleGolden(t, "testdata/invalid/*.errors.golden", produced)

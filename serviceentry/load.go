@@ -35,52 +35,19 @@ func ParseConfig(file string, data []byte) (Config, []Problem) {
 				ps = append(ps, p)
 			}
 		}
-		if p, why := invalidPolicy(f.Object, ps); p != nil {
+		k, _ := LookupKind(f.Ref.Kind)
+		var kept Config
+		for _, why := range k.FailClosed(f.Object, ps, &kept) {
 			if f.selectorLost {
 				why.Message += "; its selector could not be read, so it applies to every workload"
 			}
 			problems = insertAfterRef(problems, why)
-			c.AuthorizationPolicies = append(c.AuthorizationPolicies, p)
 		}
+		c.Add(kept)
 	}
-	for _, o := range objects {
-		switch {
-		case o.ServiceEntry != nil:
-			e, ps := Validate(o)
-			problems = append(problems, ps...)
-			if e != nil {
-				c.Entries = append(c.Entries, e)
-			}
-		case o.DestinationRule != nil:
-			r, ps := ValidateRule(o)
-			problems = append(problems, ps...)
-			if r == nil {
-				r = invalidRule(o, ps)
-			}
-			if r != nil {
-				c.Rules = append(c.Rules, r)
-			}
-		case o.AuthorizationPolicy != nil:
-			p, ps := ValidateAuthorizationPolicy(o)
-			problems = append(problems, ps...)
-			if p == nil {
-				var why Problem
-				p, why = invalidPolicy(o, ps)
-				if p != nil {
-					problems = append(problems, why)
-				}
-			}
-			if p != nil {
-				c.AuthorizationPolicies = append(c.AuthorizationPolicies, p)
-			}
-		case o.PeerAuthentication != nil:
-			p, ps := ValidatePeerAuthentication(o)
-			problems = append(problems, ps...)
-			if p != nil {
-				c.PeerAuthentications = append(c.PeerAuthentications, p)
-			}
-		}
-	}
+	built, ps := BuildConfig(objects)
+	c.Add(built)
+	problems = append(problems, ps...)
 	return c, problems
 }
 
@@ -150,7 +117,7 @@ func invalidPolicy(o Object, problems []Problem) (*AuthorizationPolicy, Problem)
 		}
 	}
 	p := &AuthorizationPolicy{Ref: o.Ref, Selector: selector, Invalid: reason}
-	why := Problem{Ref: o.Ref, Severity: SeverityError}
+	why := Problem{Ref: o.Ref, Code: CodeFailClosed, Severity: SeverityError}
 	switch ap.GetAction() {
 	case securityv1beta1.AuthorizationPolicy_ALLOW:
 		p.Action = AuthzAllow

@@ -158,13 +158,50 @@ const (
 )
 
 // Problem is one finding about one resource: an invalid field, a conflict,
-// an unsupported kind. It names the file, the resource and the field.
+// an unsupported kind. It names the file, the resource and the field, and
+// says what kind of finding it is in Code, for machines (the Kubernetes
+// status reason, tests).
 type Problem struct {
-	Ref      Ref      `json:"ref"`
-	Field    string   `json:"field,omitempty"`
-	Message  string   `json:"message"`
-	Severity Severity `json:"severity"`
+	Ref      Ref         `json:"ref"`
+	Field    string      `json:"field,omitempty"`
+	Code     ProblemCode `json:"code"`
+	Message  string      `json:"message"`
+	Severity Severity    `json:"severity"`
 }
+
+// ProblemCode is the kind of a Problem: a stable, CamelCase name.
+type ProblemCode string
+
+// Problem codes. Those of the strict decoder (strict.Code: UnknownField,
+// WrongType, InvalidEnum, OutOfRange, DuplicateField, EmptyValue,
+// UnsupportedYAML) are Problem codes too.
+const (
+	// Reading a file.
+	CodeUnreadableFile  ProblemCode = "UnreadableFile"  // the file cannot be read
+	CodeFileTooLarge    ProblemCode = "FileTooLarge"    // more than MaxFileBytes
+	CodeInvalidYAML     ProblemCode = "InvalidYAML"     // a syntax error: the rest of the file is not read
+	CodeDocumentTooDeep ProblemCode = "DocumentTooDeep" // nested deeper than MaxDepth
+	CodeNotAResource    ProblemCode = "NotAResource"    // not a mapping with apiVersion, kind, metadata, spec
+	// Kinds and metadata.
+	CodeUnknownKind       ProblemCode = "UnknownKind"       // a kind egressd does not read
+	CodeKindNotHandled    ProblemCode = "KindNotHandled"    // an Istio kind egressd skips (warning)
+	CodeInvalidAPIVersion ProblemCode = "InvalidAPIVersion" // missing, or not one the kind is served at
+	CodeInvalidMetadata   ProblemCode = "InvalidMetadata"   // metadata.name or namespace
+	// Validation of a spec.
+	CodeInvalidSpec ProblemCode = "InvalidSpec" // a value Istio's validation refuses
+	CodeSpecWarning ProblemCode = "SpecWarning" // valid, but likely not what was meant (warning)
+	// Compiling the allowlist.
+	CodeDuplicateName      ProblemCode = "DuplicateName"      // two resources of one kind, namespace and name
+	CodePortConflict       ProblemCode = "PortConflict"       // a port claimed with another protocol or entry
+	CodeHostConflict       ProblemCode = "HostConflict"       // a host and port another entry allows already
+	CodeRuleConflict       ProblemCode = "RuleConflict"       // two DestinationRules for one host
+	CodeRuleUnused         ProblemCode = "RuleUnused"         // a DestinationRule no listed host uses
+	CodeOriginationIgnored ProblemCode = "OriginationIgnored" // TLS origination asked where it does not apply
+	CodeOriginationBlocked ProblemCode = "OriginationBlocked" // TLS origination the gateway cannot do: traffic refused
+	// CodeFailClosed says what the gateway does with an invalid resource
+	// kept in a fail-closed form.
+	CodeFailClosed ProblemCode = "FailClosed"
+)
 
 // Error formats the problem as
 // "file:line: Kind namespace/name: field: message".

@@ -47,7 +47,7 @@ func (a *Allowlist) applyRules(rules []*Rule) {
 				continue // its errors are reported already
 			}
 			a.problems = append(a.problems, Problem{
-				Ref: r.Ref, Field: "spec.host", Severity: SeverityWarning,
+				Ref: r.Ref, Field: "spec.host", Code: CodeRuleConflict, Severity: SeverityWarning,
 				Message: fmt.Sprintf("conflicts with DestinationRule %s for host %q; ignored: egressd applies the first rule by namespace/name, so merge the two", winner.Ref, r.Host),
 			})
 			continue
@@ -75,7 +75,7 @@ func (a *Allowlist) applyRules(rules []*Rule) {
 		if IsWildcard(r.Host) {
 			msg = fmt.Sprintf("no ServiceEntry lists a host that %q covers; the rule has no effect", r.Host)
 		}
-		a.problems = append(a.problems, Problem{Ref: r.Ref, Field: "spec.host", Severity: SeverityWarning, Message: msg})
+		a.problems = append(a.problems, Problem{Ref: r.Ref, Field: "spec.host", Code: CodeRuleUnused, Severity: SeverityWarning, Message: msg})
 	}
 }
 
@@ -148,7 +148,11 @@ func (a *Allowlist) originate(r *Rule, h *Host, hp HostPort) *Origination {
 		field = "spec.trafficPolicy.portLevelSettings"
 	}
 	problem := func(sev Severity, format string, args ...any) {
-		a.problems = append(a.problems, Problem{Ref: r.Ref, Field: field, Severity: sev, Message: fmt.Sprintf(format, args...)})
+		code := CodeOriginationIgnored
+		if sev == SeverityError {
+			code = CodeOriginationBlocked
+		}
+		a.problems = append(a.problems, Problem{Ref: r.Ref, Field: field, Code: code, Severity: sev, Message: fmt.Sprintf(format, args...)})
 	}
 	if hp.Protocol.Class() == ClassTLS {
 		problem(SeverityWarning, "the client already sends TLS on port %d of %q (protocol %s in ServiceEntry %s); egressd passes it through and does not originate: declare the port HTTP or TCP for the gateway to originate TLS, or set mode DISABLE for it",

@@ -6,6 +6,8 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/egressd/egressd/serviceentry/strict"
 )
 
 // salvagePolicy reads, from the spec of an AuthorizationPolicy that failed
@@ -17,7 +19,7 @@ import (
 // policy rules of its own.
 func salvagePolicy(spec *yaml.Node) (ap *securityv1beta1.AuthorizationPolicy, selectorLost bool) {
 	ap = &securityv1beta1.AuthorizationPolicy{Action: securityv1beta1.AuthorizationPolicy_DENY}
-	if spec == nil || isNull(spec) {
+	if spec == nil || strict.IsNull(spec) {
 		// An empty spec decodes; only its metadata or apiVersion failed.
 		ap.Action = securityv1beta1.AuthorizationPolicy_ALLOW
 		return ap, false
@@ -35,18 +37,16 @@ func salvagePolicy(spec *yaml.Node) (ap *securityv1beta1.AuthorizationPolicy, se
 		}
 	}
 	switch {
-	case action == nil || isNull(action):
+	case action == nil || strict.IsNull(action):
 		ap.Action = securityv1beta1.AuthorizationPolicy_ALLOW
 	case action.Kind == yaml.ScalarNode && strings.EqualFold(action.Value, "ALLOW"):
 		ap.Action = securityv1beta1.AuthorizationPolicy_ALLOW
 	case action.Kind == yaml.ScalarNode && strings.EqualFold(action.Value, "AUDIT"):
 		ap.Action = securityv1beta1.AuthorizationPolicy_AUDIT
 	}
-	if selector != nil && !isNull(selector) {
-		r := &resourceDecoder{}
+	if selector != nil && !strict.IsNull(selector) {
 		ws := &typev1beta1.WorkloadSelector{}
-		v := r.message(selector, ws.ProtoReflect().Descriptor(), "spec.selector")
-		if len(r.problems) == 0 && toProto(v, ws) == nil {
+		if len(strict.Decode(selector, ws, "spec.selector")) == 0 {
 			ap.Selector = ws
 		} else {
 			selectorLost = true

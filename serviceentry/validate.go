@@ -69,11 +69,11 @@ type validator struct {
 }
 
 func (v *validator) errorf(field, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Ref: v.ref, Field: field, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
+	v.problems = append(v.problems, Problem{Ref: v.ref, Field: field, Code: CodeInvalidSpec, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
 }
 
 func (v *validator) warnf(field, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Ref: v.ref, Field: field, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
+	v.problems = append(v.problems, Problem{Ref: v.ref, Field: field, Code: CodeSpecWarning, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 
 // hosts normalises every host and refuses duplicates.

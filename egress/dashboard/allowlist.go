@@ -92,10 +92,12 @@ type RuleView struct {
 
 // ProblemView is one problem with a resource.
 type ProblemView struct {
-	Ref      RefView `json:"ref"`
-	Field    string  `json:"field,omitempty"`
-	Message  string  `json:"message"`
-	Severity string  `json:"severity"`
+	Ref   RefView `json:"ref"`
+	Field string  `json:"field,omitempty"`
+	// Code says what kind of finding it is (serviceentry.ProblemCode).
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Severity string `json:"severity"`
 	// Error is the whole problem in one line, as egressd logs it.
 	Error string `json:"error"`
 }
@@ -184,7 +186,7 @@ func NewAllowlistView(a *serviceentry.Allowlist) AllowlistView {
 			v.Errors++
 		}
 		v.Problems = append(v.Problems, ProblemView{
-			Ref: refView(p.Ref), Field: p.Field, Message: p.Message, Severity: string(p.Severity), Error: p.Error(),
+			Ref: refView(p.Ref), Field: p.Field, Code: string(p.Code), Message: p.Message, Severity: string(p.Severity), Error: p.Error(),
 		})
 	}
 	return v

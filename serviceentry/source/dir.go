@@ -34,16 +34,11 @@ func LoadDir(dir string) (*serviceentry.Allowlist, error) {
 	for _, f := range files {
 		data, err := serviceentry.ReadFile(f)
 		if err != nil {
-			problems = append(problems, serviceentry.Problem{
-				Ref: serviceentry.Ref{File: f}, Severity: serviceentry.SeverityError, Message: fmt.Sprintf("reading file: %v", err),
-			})
+			problems = append(problems, serviceentry.ReadProblem(f, err))
 			continue
 		}
 		c, ps := serviceentry.ParseConfig(f, data)
-		config.Entries = append(config.Entries, c.Entries...)
-		config.Rules = append(config.Rules, c.Rules...)
-		config.AuthorizationPolicies = append(config.AuthorizationPolicies, c.AuthorizationPolicies...)
-		config.PeerAuthentications = append(config.PeerAuthentications, c.PeerAuthentications...)
+		config.Add(c)
 		problems = append(problems, ps...)
 	}
 	return serviceentry.CompileConfig(config, problems), nil

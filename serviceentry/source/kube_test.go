@@ -339,7 +339,7 @@ func TestKubeInvalidReported(t *testing.T) {
 		t.Fatalf("status written on %s, want bad", st.Name)
 	}
 	c := validCondition(st)
-	if c == nil || c.Status != "False" || c.Reason != ReasonInvalid || !strings.HasPrefix(c.Message, "spec.hosts[0]: ") || c.ObservedGeneration != 1 {
+	if c == nil || c.Status != "False" || c.Reason != string(serviceentry.CodeInvalidSpec) || !strings.HasPrefix(c.Message, "spec.hosts[0]: ") || c.ObservedGeneration != 1 {
 		t.Fatalf("condition %v", c)
 	}
 	if len(st.Status.ValidationMessages) != 1 || st.Status.ValidationMessages[0].GetType().GetCode() != ValidationCode {

@@ -1,11 +1,8 @@
 package source
 
 import (
-	"encoding/json"
 	"sort"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,96 +50,27 @@ func kubeRef(kind string, o metav1.Object) serviceentry.Ref {
 }
 
 // buildConfig validates the objects as serviceentry.ParseConfig validates
-// the resources of a file: the same Validate* function per kind, and the
-// same fail-closed forms for an invalid DestinationRule that asks for TLS
-// origination or an invalid ALLOW/DENY/CUSTOM AuthorizationPolicy (see
-// failClosed). The typed objects' specs are Istio's own messages and are
-// used as they are.
+// the resources of a file, through serviceentry.BuildConfig: the same
+// validation per kind and the same fail-closed forms. The typed objects'
+// specs are Istio's own messages and are used as they are.
 func buildConfig(objs kubeObjects) (serviceentry.Config, []serviceentry.Problem) {
 	sortByName(objs.entries)
 	sortByName(objs.rules)
 	sortByName(objs.policies)
 	sortByName(objs.peers)
 
-	var c serviceentry.Config
-	var problems []serviceentry.Problem
+	objects := make([]serviceentry.Object, 0, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers))
 	for _, se := range objs.entries {
-		o := serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, se), APIVersion: networkingAPIVersion, ServiceEntry: &se.Spec}
-		e, ps := serviceentry.Validate(o)
-		problems = append(problems, ps...)
-		if e != nil {
-			c.Entries = append(c.Entries, e)
-		}
+		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, se), APIVersion: networkingAPIVersion, ServiceEntry: &se.Spec})
 	}
 	for _, dr := range objs.rules {
-		o := serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, dr), APIVersion: networkingAPIVersion, DestinationRule: &dr.Spec}
-		r, ps := serviceentry.ValidateRule(o)
-		if r == nil {
-			if fc, fps := failClosed(o, &dr.Spec); len(fc.Rules) > 0 {
-				c.Rules = append(c.Rules, fc.Rules...)
-				ps = fps
-			}
-		} else {
-			c.Rules = append(c.Rules, r)
-		}
-		problems = append(problems, ps...)
+		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, dr), APIVersion: networkingAPIVersion, DestinationRule: &dr.Spec})
 	}
 	for _, ap := range objs.policies {
-		o := serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, ap), APIVersion: securityAPIVersion, AuthorizationPolicy: &ap.Spec}
-		p, ps := serviceentry.ValidateAuthorizationPolicy(o)
-		if p == nil {
-			if fc, fps := failClosed(o, &ap.Spec); len(fc.AuthorizationPolicies) > 0 {
-				c.AuthorizationPolicies = append(c.AuthorizationPolicies, fc.AuthorizationPolicies...)
-				ps = fps
-			}
-		} else {
-			c.AuthorizationPolicies = append(c.AuthorizationPolicies, p)
-		}
-		problems = append(problems, ps...)
+		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, ap), APIVersion: securityAPIVersion, AuthorizationPolicy: &ap.Spec})
 	}
 	for _, pa := range objs.peers {
-		o := serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec}
-		p, ps := serviceentry.ValidatePeerAuthentication(o)
-		problems = append(problems, ps...)
-		if p != nil {
-			c.PeerAuthentications = append(c.PeerAuthentications, p)
-		}
+		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec})
 	}
-	return c, problems
-}
-
-// failClosed returns what serviceentry.ParseConfig keeps of an invalid
-// resource, with its problems. The fail-closed forms (a DestinationRule
-// whose hosts then refuse plaintext, an AuthorizationPolicy that allows
-// nothing or denies everything) are built by unexported code of package
-// serviceentry; rather than copy it, the object is handed to ParseConfig
-// as the one-resource JSON document kubectl would show, so both sources
-// share one implementation. The Refs are set back to the object's (Line 0).
-func failClosed(o serviceentry.Object, spec proto.Message) (serviceentry.Config, []serviceentry.Problem) {
-	specJSON, err := protojson.Marshal(spec)
-	if err != nil {
-		return serviceentry.Config{}, nil
-	}
-	doc, err := json.Marshal(struct {
-		APIVersion string            `json:"apiVersion"`
-		Kind       string            `json:"kind"`
-		Metadata   map[string]string `json:"metadata"`
-		Spec       json.RawMessage   `json:"spec"`
-	}{o.APIVersion, o.Ref.Kind, map[string]string{"name": o.Ref.Name, "namespace": o.Ref.Namespace}, specJSON})
-	if err != nil {
-		return serviceentry.Config{}, nil
-	}
-	c, ps := serviceentry.ParseConfig(KubeFile, doc)
-	for _, r := range c.Rules {
-		r.Ref = o.Ref
-	}
-	for _, p := range c.AuthorizationPolicies {
-		p.Ref = o.Ref
-	}
-	for i := range ps {
-		if ps[i].Ref.Kind == o.Ref.Kind && ps[i].Ref.Name == o.Ref.Name {
-			ps[i].Ref = o.Ref
-		}
-	}
-	return c, ps
+	return serviceentry.BuildConfig(objects)
 }

@@ -19,9 +19,10 @@ import (
 )
 
 // ConditionValid is the status condition egressd writes on the Istio
-// resources it reads: False (reason ReasonInvalid) while the resource has
-// errors, True (reason ReasonValid) once a resource that had errors is
-// fixed. Resources that were never invalid get no condition, so that a
+// resources it reads: False while the resource has errors, its reason the
+// Code of the first (serviceentry.ProblemCode: InvalidSpec, UnknownField,
+// FailClosed, ...; ReasonInvalid if it has none), True (reason
+// ReasonValid) once a resource that had errors is fixed. Resources that were never invalid get no condition, so that a
 // cluster of valid resources costs no status writes.
 const ConditionValid = "egressd.io/Valid"
 
@@ -269,6 +270,9 @@ func desiredStatus(conds []*metav1alpha1.IstioCondition, msgs []*analysisv1alpha
 			msg = msg[:maxConditionMessage-3] + "..."
 		}
 		want.Status, want.Reason, want.Message = "False", ReasonInvalid, msg
+		if c := ps[0].Code; c != "" {
+			want.Reason = string(c)
+		}
 	}
 	sig := fmt.Sprintf("%s\n%s\n%d\n%s", want.Status, want.Reason, generation, want.Message)
 	changed := cur == nil || cur.GetStatus() != want.Status || cur.GetReason() != want.Reason ||
