@@ -17,14 +17,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/source"
 )
-
-// configSource is where the allowlist comes from: a folder or the cluster.
-type configSource interface {
-	Start(ctx context.Context) error
-}
 
 // kubeSource wires the Kubernetes source: clients from --kubeconfig (or
 // the pod's service account), leader election for status writes, and the
@@ -43,7 +37,8 @@ type kubeSource struct {
 	mirror *source.SecretMirror
 }
 
-func newKubeSource(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onUpdate func(context.Context, *serviceentry.Allowlist)) (*kubeSource, error) {
+// newKubeSource is the Kubernetes source; its observer is set by Observe.
+func newKubeSource(cfg *Config, log *zap.Logger, reg prometheus.Registerer) (*kubeSource, error) {
 	rc, err := restConfig(cfg.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -72,7 +67,7 @@ func newKubeSource(cfg *Config, log *zap.Logger, reg prometheus.Registerer, onUp
 	k.id = fmt.Sprintf("%s_%d", k.id, os.Getpid())
 	k.Kube = &source.Kube{
 		Kube: kc, Istio: ic, Namespaces: cfg.WatchNamespaces,
-		Log: log, OnUpdate: onUpdate, Synced: synced,
+		Log: log, Synced: synced,
 		IsLeader: func() bool { return !k.elect || k.leader.Load() },
 	}
 	return k, nil

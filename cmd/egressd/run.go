@@ -10,10 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -83,9 +81,12 @@ func newLogger(cfg *Config) (*zap.Logger, error) {
 // gateway at full tilt.
 const consumerBuffer = 65536
 
-// run wires the pipeline: folder source -> xDS server -> (managed) Envoy,
-// and every decision (gateway access logs, DNS refusals) -> one stream ->
-// log line, metrics, store -> admin API.
+// run wires the pipeline, top to bottom: the address guard and gateway
+// resolver; the xDS server, its mutual TLS and (managed) Envoy; the
+// configuration source; the decision stream (gateway access logs, DNS
+// refusals -> one stream -> log line, metrics, store); the parts that move
+// with each allowlist; the SDS secrets; where each allowlist goes; then it
+// runs it all, and the admin API.
 func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -157,25 +158,35 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		zap.String("outbound", string(cfg.Outbound)), zap.String("xds", addr.String()), zap.String("envoy", cfg.Envoy),
 		zap.String("gateway_resolver", resolverAddr), zap.Stringers("upstream_allow", policy.Allow), zap.Stringers("gateway_self", policy.Self))
 
-	// The decision stream and its consumers.
+	// The configuration source. It knows the callers' workloads
+	// (Kubernetes: by pod IP); it is told where allowlists go below, once
+	// everything that takes them exists.
+	src, err := newConfigSource(cfg, log.Named("source"), registry)
+	if err != nil {
+		return err
+	}
+	kube, _ := src.(*kubeSource)
+
+	// The decision stream and its consumers. Every decision, from the
+	// gateway's access logs or the DNS proxy, names its caller's workload
+	// when the source knows it.
 	stream := decision.NewStream(decision.StreamConfig{Registerer: registry})
 	store := decision.NewStore(decision.StoreConfig{Capacity: cfg.DecisionsKept, AllowedCapacity: max(cfg.DecisionsKept/5, 1)})
 	decisionLog := decision.NewFoldingLogger(log.Named("decision"), decision.FoldConfig{Window: cfg.DecisionLogWindow, MaxLines: cfg.DecisionLogMaxLines})
 	stream.Add("log", consumerBuffer, decisionLog)
 	stream.Add("metrics", consumerBuffer, decision.NewMetrics(decision.MetricsConfig{Registerer: registry}))
 	stream.Add("store", consumerBuffer, store)
-	// enrich adds what the source knows about the caller (set below for
-	// the Kubernetes source, before anything runs).
-	enrich := func(d *decision.Decision) *decision.Decision { return d }
-	publish := func(d *decision.Decision) { stream.Publish(enrich(d)) }
+	publish := func(d *decision.Decision) { stream.Publish(withWorkload(d, src)) }
+
+	// The parts that answer from the allowlist and move together (see
+	// snapshotFanout), and the access-log intake, whose redirect tracker
+	// publishes the decisions.
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
-		onDecision := func(d dnsproxy.Decision) { stream.Publish(enrich(dnsDecision(d))) }
-		if dnsServer, err = newDNSProxy(cfg, log, registry, &netguard.Policy{Allow: policy.Allow}, onDecision); err != nil {
+		if dnsServer, err = newDNSProxy(cfg, log, registry, &netguard.Policy{Allow: policy.Allow}, func(d dnsproxy.Decision) { publish(dnsDecision(d)) }); err != nil {
 			return err
 		}
 	}
-	// Every part moves to a new allowlist together (see snapshotFanout).
 	snapshots := &snapshotFanout{
 		resolver: resolver,
 		gateway: func(ctx context.Context, a *serviceentry.Allowlist) error {
@@ -193,112 +204,67 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		return err
 	}
 	server.AddService(als.Register)
-	// TLS origination material, served to Envoy by SDS; a rotated file is
-	// pushed without touching listeners or clusters.
-	var refresh atomic.Pointer[func()]
+
+	// The secrets the gateway is served by SDS, composed from every source:
+	// TLS origination material, and with the mesh listener the gateway's
+	// own certificate from the mesh CA. A change is pushed without
+	// touching listeners or clusters.
+	republish := func() {
+		if _, err := server.Refresh(ctx); err != nil {
+			log.Error("rotated secrets not published", zap.Error(err))
+		}
+	}
 	certs := origination.NewStore(origination.StoreConfig{
 		CertDir:       cfg.CertDir,
 		Log:           log.Named("origination"),
 		Registerer:    registry,
 		ExpiryWarning: cfg.CertExpiryWarning,
-		OnChange: func() {
-			if f := refresh.Load(); f != nil {
-				(*f)()
-			}
-		},
+		OnChange:      republish,
 	})
-	// The mesh CA and the gateway's own certificate, renewed and served by
-	// SDS like the origination material.
-	var gateway *identity.Gateway
+	secrets := secretSources{certs}
 	if cfg.MeshPort != 0 {
-		if gateway, err = newGatewayIdentity(cfg, cp.ca, log, registry, func() {
-			if f := refresh.Load(); f != nil {
-				(*f)()
-			}
-		}); err != nil {
-			return err
-		}
-	}
-	server.SetSecrets(func() []*tlsv3.Secret {
-		secrets := certs.Secrets()
-		if gateway != nil {
-			secrets = append(secrets, gateway.Secrets()...)
-		}
-		return secrets
-	})
-
-	var loaded atomic.Bool
-	// mirror (--source kubernetes) writes the credential Secrets into
-	// --cert-dir before the store loads them; a missing Secret fails the
-	// clusters that need it closed until the mirror writes it.
-	var mirror *source.SecretMirror
-	onUpdate := func(ctx context.Context, a *serviceentry.Allowlist) {
-		if mirror != nil {
-			mirror.Want(credentialNames(a))
-		}
-		for name, err := range certs.Want(origination.SourcesOf(a)) {
-			// The clusters that need it refuse traffic until it loads.
-			log.Error("TLS origination material not loaded", zap.String("secret", name), zap.Error(err))
-		}
-		// One truth per snapshot: every part moves, or none does (a
-		// translation failure leaves all on the last good one; the error
-		// says why).
-		if snapshots.Update(ctx, a) {
-			loaded.Store(true)
-		}
-	}
-	var src configSource = &source.Dir{Path: cfg.ConfigDir, Log: log.Named("source"), OnUpdate: onUpdate}
-	sourceReady := func() bool { return true }
-	if cfg.Source == sourceKubernetes {
-		kube, err := newKubeSource(cfg, log.Named("source"), registry, onUpdate)
+		gw, err := newGatewayIdentity(cfg, cp.ca, log, registry, republish)
 		if err != nil {
 			return err
 		}
-		src, sourceReady, mirror = kube, kube.Ready, kube.mirror
-		// The gateway pods' xDS client certificate: the leader keeps it in
-		// a Secret they mount.
-		if cfg.XDSCredentialsSecret != "" {
-			ns, name, _ := strings.Cut(cfg.XDSCredentialsSecret, "/")
-			secret := &source.CredentialSecret{
-				Kube: kube.kube, Namespace: ns, Name: name, IsLeader: kube.Kube.IsLeader, Log: log.Named("xdsauth"),
-				Files: func() (map[string][]byte, error) { return xdsauth.CredentialFiles(cp.client.Current()) },
-			}
-			cp.onClientChange = append(cp.onClientChange, func(identity.Issued) { secret.Notify() })
-			g.Go(func() error { return secret.Start(ctx) })
-		}
-		// Decisions from callers without a mesh certificate still name
-		// their workload, by pod IP.
-		enrich = func(d *decision.Decision) *decision.Decision {
-			if d.Identity == "" && d.Source.IsValid() {
-				if ns, sa, ok := kube.Workload(d.Source.Addr()); ok {
-					d.Identity = ns + "/" + sa
-				}
-			}
-			return d
-		}
+		secrets = append(secrets, gw)
 	}
-	ready := func() bool { return loaded.Load() && sourceReady() }
-	// The stream outlives the tracker, which hands over what it holds
-	// when it stops.
+	server.SetSecrets(secrets.Secrets)
+
+	// Where each allowlist goes, in order (see allowlistObservers).
+	observers := &allowlistObservers{certs: certs, snapshots: snapshots, log: log}
+	if kube != nil {
+		observers.mirror = kube.mirror
+	}
+	src.Observe(observers.Update)
+	ready := func() bool { return observers.Loaded() && src.Ready() }
+
+	// The gateway pods' xDS client certificate: with the Kubernetes
+	// source, the leader keeps it in a Secret they mount.
+	if kube != nil && cfg.XDSCredentialsSecret != "" {
+		ns, name, _ := strings.Cut(cfg.XDSCredentialsSecret, "/")
+		secret := &source.CredentialSecret{
+			Kube: kube.kube, Namespace: ns, Name: name, IsLeader: kube.Kube.IsLeader, Log: log.Named("xdsauth"),
+			Files: func() (map[string][]byte, error) { return xdsauth.CredentialFiles(cp.client.Current()) },
+		}
+		cp.onClientChange = append(cp.onClientChange, func(identity.Issued) { secret.Notify() })
+		g.Go(func() error { return secret.Start(ctx) })
+	}
+
+	// Run everything. The stream outlives the tracker, which hands over
+	// what it holds when it stops.
 	streamCtx, stopStream := context.WithCancel(context.Background())
 	g.Go(func() error { return stream.Run(streamCtx) })
 	g.Go(func() error { return decisionLog.Start(streamCtx) })
 	g.Go(func() error { defer stopStream(); return tracker.Run(ctx) })
-	onRotate := func() {
-		if _, err := server.Refresh(ctx); err != nil {
-			log.Error("rotated TLS origination material not published", zap.Error(err))
-		}
-	}
-	refresh.Store(&onRotate)
-	g.Go(func() error { return certs.Run(ctx) })
-	if gateway != nil {
-		g.Go(func() error { return gateway.Run(ctx) })
+	for _, s := range secrets {
+		g.Go(func() error { return s.Run(ctx) })
 	}
 	g.Go(func() error { return cp.Start(ctx) })
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return src.Start(ctx) })
-	if mirror != nil {
-		g.Go(func() error { return mirror.Start(ctx) })
+	if kube != nil {
+		g.Go(func() error { return kube.mirror.Start(ctx) })
 	}
 	if supervisor != nil {
 		g.Go(func() error { return supervisor.Start(ctx) })
@@ -352,6 +318,17 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
+}
+
+// withWorkload names the caller of a decision that has no mesh identity
+// by the workload at its address, when the source knows it.
+func withWorkload(d *decision.Decision, src configSource) *decision.Decision {
+	if d.Identity == "" && d.Source.IsValid() {
+		if ns, sa, ok := src.Workload(d.Source.Addr()); ok {
+			d.Identity = ns + "/" + sa
+		}
+	}
+	return d
 }
 
 // credentialNames lists, once each, the credentialNames of the TLS

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,10 +13,8 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -43,28 +40,19 @@ type Server struct {
 	opts  Options
 	cache cachev3.SnapshotCache
 
+	// ledger is what each published version needs ACKed and what the
+	// gateways ACKed and rejected.
+	ledger *ackLedger
+
 	mu       sync.Mutex
 	ln       net.Listener
-	version  string            // last published version
-	acked    map[string]string // type URL -> last version a gateway ACKed
-	nacked   string            // last NACK message
-	rejected map[string]string // version -> NACK message
-	sent     map[string]sent   // response nonce -> what it carried, until answered
-	ackWatch chan struct{}     // closed and replaced on every ACK
-	streams  int               // open ADS streams
-	pushed   int64             // bytes of responses sent, all streams
+	streams  int // open ADS streams
 	services []func(grpc.ServiceRegistrar)
 	creds    credentials.TransportCredentials // nil: plaintext
 	secrets  func() []*tlsv3.Secret
 	warnings []string   // the last published translation's Warnings
 	last     *Resources // the last translation published, for Refresh
 	memo     *memo      // its resources by their model, for the next translation
-
-	// What each published version needs ACKed (see WaitAcked).
-	digests    map[string]map[string]string // type URL -> name -> digest, as published
-	lastChange map[string]string            // type URL -> last version that changed it
-	history    map[string]*published        // recent versions
-	order      []string                     // history's versions, oldest first
 
 	// pubMu serialises publish: Update (config changes) and Refresh
 	// (rotated secrets) come from different goroutines.
@@ -78,15 +66,10 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("xds: %w", err)
 	}
 	return &Server{
-		log:        log,
-		opts:       o,
-		cache:      cachev3.NewSnapshotCache(true, oneGroup{}, cacheLog{log.Sugar()}),
-		acked:      map[string]string{},
-		rejected:   map[string]string{},
-		sent:       map[string]sent{},
-		ackWatch:   make(chan struct{}),
-		lastChange: map[string]string{},
-		history:    map[string]*published{},
+		log:    log,
+		opts:   o,
+		cache:  cachev3.NewSnapshotCache(true, oneGroup{}, cacheLog{log.Sugar()}),
+		ledger: newAckLedger(log),
 	}, nil
 }
 
@@ -95,104 +78,6 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 type cacheLog struct{ *zap.SugaredLogger }
 
 func (l cacheLog) Infof(format string, args ...any) { l.Debugf(format, args...) }
-
-// sent is what one response carried: its resource type and version.
-type sent struct{ typeURL, version string }
-
-// published is one version the server published: its place in the order
-// of publishing, and, for each resource type, the version a gateway must
-// have ACKed (or passed) to hold this version's resources of that type.
-// With delta xDS a type that did not change is not sent again, so its
-// requirement is the last version that changed it.
-type published struct {
-	seq  int
-	need map[string]string
-	// allowlist is the version of the allowlist it was translated from.
-	allowlist string
-}
-
-// historyKept bounds how many published versions WaitAcked can wait for.
-const historyKept = 256
-
-// Resource types whose changes a version waits for. Routes and secrets
-// are only sent to a gateway that asks for them by name (the listeners and
-// clusters it holds do), so a route or secret that was only removed is
-// never answered for; a removed listener or cluster is.
-var (
-	wildcardTypes = []string{resourcev3.ListenerType, resourcev3.ClusterType}
-	namedTypes    = []string{resourcev3.RouteType, resourcev3.SecretType}
-)
-
-// record notes version as published with the given per-resource digests.
-// Call with s.mu held.
-func (s *Server) record(version, allowlist string, digests map[string]map[string]string) {
-	changed := func(typ string, removals bool) bool {
-		before, after := s.digests[typ], digests[typ]
-		for n, d := range after {
-			if before[n] != d {
-				return true
-			}
-		}
-		if removals {
-			for n := range before {
-				if _, ok := after[n]; !ok {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for _, t := range wildcardTypes {
-		if changed(t, true) {
-			s.lastChange[t] = version
-		}
-	}
-	for _, t := range namedTypes {
-		if changed(t, false) {
-			s.lastChange[t] = version
-		}
-	}
-	s.digests = digests
-	p := &published{need: map[string]string{}, allowlist: allowlist}
-	if n := len(s.order); n > 0 {
-		p.seq = s.history[s.order[n-1]].seq + 1
-	}
-	for t, v := range s.lastChange {
-		p.need[t] = v
-	}
-	if _, ok := s.history[version]; ok {
-		// Republished (A -> B -> A): it is new again.
-		s.order = slices.DeleteFunc(s.order, func(v string) bool { return v == version })
-	}
-	s.history[version] = p
-	s.order = append(s.order, version)
-	if len(s.order) > historyKept {
-		delete(s.history, s.order[0])
-		s.order = s.order[1:]
-	}
-}
-
-// holds reports whether the gateway holds version: for every resource
-// type it has ACKed the version that type needs, or a later one. Call
-// with s.mu held.
-func (s *Server) holds(version string) bool {
-	p, ok := s.history[version]
-	if !ok {
-		return false
-	}
-	for t, need := range p.need {
-		got := s.acked[t]
-		if got == need {
-			continue
-		}
-		g, ok1 := s.history[got]
-		n, ok2 := s.history[need]
-		if !ok1 || !ok2 || g.seq < n.seq {
-			return false
-		}
-	}
-	return true
-}
 
 // Listen binds the gRPC address ("127.0.0.1:0" picks a free port) so the
 // address is known before Start, e.g. for the Envoy bootstrap.
@@ -295,9 +180,8 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 		}
 	}
 	version, digests := res.digests()
-	s.mu.Lock()
-	same, published := version == s.version, s.digests
-	s.mu.Unlock()
+	current, published := s.ledger.current()
+	same := version == current
 	if err := res.validateChanged(published, digests); err != nil {
 		return "", err
 	}
@@ -310,14 +194,12 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	}
 	// Recorded before the cache sends anything, so an ACK cannot arrive
 	// for a version the server does not know yet.
-	s.mu.Lock()
-	s.record(version, res.allowlist, digests)
-	s.mu.Unlock()
+	s.ledger.publishing(version, res.allowlist, digests)
 	if err := s.cache.SetSnapshot(ctx, gatewayGroup, snap); err != nil {
 		return "", fmt.Errorf("xds: publish %s: %w", version, err)
 	}
+	s.ledger.published(version)
 	s.mu.Lock()
-	s.version = version
 	s.memo = res.built.published(digests)
 	last := *res
 	last.Secrets = nil
@@ -345,11 +227,7 @@ func pickSecrets(source func() []*tlsv3.Secret, wanted []string) []*tlsv3.Secret
 }
 
 // Version is the last published configuration version.
-func (s *Server) Version() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.version
-}
+func (s *Server) Version() string { return s.ledger.Version() }
 
 // Connected reports whether a gateway holds an ADS stream now.
 func (s *Server) Connected() bool {
@@ -360,48 +238,32 @@ func (s *Server) Connected() bool {
 
 // Rejected returns the error of the last configuration a gateway
 // rejected (NACKed), or "" if none was.
-func (s *Server) Rejected() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.nacked
-}
+func (s *Server) Rejected() string { return s.ledger.Rejected() }
 
 // PushedBytes is the encoded size of every xDS response sent so far, on
 // all streams: with delta xDS a change costs bytes in proportion to the
 // resources it changed.
-func (s *Server) PushedBytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pushed
-}
-
-// missing says which resource types a gateway has not ACKed for version.
-func (s *Server) missing(version string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.history[version]
-	if !ok {
-		return "unknown version"
-	}
-	var out []string
-	for t, need := range p.need {
-		if got := s.acked[t]; got != need {
-			out = append(out, fmt.Sprintf("%s needs %s, has %q", strings.TrimPrefix(t, "type.googleapis.com/"), need, got))
-		}
-	}
-	slices.Sort(out)
-	return strings.Join(out, "; ")
-}
+func (s *Server) PushedBytes() int64 { return s.ledger.PushedBytes() }
 
 // AllowlistVersion is the version of the allowlist the last published
 // configuration was translated from ("" before the first).
-func (s *Server) AllowlistVersion() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.history[s.version]; ok {
-		return p.allowlist
-	}
-	return ""
+func (s *Server) AllowlistVersion() string { return s.ledger.AllowlistVersion() }
+
+// AckedVersion is the newest published version a gateway holds
+// entirely (see WaitAcked), or "" if none.
+func (s *Server) AckedVersion() string { return s.ledger.AckedVersion() }
+
+// AckedAllowlistVersion is the version of the allowlist behind
+// AckedVersion: what the gateway enforces ("" when it holds nothing
+// egressd published).
+func (s *Server) AckedAllowlistVersion() string { return s.ledger.AckedAllowlistVersion() }
+
+// WaitAcked blocks until a gateway holds version, or ctx ends: it has
+// ACKed, for every resource type, the last version that changed that type
+// (or a later one). Over delta xDS, where only changed resources are sent,
+// a version that changed one cluster is held once that cluster is ACKed.
+func (s *Server) WaitAcked(ctx context.Context, version string) error {
+	return s.ledger.WaitAcked(ctx, version)
 }
 
 // Gateway is the gateway model of the last configuration published; nil
@@ -413,65 +275,6 @@ func (s *Server) Gateway() *gateway.Gateway {
 		return nil
 	}
 	return s.last.Gateway
-}
-
-// AckedAllowlistVersion is the version of the allowlist behind
-// AckedVersion: what the gateway enforces ("" when it holds nothing
-// egressd published).
-func (s *Server) AckedAllowlistVersion() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v := s.newestHeld(); v != "" {
-		return s.history[v].allowlist
-	}
-	return ""
-}
-
-// AckedVersion is the newest published version a gateway holds
-// entirely (see WaitAcked), or "" if none.
-func (s *Server) AckedVersion() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.newestHeld()
-}
-
-// newestHeld is AckedVersion; call with s.mu held.
-func (s *Server) newestHeld() string {
-	for i := len(s.order) - 1; i >= 0; i-- {
-		if s.holds(s.order[i]) {
-			return s.order[i]
-		}
-	}
-	return ""
-}
-
-// WaitAcked blocks until a gateway holds version, or ctx ends: it has
-// ACKed, for every resource type, the last version that changed that type
-// (or a later one). Over delta xDS, where only changed resources are sent,
-// a version that changed one cluster is held once that cluster is ACKed.
-func (s *Server) WaitAcked(ctx context.Context, version string) error {
-	for {
-		s.mu.Lock()
-		_, known := s.history[version]
-		done := s.holds(version)
-		watch := s.ackWatch
-		nacked := s.rejected[version]
-		s.mu.Unlock()
-		if done {
-			return nil
-		}
-		if !known {
-			return fmt.Errorf("xds: version %s was not published (or is too old to wait for)", version)
-		}
-		if nacked != "" {
-			return fmt.Errorf("xds: gateway rejected configuration while waiting for %s: %s", version, nacked)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("xds: waiting for ACK of %s (%s): %w", version, s.missing(version), ctx.Err())
-		case <-watch:
-		}
-	}
 }
 
 // Start serves ADS until ctx ends. Listen must have been called.
@@ -514,96 +317,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 }
 
-// sentResponse remembers which type and version a response carried, so
-// the ACK or NACK that names it by nonce is credited to the right one.
-func (s *Server) sentResponse(nonce, typeURL, version string, size int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pushed += int64(size)
-	if len(s.sent) > 4096 {
-		// Responses on streams that closed unanswered; forget them.
-		clear(s.sent)
-	}
-	s.sent[nonce] = sent{typeURL: typeURL, version: version}
-}
-
-// resumedWith handles the first delta request of a gateway that already
-// holds resources (Envoy reconnecting, or adopted by a restarted egressd):
-// initial are their versions, our digests. If they are exactly the
-// current resources of the type, the cache sends nothing (they did not
-// change), so there is no ACK to wait for: the gateway holds the current
-// version of the type already.
-func (s *Server) resumedWith(typeURL string, initial map[string]string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	current := s.digests[typeURL]
-	if s.version == "" || len(current) == 0 {
-		return
-	}
-	for name, v := range initial {
-		if current[name] != v {
-			return
-		}
-	}
-	if slices.Contains(wildcardTypes, typeURL) {
-		// Wildcard types hold every resource, not a subscribed few.
-		if len(initial) != len(current) {
-			return
-		}
-	}
-	s.ack(typeURL, s.version)
-}
-
-// resumedAt is resumedWith for a state-of-the-world stream: the gateway's
-// first request names the version it holds, and is not answered again if
-// that is the current one.
-func (s *Server) resumedAt(typeURL, version string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if version == s.version {
-		s.ack(typeURL, version)
-	}
-}
-
-// ack records that a gateway holds version of typeURL and wakes waiters.
-// Call with s.mu held.
-func (s *Server) ack(typeURL, version string) {
-	if s.acked[typeURL] != version {
-		s.acked[typeURL] = version
-		close(s.ackWatch)
-		s.ackWatch = make(chan struct{})
-	}
-}
-
-// answered handles a request that answers the response with nonce: an
-// ACK, or a NACK when detail is set. A request without a nonce (the
-// first on a stream, or a new subscription) answers nothing.
-func (s *Server) answered(nonce, typeURL string, node *corev3.Node, detail *status.Status) {
-	if nonce == "" {
-		return
-	}
-	s.mu.Lock()
-	r, ok := s.sent[nonce]
-	delete(s.sent, nonce)
-	if detail != nil {
-		s.nacked = detail.GetMessage()
-		if ok {
-			s.rejected[r.version] = s.nacked
-		}
-		close(s.ackWatch) // wake waiters: a NACK is an answer too
-		s.ackWatch = make(chan struct{})
-		s.mu.Unlock()
-		s.log.Error("gateway rejected configuration",
-			zap.String("type", typeURL), zap.String("node", node.GetId()), zap.String("version", r.version),
-			zap.String("error", detail.GetMessage()))
-		return
-	}
-	if ok {
-		s.ack(r.typeURL, r.version)
-	}
-	s.mu.Unlock()
-}
-
 func (s *Server) callbacks() serverv3.Callbacks {
 	open := func(ctx context.Context, id int64, _ string) error {
 		s.mu.Lock()
@@ -624,25 +337,25 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		DeltaStreamOpenFunc:   open,
 		DeltaStreamClosedFunc: closed,
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetVersionInfo(), proto.Size(resp))
+			s.ledger.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetVersionInfo(), proto.Size(resp))
 		},
 		StreamRequestFunc: func(_ int64, req *discoveryv3.DiscoveryRequest) error {
 			if req.GetResponseNonce() == "" && req.GetVersionInfo() != "" {
-				s.resumedAt(req.GetTypeUrl(), req.GetVersionInfo())
+				s.ledger.resumedAt(req.GetTypeUrl(), req.GetVersionInfo())
 			}
-			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
+			s.ledger.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},
 		// Delta (incremental) xDS: the same bookkeeping; a delta response
 		// carries its snapshot version in system_version_info.
 		StreamDeltaResponseFunc: func(_ int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-			s.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetSystemVersionInfo(), proto.Size(resp))
+			s.ledger.sentResponse(resp.GetNonce(), resp.GetTypeUrl(), resp.GetSystemVersionInfo(), proto.Size(resp))
 		},
 		StreamDeltaRequestFunc: func(_ int64, req *discoveryv3.DeltaDiscoveryRequest) error {
 			if req.GetResponseNonce() == "" && len(req.GetInitialResourceVersions()) > 0 {
-				s.resumedWith(req.GetTypeUrl(), req.GetInitialResourceVersions())
+				s.ledger.resumedWith(req.GetTypeUrl(), req.GetInitialResourceVersions())
 			}
-			s.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
+			s.ledger.answered(req.GetResponseNonce(), req.GetTypeUrl(), req.GetNode(), req.GetErrorDetail())
 			return nil
 		},
 	}
