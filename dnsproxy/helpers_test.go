@@ -30,12 +30,9 @@ func loadAllowlist(t testing.TB, path string) *serviceentry.Allowlist {
 
 func compileYAML(t testing.TB, name, y string) *serviceentry.Allowlist {
 	t.Helper()
-	entries, problems := serviceentry.Parse(name, []byte(y))
-	a := serviceentry.Compile(entries, problems)
-	for _, p := range a.Problems() {
-		if p.Severity == serviceentry.SeverityError {
-			t.Fatalf("fixture %s: %s", name, p.Error())
-		}
+	a := serviceentry.CompileYAML(name, []byte(y))
+	for _, p := range a.Errors() {
+		t.Fatalf("fixture %s: %s", name, p.Error())
 	}
 	return a
 }

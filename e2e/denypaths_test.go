@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/decision"
+	"github.com/egressd/egressd/internal/testkit"
 	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
@@ -32,7 +33,7 @@ func TestEveryDenyPathIsADecision(t *testing.T) {
 	skipShort(t)
 	tlsPort, _ := upstreamTLS(t, "secure.paths.test")
 	echo := upstreamEcho(t)
-	closed := freePort(t) // nothing listens here: an upstream that is down
+	closed := testkit.FreePort(t) // nothing listens here: an upstream that is down
 	dir := t.TempDir()
 	writeFile(t, dir, "entries.yaml", staticEntry("web-down", "down.paths.test", 80, "HTTP", closed)+"---\n"+
 		staticEntry("secure", "secure.paths.test", 443, "TLS", tlsPort)+"---\n"+

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 var (
@@ -45,7 +47,7 @@ func BenchmarkDenialFlood(b *testing.B) {
 	for _, run := range []struct{ name, window string }{{"every-line", "0"}, {"folded-1s", "1s"}} {
 		b.Run(run.name, func(b *testing.B) {
 			dir := b.TempDir()
-			writeFile(b, dir, "listed.yaml", staticEntry("listed", "listed.flood.test", 80, "HTTP", freePort(b)))
+			writeFile(b, dir, "listed.yaml", staticEntry("listed", "listed.flood.test", 80, "HTTP", testkit.FreePort(b)))
 			total := *floodDNS + *floodHTTP
 			g := startGateway(b, dir, "--log-level", "info", "--no-envoy-access-log", "--decision-log-window", run.window,
 				"--decisions-kept", fmt.Sprint(total+1000))

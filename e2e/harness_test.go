@@ -4,15 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +23,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 var (
@@ -84,17 +80,6 @@ func skipShort(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // gatewayIP returns a loopback address of this test's own, so listeners of
 // concurrent tests never collide (Linux answers on all of 127.0.0.0/8).
 var ipMu sync.Mutex
@@ -144,7 +129,7 @@ func startGatewayOn(t testing.TB, ip, configDir string, extra ...string) *Gatewa
 		AccessLog:  filepath.Join(tmp, "access.log"),
 		IP:         ip,
 		PortOffset: 10000,
-		AdminAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		AdminAddr:  fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 		logPath:    filepath.Join(tmp, "egressd.log"),
 		exited:     make(chan struct{}),
 	}
@@ -156,7 +141,7 @@ func startGatewayOn(t testing.TB, ip, configDir string, extra ...string) *Gatewa
 		}
 	}
 	g.EgressdAdmin = net.JoinHostPort(g.IP, "15000")
-	g.XDSAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.XDSAddr = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	g.DNSAddr = net.JoinHostPort(g.IP, "15053")
 	args := append([]string{"run",
 		"--config", configDir,
@@ -363,27 +348,8 @@ func upstreamTLS(t *testing.T, names ...string) (int, *x509.Certificate) {
 // upstreamTLSOn is upstreamTLS on a given address.
 func upstreamTLSOn(t *testing.T, addr string, names ...string) (int, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := testkit.Issue(t, testkit.Spec{CommonName: names[0], DNSNames: names, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, OmitBasicConstraints: true})
+	cert := leaf.Cert
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello over TLS from %s\n", r.TLS.ServerName)
 	}))
@@ -395,7 +361,7 @@ func upstreamTLSOn(t *testing.T, addr string, names ...string) (int, *x509.Certi
 		}
 		srv.Listener = ln
 	}
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().(*net.TCPAddr).Port, cert

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // kubeReadyTimeout bounds how long kube-apiserver may take to answer
@@ -102,8 +103,8 @@ func startKube(t *testing.T) *Kube {
 	k := &Kube{Bin: bin, Token: randomToken(t), apiLog: filepath.Join(tmp, "kube-apiserver.log")}
 
 	// etcd: one member, plain HTTP on loopback, data in the test's folder.
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t))
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t))
 	k.EtcdURL = clientURL
 	k.etcd = startKubeProc(t, "etcd", filepath.Join(tmp, "etcd.log"), etcdPath,
 		"--name", "e2e",
@@ -150,7 +151,7 @@ func startKube(t *testing.T) *Kube {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	k.Server = fmt.Sprintf("https://127.0.0.1:%d", port)
 	certDir := filepath.Join(tmp, "apiserver-certs")
 	k.apiArgs = []string{

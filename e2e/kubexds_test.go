@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egressd/egressd/internal/testkit"
 	"github.com/egressd/egressd/origination/pemfile"
 )
 
@@ -63,7 +64,7 @@ func TestGatewayCredentialsFromSecret(t *testing.T) {
 	if err := pemfile.WriteDir(mount, data); err != nil {
 		t.Fatal(err)
 	}
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	bootstrap, err := exec.Command(egressdBin, "bootstrap", "--xds-address", g.XDSAddr, "--xds-credentials-dir", mount,
 		"--envoy-admin", admin, "--node-id", "kube-gw").Output()
 	if err != nil {

@@ -4,17 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // BenchmarkGatewayOverhead (issue #9) measures what the gateway costs over a
@@ -194,9 +191,9 @@ func reportOverhead(b *testing.B, direct, gateway loadResult, saturation bool) {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	added := gateway.p50 - direct.p50
 	defer func() {
-		overheadTarget(b, fmt.Sprintf("gateway adds < 0.3 ms p50 (%v)", added.Round(time.Microsecond)), added < 300*time.Microsecond)
+		testkit.Target(b, fmt.Sprintf("gateway adds < 0.3 ms p50 (%v)", added.Round(time.Microsecond)), added < 300*time.Microsecond)
 		if saturation {
-			overheadTarget(b, fmt.Sprintf(">= 0.9x direct throughput (%.2fx)", gateway.rps/direct.rps), gateway.rps >= 0.9*direct.rps)
+			testkit.Target(b, fmt.Sprintf(">= 0.9x direct throughput (%.2fx)", gateway.rps/direct.rps), gateway.rps >= 0.9*direct.rps)
 		}
 	}()
 	b.ReportMetric(0, "ns/op") // bounded by time, not b.N
@@ -356,17 +353,6 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return d[max(0, min(i, len(d)-1))]
 }
 
-// overheadTarget logs whether a target is met in this run; a missed one is
-// explained in docs/benchmarks.md.
-func overheadTarget(b *testing.B, what string, met bool) {
-	b.Helper()
-	if met {
-		b.Logf("target %s: met", what)
-	} else {
-		b.Logf("target %s: MISSED (see docs/benchmarks.md)", what)
-	}
-}
-
 // gatewayPIDs names the gateway's processes whose CPU time a run measures;
 // zero for direct runs.
 type gatewayPIDs struct{ envoy, egressd int }
@@ -448,23 +434,7 @@ func benchUpstreamHTTP(b *testing.B) int {
 // ALPN) with a fresh self-signed certificate for name.
 func benchUpstreamTLS(b *testing.B, name string) int {
 	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
+	leaf := testkit.Issue(b, testkit.Spec{CommonName: name, DNSNames: []string{name}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, OmitBasicConstraints: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -472,7 +442,7 @@ func benchUpstreamTLS(b *testing.B, name string) int {
 	srv := &http.Server{
 		Handler:           smallBody(),
 		ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}},
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	b.Cleanup(func() { _ = srv.Close() })

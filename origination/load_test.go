@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // loadCase is one Load test: setup writes files under dir and returns the
@@ -54,14 +56,14 @@ func TestLoadKeyPair(t *testing.T) {
 			},
 		},
 		"ecdsa p384": {
-			setup: pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "ec384", key: ecKey(t, elliptic.P384())}) }),
+			setup: pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "ec384", key: testkit.ECKey(t, elliptic.P384())}) }),
 		},
 		"rsa 2048": {
-			setup: pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "rsa", key: rsaKey(t, 2048)}) }),
+			setup: pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "rsa", key: testkit.RSAKey(t, 2048)}) }),
 		},
 		"rsa 2048 pkcs1 key": {
 			setup: func(t *testing.T, dir string) Source {
-				i := mint(t, spec{cn: "rsa1", key: rsaKey(t, 2048)})
+				i := mint(t, spec{cn: "rsa1", key: testkit.RSAKey(t, 2048)})
 				return filePair(t, dir, i.certPEM(), pkcs1PEM(i.key.(*rsa.PrivateKey)))
 			},
 		},
@@ -141,15 +143,15 @@ func TestLoadKeyPair(t *testing.T) {
 			errHas: []string{"client.crt", "client.key", "does not match"},
 		},
 		"rsa 1024 refused": {
-			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "weak", key: rsaKey(t, 1024)}) }),
+			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "weak", key: testkit.RSAKey(t, 1024)}) }),
 			errHas: []string{"client.crt", "RSA 1024-bit", "at least 2048"},
 		},
 		"ed25519 refused": {
-			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "ed", key: edKey(t)}) }),
+			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "ed", key: testkit.Ed25519Key(t)}) }),
 			errHas: []string{"client.crt", "Ed25519"},
 		},
 		"ecdsa p521 refused": {
-			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "p521", key: ecKey(t, elliptic.P521())}) }),
+			setup:  pairOf(func(t *testing.T) *issued { return mint(t, spec{cn: "p521", key: testkit.ECKey(t, elliptic.P521())}) }),
 			errHas: []string{"client.crt", "ECDSA P-521"},
 		},
 		"malformed PEM": {

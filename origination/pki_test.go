@@ -2,22 +2,17 @@ package origination
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // t0 is "now" in tests: certificates are minted around it and Load checks
@@ -40,54 +35,27 @@ type spec struct {
 	notAfter  time.Time // zero: t0 + 90 days
 }
 
-var serial struct {
-	sync.Mutex
-	n int64
-}
-
-// mint creates a certificate as s describes.
+// mint creates a certificate as s describes (testkit's PKI), around t0:
+// a CA signs certificates and CRLs, a leaf is a client's.
 func mint(t testing.TB, s spec) *issued {
 	t.Helper()
-	if s.key == nil {
-		s.key = ecKey(t, elliptic.P256())
-	}
 	if s.notBefore.IsZero() {
 		s.notBefore = t0.Add(-time.Hour)
 	}
 	if s.notAfter.IsZero() {
 		s.notAfter = t0.Add(90 * 24 * time.Hour)
 	}
-	serial.Lock()
-	serial.n++
-	sn := big.NewInt(serial.n)
-	serial.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: s.cn, Organization: []string{"egressd tests"}},
-		NotBefore:             s.notBefore,
-		NotAfter:              s.notAfter,
-		BasicConstraintsValid: true,
-		IsCA:                  s.ca,
-	}
+	ts := testkit.Spec{CommonName: s.cn, Key: s.key, CA: s.ca, NotBefore: s.notBefore, NotAfter: s.notAfter}
 	if s.ca {
-		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		ts.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	} else {
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		ts.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
-	parentCert, parentKey := tmpl, s.key
 	if s.parent != nil {
-		parentCert, parentKey = s.parent.cert, s.parent.key
+		ts.Parent = &testkit.Cert{Cert: s.parent.cert, Key: s.parent.key}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, s.key.Public(), parentKey)
-	if err != nil {
-		t.Fatalf("minting %s: %v", s.cn, err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &issued{cert: c, key: s.key}
+	c := testkit.Issue(t, ts)
+	return &issued{cert: c.Cert, key: c.Key}
 }
 
 // certPEM is the certificate alone, PEM.
@@ -114,45 +82,6 @@ func pemOf(parts ...[]byte) []byte {
 		out = append(out, p...)
 	}
 	return out
-}
-
-func ecKey(t testing.TB, c elliptic.Curve) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// rsa2048 is generated once: RSA key generation is slow under -race.
-var rsa2048 = sync.OnceValue(func() *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	return k
-})
-
-func rsaKey(t testing.TB, bits int) crypto.Signer {
-	t.Helper()
-	if bits == 2048 {
-		return rsa2048()
-	}
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func edKey(t testing.TB) crypto.Signer {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // chain is a three-level PKI: root CA -> intermediate CA -> leaf.

@@ -105,6 +105,17 @@ func (a *Allowlist) PeerAuthentications() []*PeerAuthentication { return a.peers
 // compiling this snapshot.
 func (a *Allowlist) Problems() []Problem { return a.problems }
 
+// Errors are the Problems of severity error: what was skipped.
+func (a *Allowlist) Errors() []Problem {
+	var out []Problem
+	for _, p := range a.problems {
+		if p.Severity == SeverityError {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Match returns the allowed host for name: the exact host if listed, else the
 // most specific wildcard that covers it ("*.b.example.com" before
 // "*.example.com"), else nil. name may carry a trailing dot and any case.

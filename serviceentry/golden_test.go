@@ -1,59 +1,11 @@
 package serviceentry
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/egressd/egressd/internal/testkit"
 )
-
-// update rewrites the golden files of every test in this package that has
-// them. It is declared once here; other test files use it.
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// checkGolden compares got with the golden file at path, or rewrites the
-// file when -update is set.
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./serviceentry/ -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, d)
-	}
-}
-
-// removeStaleGolden fails on (or, with -update, deletes) the files matching
-// pattern that no test case produced.
-func removeStaleGolden(t *testing.T, pattern string, produced map[string]bool) {
-	t.Helper()
-	files, err := filepath.Glob(pattern)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if produced[f] {
-			continue
-		}
-		if *update {
-			if err := os.Remove(f); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		t.Errorf("stale golden file %s (run go test ./serviceentry/ -update to delete it)", f)
-	}
-}
 
 // problemLines formats problems one a line as "severity: file:line: ...".
 func problemLines(ps []Problem) string {
@@ -84,21 +36,11 @@ func codedProblemLines(t *testing.T, ps []Problem) string {
 // a valid Rule, AuthorizationPolicy or PeerAuthentication.
 // Regenerate with `go test ./serviceentry/ -run InvalidGolden -update`.
 func TestInvalidGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/invalid/*.yaml")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
-	produced := map[string]bool{}
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
-		golden := filepath.Join("testdata/invalid", name+".errors.golden")
-		produced[golden] = true
+	golden := testkit.NewGolden("testdata/invalid")
+	for _, in := range testkit.Inputs(t, "testdata/invalid/*.yaml") {
+		name, data := in.Name, in.Data
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, problems := ParseConfig(in, data)
+			c, problems := ParseConfig(in.Path, data)
 			valid := 0
 			for _, r := range c.Rules {
 				if r.Invalid == "" {
@@ -117,8 +59,8 @@ func TestInvalidGolden(t *testing.T) {
 			if !hasError(problems) {
 				t.Errorf("no error found")
 			}
-			checkGolden(t, golden, []byte(codedProblemLines(t, problems)))
+			golden.Check(t, name+".errors.golden", []byte(codedProblemLines(t, problems)))
 		})
 	}
-	removeStaleGolden(t, "testdata/invalid/*.errors.golden", produced)
+	golden.Stale(t, "*.errors.golden")
 }

@@ -155,3 +155,11 @@ func insertAfterRef(problems []Problem, p Problem) []Problem {
 	}
 	return slices.Insert(problems, at, p)
 }
+
+// CompileYAML decodes, validates and compiles one file's bytes (YAML or
+// JSON) into an Allowlist: ParseConfig, then CompileConfig. Every problem
+// found is in the Allowlist's Problems.
+func CompileYAML(file string, data []byte) *Allowlist {
+	cfg, problems := ParseConfig(file, data)
+	return CompileConfig(cfg, problems)
+}

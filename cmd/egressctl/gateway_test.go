@@ -14,7 +14,7 @@ import (
 
 func testGateway(t *testing.T) *gateway.Gateway {
 	t.Helper()
-	cfg, problems := serviceentry.ParseConfig("case.yaml", []byte(`
+	a := serviceentry.CompileYAML("case.yaml", []byte(`
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: api, namespace: ns}
@@ -23,7 +23,7 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: NONE
 `))
-	g, err := gateway.Plan(serviceentry.CompileConfig(cfg, problems), gateway.Options{})
+	g, err := gateway.Plan(a, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func (h *holder) SetAllowlist(a *serviceentry.Allowlist) { h.got = append(h.got,
 
 func allowlistOf(t *testing.T, host string) *serviceentry.Allowlist {
 	t.Helper()
-	cfg, problems := serviceentry.ParseConfig("f.yaml", []byte(`apiVersion: networking.istio.io/v1
+	return serviceentry.CompileYAML("f.yaml", []byte(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: a, namespace: n}
 spec:
@@ -24,7 +24,6 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS
 `))
-	return serviceentry.CompileConfig(cfg, problems)
 }
 
 // TestSnapshotFanout: a snapshot the gateway takes reaches every part; one

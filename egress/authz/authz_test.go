@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,18 +15,15 @@ import (
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protopath"
 	"google.golang.org/protobuf/reflect/protorange"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
-	"sigs.k8s.io/yaml"
 
+	"github.com/egressd/egressd/internal/testkit"
 	"github.com/egressd/egressd/serviceentry"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/out")
 
 // loadPolicies reads one input case and compiles its policies, as the
 // gateway would get them.
@@ -40,24 +36,6 @@ func loadPolicies(t *testing.T, path string) ([]*serviceentry.AuthorizationPolic
 	c, problems := serviceentry.ParseConfig(filepath.Base(path), data)
 	a := serviceentry.CompileConfig(c, problems)
 	return a.AuthorizationPolicies(), a.Problems()
-}
-
-func toYAML[M proto.Message](t *testing.T, ms []M) []byte {
-	t.Helper()
-	var out []byte
-	for _, m := range ms {
-		j, err := protojson.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := yaml.JSONToYAML(j)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, "---\n"...)
-		out = append(out, y...)
-	}
-	return out
 }
 
 // validateHTTP runs protoc-gen-validate on the filters and on the RBAC
@@ -124,7 +102,7 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no inputs: %v", err)
 	}
-	want := map[string]bool{}
+	golden := testkit.NewGolden("testdata/out")
 	total := 0
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
@@ -150,42 +128,17 @@ func TestGolden(t *testing.T) {
 			networkFilters := NetworkFilters(policies)
 			validateHTTP(t, httpFilters)
 			validateNetwork(t, networkFilters)
-			outputs["http.yaml"] = toYAML(t, httpFilters)
-			outputs["network.yaml"] = toYAML(t, networkFilters)
+			outputs["http.yaml"] = testkit.ProtoYAML(t, httpFilters)
+			outputs["network.yaml"] = testkit.ProtoYAML(t, networkFilters)
 			for suffix, got := range outputs {
-				path := filepath.Join("testdata/out", name+"."+suffix)
-				want[path] = true
-				if *update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				exp, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if d := cmp.Diff(string(exp), string(got)); d != "" {
-					t.Errorf("%s differs (-want +got):\n%s", path, d)
-				}
+				golden.Check(t, name+"."+suffix, got)
 			}
 		})
 	}
 	if total < 15 {
 		t.Errorf("the golden inputs hold %d policies; keep at least 15", total)
 	}
-	// Stale outputs of removed cases fail the test (or are deleted by -update).
-	outs, _ := filepath.Glob("testdata/out/*")
-	for _, o := range outs {
-		if want[o] {
-			continue
-		}
-		if *update {
-			os.Remove(o)
-		} else {
-			t.Errorf("stale golden file %s (run with -update)", o)
-		}
-	}
+	golden.Stale(t, "*")
 }
 
 // TestDeterministic: the same policies in any order give the same bytes.

@@ -141,8 +141,7 @@ spec:
 `
 
 func TestAllowlistJSON(t *testing.T) {
-	cfg, problems := serviceentry.ParseConfig("shop.yaml", []byte(allowlistYAML))
-	a := serviceentry.CompileConfig(cfg, problems)
+	a := serviceentry.CompileYAML("shop.yaml", []byte(allowlistYAML))
 	h := Handler(Config{Allowlist: func() *serviceentry.Allowlist { return a }})
 	w := get(t, h, "GET", "/api/v1/allowlist", nil)
 	if w.Code != 200 {
@@ -192,8 +191,7 @@ func TestAllowlistJSON(t *testing.T) {
 // TestAllowlistJSONHasNoKeyMaterial: with real PEM in the rule's place,
 // only paths and names are served.
 func TestAllowlistJSONHasNoKeyMaterial(t *testing.T) {
-	cfg, problems := serviceentry.ParseConfig("shop.yaml", []byte(allowlistYAML))
-	a := serviceentry.CompileConfig(cfg, problems)
+	a := serviceentry.CompileYAML("shop.yaml", []byte(allowlistYAML))
 	body := get(t, Handler(Config{Allowlist: func() *serviceentry.Allowlist { return a }}), "GET", "/api/v1/allowlist", nil).Body.String()
 	for _, bad := range []string{"BEGIN", "PRIVATE KEY", "tls.key\":", "\"key\":"} {
 		if strings.Contains(body, bad) {

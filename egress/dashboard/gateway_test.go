@@ -12,7 +12,7 @@ import (
 // TestGatewayView: the model in force, its chains in words, as JSON and
 // as YAML.
 func TestGatewayView(t *testing.T) {
-	cfg, problems := serviceentry.ParseConfig("case.yaml", []byte(`
+	a := serviceentry.CompileYAML("case.yaml", []byte(`
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: api, namespace: ns}
@@ -21,7 +21,7 @@ spec:
   ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS
 `))
-	g, err := gateway.Plan(serviceentry.CompileConfig(cfg, problems), gateway.Options{})
+	g, err := gateway.Plan(a, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

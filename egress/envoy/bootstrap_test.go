@@ -2,7 +2,6 @@ package envoy
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -18,9 +17,8 @@ import (
 
 	"github.com/egressd/egressd/egress/identity"
 	"github.com/egressd/egressd/egress/xdsauth"
+	"github.com/egressd/egressd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestBootstrapYAMLGolden(t *testing.T) {
 	got, err := BootstrapYAML(BootstrapConfig{
@@ -36,19 +34,9 @@ func TestBootstrapYAMLGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "bootstrap.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./egress/envoy/ -run Golden -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("bootstrap differs from %s (-want +got); rerun with -update if intended:\n%s", golden, diff)
-	}
+	golden := testkit.NewGolden("testdata")
+	golden.Check(t, "bootstrap.golden.yaml", got)
+	golden.Stale(t, "*.golden.yaml")
 }
 
 func TestBootstrap(t *testing.T) {

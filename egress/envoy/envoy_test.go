@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // envoyBinary is the Envoy that `make setup` installed into the repo cache
@@ -33,17 +34,6 @@ func envoyBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // testBootstrap is a bootstrap with the admin interface on adminPort and
 // the xDS cluster pointing at a closed port: Envoy starts and its admin
 // answers, it just never gets listeners.
@@ -51,7 +41,7 @@ func testBootstrap(t *testing.T, adminPort int) []byte {
 	t.Helper()
 	y, err := BootstrapYAML(BootstrapConfig{
 		NodeID:       "test",
-		XDSAddress:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		XDSAddress:   fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 		AdminAddress: fmt.Sprintf("127.0.0.1:%d", adminPort),
 	})
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 func readPIDFile(t *testing.T, runDir string) int {
@@ -220,7 +222,7 @@ func TestSupervisorRestartsEnvoy(t *testing.T) {
 	bin := envoyBinary(t)
 	r := newReaper(t)
 	run := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	boot := testBootstrap(t, port)
 	out := envoyLog(t)
 	s := realEnvoySupervisor(t, bin, boot, run, out)
@@ -303,7 +305,7 @@ func TestEnvoySurvivesEgressdAndIsAdopted(t *testing.T) {
 	bin := envoyBinary(t)
 	r := newReaper(t)
 	run := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	boot := testBootstrap(t, port)
 	out := envoyLog(t)
 	bootFile := filepath.Join(t.TempDir(), "bootstrap.yaml")
@@ -379,7 +381,7 @@ func TestSupervisorReplacesDeadAdoptedEnvoy(t *testing.T) {
 	bin := envoyBinary(t)
 	r := newReaper(t)
 	run := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	boot := testBootstrap(t, port)
 	out := envoyLog(t)
 	s := realEnvoySupervisor(t, bin, boot, run, out)

@@ -13,13 +13,11 @@ import (
 
 func compile(t *testing.T, doc string) *serviceentry.Allowlist {
 	t.Helper()
-	cfg, problems := serviceentry.ParseConfig("case.yaml", []byte(doc))
-	for _, p := range problems {
-		if p.Severity == serviceentry.SeverityError {
-			t.Fatalf("problem: %v", p)
-		}
+	a := serviceentry.CompileYAML("case.yaml", []byte(doc))
+	if errs := a.Errors(); len(errs) > 0 {
+		t.Fatalf("problems: %v", errs)
 	}
-	return serviceentry.CompileConfig(cfg, problems)
+	return a
 }
 
 func plan(t *testing.T, doc string, o Options) *Gateway {

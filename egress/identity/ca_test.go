@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 func TestCreateAndReload(t *testing.T) {
@@ -241,7 +243,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		"mismatched key": {
 			change: func(t testing.TB, l *istioLayout) map[string][]byte {
-				return map[string][]byte{FileCAKey: keyPEM(t, newECKey(t))}
+				return map[string][]byte{FileCAKey: keyPEM(t, testkit.ECKey(t, elliptic.P256()))}
 			},
 			wantErr: []string{`ca-key.pem is not the key of ca-cert.pem (subject "CN=Intermediate CA,O=Istio")`},
 		},

@@ -3,18 +3,16 @@ package identity
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 // minted is a certificate made for a test, and its key.
@@ -33,51 +31,24 @@ type caSpec struct {
 	noSign   bool      // no keyCertSign
 }
 
-var serialN atomic.Int64
-
-// mintCA mints a CA certificate as s describes.
+// mintCA mints a CA certificate as s describes (testkit's PKI).
 func mintCA(t testing.TB, s caSpec) *minted {
 	t.Helper()
-	if s.key == nil {
-		s.key = newECKey(t)
-	}
 	if s.notAfter.IsZero() {
 		s.notAfter = time.Now().Add(365 * 24 * time.Hour)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serialN.Add(1)),
-		Subject:               pkix.Name{CommonName: s.cn, Organization: []string{"Istio"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              s.notAfter,
-		IsCA:                  !s.notCA,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	spec := testkit.Spec{
+		CommonName: s.cn, Organization: "Istio", Key: s.key, CA: !s.notCA, NotAfter: s.notAfter,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{},
 	}
 	if s.noSign {
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		spec.KeyUsage = x509.KeyUsageDigitalSignature
 	}
-	parent, parentKey := tmpl, s.key
 	if s.parent != nil {
-		parent, parentKey = s.parent.cert, s.parent.key
+		spec.Parent = &testkit.Cert{Cert: s.parent.cert, Key: s.parent.key}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, s.key.Public(), parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &minted{c, s.key}
-}
-
-func newECKey(t testing.TB) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	c := testkit.Issue(t, spec)
+	return &minted{c.Cert, c.Key}
 }
 
 func newRSAKey(t testing.TB) *rsa.PrivateKey {

@@ -120,12 +120,9 @@ spec:
 
 func compile(t testing.TB, y string) *serviceentry.Allowlist {
 	t.Helper()
-	cfg, problems := serviceentry.ParseConfig("test.yaml", []byte(y))
-	a := serviceentry.CompileConfig(cfg, problems)
-	for _, p := range a.Problems() {
-		if p.Severity == serviceentry.SeverityError {
-			t.Fatal(p.Error())
-		}
+	a := serviceentry.CompileYAML("test.yaml", []byte(y))
+	if errs := a.Errors(); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	return a
 }

@@ -35,8 +35,7 @@ spec:
 
 func testAllowlist(t *testing.T) func() *serviceentry.Allowlist {
 	t.Helper()
-	entries, problems := serviceentry.Parse("allow.yaml", []byte(allowlistYAML))
-	a := serviceentry.Compile(entries, problems)
+	a := serviceentry.CompileYAML("allow.yaml", []byte(allowlistYAML))
 	if len(a.Problems()) > 0 {
 		t.Fatal(a.Problems())
 	}

@@ -7,16 +7,9 @@ package xds
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressd/egressd/egress/envoy"
+	"github.com/egressd/egressd/internal/testkit"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/gen"
 )
@@ -122,8 +116,8 @@ func BenchmarkCompile(b *testing.B) {
 			runtime.KeepAlive(keep)
 			if n == 10000 {
 				perOp := b.Elapsed() / time.Duration(b.N)
-				target(b, fmt.Sprintf("compile 10,000 entries in < 0.5 s (took %v)", perOp.Round(time.Millisecond)), perOp < 500*time.Millisecond)
-				target(b, fmt.Sprintf("< 300 MB for the compile (%.0f MB heap in use)", float64(ms.HeapInuse)/1e6), ms.HeapInuse < 300e6)
+				testkit.Target(b, fmt.Sprintf("compile 10,000 entries in < 0.5 s (took %v)", perOp.Round(time.Millisecond)), perOp < 500*time.Millisecond)
+				testkit.Target(b, fmt.Sprintf("< 300 MB for the compile (%.0f MB heap in use)", float64(ms.HeapInuse)/1e6), ms.HeapInuse < 300e6)
 			}
 		})
 	}
@@ -195,18 +189,7 @@ func (e *realEnvoy) memory(b *testing.B) (allocated, configDump int) {
 // scaleSecrets is the one SDS secret the generated DestinationRules need
 // (the system CA bundle's name), with a throwaway certificate.
 func scaleSecrets(b *testing.B) []*tlsv3.Secret {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scale"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	pemBytes := testkit.NewCA(b, "scale").CertPEM()
 	return []*tlsv3.Secret{{Name: "ca/system", Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 		TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: pemBytes}}}}}}
 }
@@ -234,17 +217,6 @@ func crc(buf []byte) uint32 {
 		h *= 16777619
 	}
 	return h
-}
-
-// target logs whether one of issue #9's targets is met in this run; a
-// missed one is explained in docs/benchmarks.md.
-func target(b *testing.B, what string, met bool) {
-	b.Helper()
-	if met {
-		b.Logf("target %s: met", what)
-	} else {
-		b.Logf("target %s: MISSED (see docs/benchmarks.md)", what)
-	}
 }
 
 // diff compares two translations: the bytes of resources whose content
@@ -348,8 +320,8 @@ func BenchmarkIncrementalACK(b *testing.B) {
 			e.publish(b, base, 60*time.Second)
 			b.ReportMetric(percentile(took, 0.5), "p50-ms")
 			b.ReportMetric(percentile(took, 0.99), "p99-ms")
-			target(b, fmt.Sprintf("one changed entry ACKed in < 200 ms p99 (%.0f ms)", percentile(took, 0.99)), percentile(took, 0.99) < 200)
-			target(b, fmt.Sprintf("bytes pushed proportional to the change (%.1f KB per change, all resources %.0f KB)",
+			testkit.Target(b, fmt.Sprintf("one changed entry ACKed in < 200 ms p99 (%.0f ms)", percentile(took, 0.99)), percentile(took, 0.99) < 200)
+			testkit.Target(b, fmt.Sprintf("bytes pushed proportional to the change (%.1f KB per change, all resources %.0f KB)",
 				float64(pushedSum)/changes/1e3, float64(totalSum)/changes/1e3), pushedSum/changes < totalSum/changes/100)
 			b.ReportMetric(percentile(fromEntry, 0.5), "entry-p50-ms")
 			b.ReportMetric(percentile(fromEntry, 0.99), "entry-p99-ms")

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,16 +11,12 @@ import (
 	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/rbac/matchers/upstream_ip_port/v3"
-	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/egressd/egressd/internal/testkit"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/netguard"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/out")
 
 // compileFile reads one input case into an allowlist.
 func compileFile(t *testing.T, path string) *serviceentry.Allowlist {
@@ -30,8 +25,7 @@ func compileFile(t *testing.T, path string) *serviceentry.Allowlist {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, problems := serviceentry.ParseConfig(filepath.Base(path), data)
-	return serviceentry.CompileConfig(cfg, problems)
+	return serviceentry.CompileYAML(filepath.Base(path), data)
 }
 
 // testSecretNames names SDS secrets in golden files the way egressd's
@@ -69,24 +63,6 @@ func goldenOptions(name string) Options {
 	return o
 }
 
-func toYAML[M proto.Message](t *testing.T, ms []M) []byte {
-	t.Helper()
-	var out []byte
-	for _, m := range ms {
-		j, err := protojson.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := yaml.JSONToYAML(j)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, "---\n"...)
-		out = append(out, y...)
-	}
-	return out
-}
-
 // TestTranslateGolden: testdata/in/<case>.yaml -> testdata/out/<case>.*:
 // the gateway model (ir.yaml) and the xDS resources it is built into.
 // Regenerate with `go test ./egress/xds -run Golden -update`.
@@ -95,7 +71,7 @@ func TestTranslateGolden(t *testing.T) {
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no inputs: %v", err)
 	}
-	want := map[string]bool{}
+	golden := testkit.NewGolden("testdata/out")
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
 		t.Run(name, func(t *testing.T) {
@@ -126,42 +102,17 @@ func TestTranslateGolden(t *testing.T) {
 			}
 			outputs := map[string][]byte{
 				"ir.yaml":        ir,
-				"listeners.yaml": toYAML(t, res.Listeners),
-				"routes.yaml":    toYAML(t, res.Routes),
-				"clusters.yaml":  toYAML(t, res.Clusters),
+				"listeners.yaml": testkit.ProtoYAML(t, res.Listeners),
+				"routes.yaml":    testkit.ProtoYAML(t, res.Routes),
+				"clusters.yaml":  testkit.ProtoYAML(t, res.Clusters),
 				"problems.txt":   []byte(strings.Join(problems, "\n") + "\n"),
 			}
 			for suffix, got := range outputs {
-				path := filepath.Join("testdata/out", name+"."+suffix)
-				want[path] = true
-				if *update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				exp, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if d := cmp.Diff(string(exp), string(got)); d != "" {
-					t.Errorf("%s differs (-want +got):\n%s", path, d)
-				}
+				golden.Check(t, name+"."+suffix, got)
 			}
 		})
 	}
-	// Stale outputs of removed cases fail the test (or are deleted by -update).
-	outs, _ := filepath.Glob("testdata/out/*")
-	for _, o := range outs {
-		if want[o] {
-			continue
-		}
-		if *update {
-			os.Remove(o)
-		} else {
-			t.Errorf("stale golden file %s (run with -update)", o)
-		}
-	}
+	golden.Stale(t, "*")
 }
 
 // TestTranslateDeterministic: the same allowlist twice gives the same bytes.

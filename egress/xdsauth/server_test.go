@@ -1,19 +1,13 @@
 package xdsauth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -22,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/egressd/egressd/egress/identity"
+	"github.com/egressd/egressd/internal/testkit"
 )
 
 func keeper(t *testing.T, ca *identity.CA, ns, sa string) *identity.Keeper {
@@ -46,15 +41,7 @@ func pair(t *testing.T, k *identity.Keeper) tls.Certificate {
 // selfSigned is a certificate of no CA, naming id.
 func selfSigned(t *testing.T, id string) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u, _ := url.Parse(id)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		URIs: []*url.URL{u}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return testkit.Issue(t, testkit.Spec{URIs: []string{id}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}).TLS()
 }
 
 // TestHandshake: only a mesh-CA certificate of a gateway identity gets
