@@ -9,11 +9,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	filterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/set_filter_state/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	setfilterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/set_filter_state/v3"
 	upstreamipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/rbac/matchers/upstream_ip_port/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -193,17 +191,5 @@ func guardReplies(port uint32) []*hcmv3.ResponseMapper {
 // the gateway resolver: with the trailing dot c-ares asks the resolver
 // even for an SNI that is an address or a name in the hosts file.
 func absoluteSNIFilter() *listenerv3.Filter {
-	return &listenerv3.Filter{
-		Name: "envoy.filters.network.set_filter_state",
-		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&setfilterstatev3.Config{
-			OnNewConnection: []*filterstatev3.FilterStateValue{{
-				Key: &filterstatev3.FilterStateValue_ObjectKey{ObjectKey: "envoy.upstream.dynamic_host"},
-				Value: &filterstatev3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
-					Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-						Specifier: &corev3.DataSource_InlineString{InlineString: "%REQUESTED_SERVER_NAME%."},
-					}},
-				}},
-			}},
-		})},
-	}
+	return setFilterState("envoy.upstream.dynamic_host", "%REQUESTED_SERVER_NAME%.")
 }

@@ -215,14 +215,20 @@ var logFilters = map[gateway.LogWhen]string{
 // clusterBySNIFilter makes tcp_proxy connect to the passthrough cluster
 // the SNI names on port (see gateway's by-SNI chain).
 func clusterBySNIFilter(port uint32) *listenerv3.Filter {
+	return setFilterState("envoy.tcp_proxy.cluster", vocab.PassthroughClusterName("%REQUESTED_SERVER_NAME%", port))
+}
+
+// setFilterState sets the connection's filter state key to format (an
+// Envoy substitution format string) when the connection opens.
+func setFilterState(key, format string) *listenerv3.Filter {
 	return &listenerv3.Filter{
 		Name: "envoy.filters.network.set_filter_state",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&setfilterstatev3.Config{
 			OnNewConnection: []*filterstatev3.FilterStateValue{{
-				Key: &filterstatev3.FilterStateValue_ObjectKey{ObjectKey: "envoy.tcp_proxy.cluster"},
+				Key: &filterstatev3.FilterStateValue_ObjectKey{ObjectKey: key},
 				Value: &filterstatev3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
 					Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-						Specifier: &corev3.DataSource_InlineString{InlineString: vocab.PassthroughClusterName("%REQUESTED_SERVER_NAME%", port)},
+						Specifier: &corev3.DataSource_InlineString{InlineString: format},
 					}},
 				}},
 			}},

@@ -85,6 +85,20 @@ func (d *decoder) errorf(code Code, field, format string, args ...any) {
 	d.errs = append(d.errs, Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// fieldName reports whether k can name a field of the mapping at path: a
+// plain string, not a merge key.
+func (d *decoder) fieldName(k *yaml.Node, path string) bool {
+	switch {
+	case k.Kind != yaml.ScalarNode:
+		d.errorf(CodeWrongType, path, "a field name must be a plain string, found %s", Describe(k))
+		return false
+	case k.Value == "<<" && k.Tag == "!!merge":
+		d.errorf(CodeUnsupportedYAML, FieldPath(path, k.Value), "YAML merge keys are not supported; write the fields out in full")
+		return false
+	}
+	return true
+}
+
 // fields returns the keys of mapping n with their values, reporting
 // duplicate and non-string keys.
 func (d *decoder) fields(n *yaml.Node, path string) map[string]*yaml.Node {
@@ -92,12 +106,7 @@ func (d *decoder) fields(n *yaml.Node, path string) map[string]*yaml.Node {
 	lines := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(CodeWrongType, path, "a field name must be a plain string, found %s", Describe(k))
-			continue
-		}
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			d.errorf(CodeUnsupportedYAML, FieldPath(path, k.Value), "YAML merge keys are not supported; write the fields out in full")
+		if !d.fieldName(k, path) {
 			continue
 		}
 		if l, dup := lines[k.Value]; dup {
@@ -140,12 +149,7 @@ func (d *decoder) message(n *yaml.Node, md protoreflect.MessageDescriptor, path 
 	fields := md.Fields()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(CodeWrongType, path, "a field name must be a plain string, found %s", Describe(k))
-			continue
-		}
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			d.errorf(CodeUnsupportedYAML, FieldPath(path, k.Value), "YAML merge keys are not supported; write the fields out in full")
+		if !d.fieldName(k, path) {
 			continue
 		}
 		fd := fields.ByJSONName(k.Value)
