@@ -171,13 +171,15 @@ func (p *planner) add(c *Cluster) string {
 	return c.Name
 }
 
-// wildcards returns the suffixes (".example.com") of the wildcard hosts
-// among hps.
-func wildcards(hps []hostPort) []string {
-	var out []string
+// wildcardSet is the suffixes (".example.com") of a port's wildcard hosts.
+type wildcardSet map[string]bool
+
+// wildcards returns the suffixes of the wildcard hosts among hps.
+func wildcards(hps []hostPort) wildcardSet {
+	out := wildcardSet{}
 	for _, hp := range hps {
 		if hp.host.Wildcard {
-			out = append(out, strings.TrimPrefix(hp.host.Name, "*"))
+			out[strings.TrimPrefix(hp.host.Name, "*")] = true
 		}
 	}
 	return out
@@ -187,11 +189,23 @@ func wildcards(hps []hostPort) []string {
 // port's wildcards. Such a host keeps a chain or virtual host of its own:
 // Envoy prefers a wildcard server name or domain to the catch-all that
 // routes by SNI or Host, and would send the host where the wildcard goes.
-func underWildcard(hp hostPort, suffixes []string) bool {
-	for _, sfx := range suffixes {
-		if strings.HasSuffix(hp.host.Name, sfx) {
+// It looks up each of the host's suffixes (".b.example.com",
+// ".example.com", ".com"): as many lookups as the host has labels, however
+// many wildcards the port has.
+func underWildcard(hp hostPort, wild wildcardSet) bool {
+	if len(wild) == 0 {
+		return false
+	}
+	name := hp.host.Name
+	for i := strings.IndexByte(name, '.'); i >= 0; {
+		if wild[name[i:]] {
 			return true
 		}
+		next := strings.IndexByte(name[i+1:], '.')
+		if next < 0 {
+			break
+		}
+		i += next + 1
 	}
 	return false
 }
@@ -209,7 +223,7 @@ func dynamic(hp hostPort) bool {
 // table do not grow or change with such hosts (a host added or removed is
 // one cluster added or removed). Wildcards, hosts under a wildcard and
 // hosts the gateway resolves per connection keep their own.
-func (p *planner) foundByName(hp hostPort, wild []string) bool {
+func (p *planner) foundByName(hp hostPort, wild wildcardSet) bool {
 	return !p.o.Outbound.Forwards() && !dynamic(hp) && !hp.host.Wildcard && !underWildcard(hp, wild)
 }
 

@@ -316,3 +316,18 @@ func TestRows(t *testing.T) {
 		t.Errorf("%d rows: %+v", n, rows)
 	}
 }
+
+func TestUnderWildcard(t *testing.T) {
+	wild := wildcardSet{".example.com": true, ".b.test": true}
+	for name, want := range map[string]bool{
+		"a.example.com": true, "x.y.example.com": true, "example.com": false, "a.b.test": true,
+		"b.test": false, "aexample.com": false, "a.example.com.evil": false, "c.test": false,
+	} {
+		if got := underWildcard(hostPort{host: &serviceentry.Host{Name: name}}, wild); got != want {
+			t.Errorf("underWildcard(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if underWildcard(hostPort{host: &serviceentry.Host{Name: "a.example.com"}}, wildcardSet{}) {
+		t.Error("no wildcards, yet under one")
+	}
+}
