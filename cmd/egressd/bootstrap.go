@@ -23,6 +23,7 @@ func bootstrapCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.XDSCredentialsDir, "xds-credentials-dir", "/etc/egressd/xds-credentials", "folder of the gateway's xDS client credentials (the egress-gateway-xds Secret, mounted): "+xdsauth.FileTLSCertificate+" and "+xdsauth.FileValidationContext+", watched for renewals")
 	fs.StringVar(&c.XDSServerIdentity, "xds-server-identity", "spiffe://cluster.local/ns/egressd-system/sa/egressd", "the SPIFFE ID egressd's xDS certificate must name (--control-plane-identity in egressd's trust domain)")
 	insecure := fs.Bool("xds-insecure", false, "DEBUGGING ONLY: plaintext xDS, for egressd run --xds-insecure")
+	fs.BoolVar(&c.HostStats, "host-stats", false, "keep the stats of every host's cluster and filter chain (over a million at 10,000 entries)")
 	maxHeap := fs.String("max-heap", "0", "heap the gateway may use before it sheds load (bytes, or with Ki, Mi, Gi; about three quarters of its memory limit; 0: unbounded)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

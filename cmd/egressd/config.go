@@ -108,7 +108,9 @@ type Config struct {
 	DecisionLogMaxLines int
 	// EnvoyMaxHeap (bytes, 0: unbounded) and EnvoyMaxConnections (0: from
 	// the file descriptor limit) bound the managed Envoy.
-	EnvoyMaxHeap        uint64
+	EnvoyMaxHeap uint64
+	// EnvoyHostStats keeps the managed Envoy's per-host stats.
+	EnvoyHostStats      bool
 	EnvoyMaxConnections int64
 
 	DNSListen        string // "" disables the DNS proxy
@@ -165,6 +167,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.GatewayResolverAddress, "gateway-resolver-address", "", "host:port the gateway sends its DNS lookups to (default: the --gateway-resolver-listen address; a name is resolved when egressd starts)")
 	fs.DurationVar(&c.DecisionLogWindow, "decision-log-window", time.Second, "log identical denials (same layer, reason, source address, host, port) once per window, then one line with their count (0: every line)")
 	fs.IntVar(&c.DecisionLogMaxLines, "decision-log-max-lines", 1000, "at most this many denial lines per --decision-log-window; the rest are counted in one summary line per layer and reason")
+	fs.BoolVar(&c.EnvoyHostStats, "envoy-host-stats", false, "keep the managed Envoy's stats of every host's cluster and filter chain (over a million at 10,000 entries, a third of its memory)")
 	fs.StringVar(&envoyMaxHeap, "envoy-max-heap", "4Gi", "heap the managed Envoy may use before it sheds load (bytes, or with Ki, Mi, Gi; 0: unbounded); a large allowlist needs more (about 100Mi per 1,000 ServiceEntries)")
 	fs.Int64Var(&c.EnvoyMaxConnections, "envoy-max-connections", 0, "open downstream connections of the managed Envoy before it refuses new ones (0: from its file descriptor limit, at most 50000)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout of the gateway")

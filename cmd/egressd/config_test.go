@@ -206,6 +206,7 @@ func TestNewConfigFlags(t *testing.T) {
 			func(c *Config) { c.EnvoyMaxHeap, c.EnvoyMaxConnections = 512<<20, 2000 },
 		},
 		"envoy heap unbounded": {[]string{"--envoy-max-heap=0"}, func(c *Config) { c.EnvoyMaxHeap = 0 }},
+		"envoy host stats":     {[]string{"--envoy-host-stats"}, func(c *Config) { c.EnvoyHostStats = true }},
 		"connect-timeout":      {[]string{"--connect-timeout=1m30s"}, func(c *Config) { c.ConnectTimeout = 90 * time.Second }},
 		"log-level":            {[]string{"--log-level=debug"}, func(c *Config) { c.LogLevel = "debug" }},
 		"log-format console":   {[]string{"--log-format=console"}, func(c *Config) { c.LogFormat = "console" }},

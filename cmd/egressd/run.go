@@ -408,6 +408,7 @@ func newSupervisor(cfg *Config, xdsAddress string, cp *controlPlane, log *zap.Lo
 		AdminAddress:             cfg.EnvoyAdmin,
 		MaxDownstreamConnections: maxConns,
 		MaxHeapBytes:             cfg.EnvoyMaxHeap,
+		HostStats:                cfg.EnvoyHostStats,
 	}
 	if !cfg.XDSInsecure {
 		bc.XDSCredentialsDir, bc.XDSServerIdentity = cp.credentialsDir(), cp.serverID

@@ -13,6 +13,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/config/metrics/v3"
 	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	downstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
@@ -88,6 +89,34 @@ type BootstrapConfig struct {
 	// connections until memory is freed, instead of growing until it is
 	// killed.
 	MaxHeapBytes uint64
+	// HostStats keeps the stats of every host's cluster and filter chain
+	// (cluster.outbound|..., tcp.tls|<port>|<host>...). Off, Envoy keeps
+	// only the gateway's own: listeners, connection managers, the by-SNI,
+	// unlisted and deny chains, the dynamic clusters, the server. At
+	// 10,000 entries the per-host ones are over a million stats and about
+	// a third of Envoy's memory.
+	HostStats bool
+}
+
+// hostStatPatterns match the stats of one host's cluster or filter chain:
+// its cluster (named after the host), a TLS chain named after a host
+// (tcp.tls|<port>|<host>.<stat>: a host has a dot of its own before the
+// stat's, by_sni and unlisted have none), a TCP chain named after a
+// ServiceEntry (namespace/name).
+var hostStatPatterns = []*matcherv3.StringMatcher{
+	{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "cluster.outbound|"}},
+	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.(mesh\|)?tls\|[0-9]+\|[^|.]*\.[^|]*\.`}}},
+	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.tcp\|[0-9]+\|[^|]*/`}}},
+}
+
+// statsConfig keeps the host stats out unless asked for.
+func statsConfig(c BootstrapConfig) *metricsv3.StatsConfig {
+	if c.HostStats {
+		return nil
+	}
+	return &metricsv3.StatsConfig{StatsMatcher: &metricsv3.StatsMatcher{StatsMatcher: &metricsv3.StatsMatcher_ExclusionList{
+		ExclusionList: &matcherv3.ListStringMatcher{Patterns: hostStatPatterns},
+	}}}
 }
 
 func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
@@ -177,6 +206,10 @@ func Bootstrap(c BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 			CdsConfig: ads(),
 		},
 		OverloadManager: overload,
+		StatsConfig:     statsConfig(c),
+		// A cluster's traffic stats are made when it first carries
+		// traffic, not for every cluster of the allowlist.
+		DeferredStatOptions: &bootstrapv3.Bootstrap_DeferredStatOptions{EnableDeferredCreationStats: true},
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: invalid: %w", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,18 @@ func TestDeployBootstrapValidatesInEnvoy(t *testing.T) {
 	if !strings.Contains(string(b), mounted) {
 		t.Fatalf("the deploy bootstrap does not read the xDS credentials from %s", mounted)
 	}
+	// Its stats matcher is the generated one.
+	gen, err := BootstrapYAML(BootstrapConfig{XDSAddress: "127.0.0.1:18000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range hostStatPatterns {
+		want := p.GetPrefix() + p.GetSafeRegex().GetRegex()
+		if !strings.Contains(string(gen), want) || !strings.Contains(string(b), want) {
+			t.Errorf("host stat pattern %s: in the generated bootstrap %v, in deploy/base/envoy-bootstrap.yaml %v",
+				want, strings.Contains(string(gen), want), strings.Contains(string(b), want))
+		}
+	}
 	path := filepath.Join(t.TempDir(), "bootstrap.yaml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), mounted, credentialsDir(t))), 0o644); err != nil {
 		t.Fatal(err)
@@ -224,4 +237,60 @@ func credentialsDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestBootstrapHostStats: by default the per-host stats are left out and
+// a cluster's stats deferred; --host-stats keeps them.
+func TestBootstrapHostStats(t *testing.T) {
+	lean, err := Bootstrap(BootstrapConfig{XDSAddress: "127.0.0.1:18000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pats := lean.GetStatsConfig().GetStatsMatcher().GetExclusionList().GetPatterns(); len(pats) != len(hostStatPatterns) {
+		t.Errorf("exclusion patterns %v", pats)
+	}
+	if !lean.GetDeferredStatOptions().GetEnableDeferredCreationStats() {
+		t.Error("cluster stats are not deferred")
+	}
+	all, err := Bootstrap(BootstrapConfig{XDSAddress: "127.0.0.1:18000", HostStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.GetStatsConfig() != nil {
+		t.Errorf("host stats asked for, yet a stats matcher: %v", all.GetStatsConfig())
+	}
+}
+
+// TestHostStatPatterns: the patterns drop a host's cluster and chains,
+// and keep the gateway's own.
+func TestHostStatPatterns(t *testing.T) {
+	match := func(name string) bool {
+		for _, p := range hostStatPatterns {
+			if pre := p.GetPrefix(); pre != "" && strings.HasPrefix(name, pre) {
+				return true
+			}
+			if re := p.GetSafeRegex().GetRegex(); re != "" && regexp.MustCompile(re).MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	for name, dropped := range map[string]bool{
+		"cluster.outbound|443|tls|api.example.com.upstream_cx_total": true,
+		"cluster.outbound|80||api.example.com.upstream_rq_200":       true,
+		"tcp.tls|443|api.example.com.downstream_cx_total":            true,
+		"tcp.mesh|tls|443|api.example.com.downstream_cx_total":       true,
+		"tcp.tcp|5432|shop/db.downstream_cx_total":                   true,
+		"tcp.tls|443|by_sni.downstream_cx_total":                     false,
+		"tcp.tls|443|unlisted.downstream_cx_total":                   false,
+		"tcp.tcp|443|unlisted.downstream_cx_total":                   false,
+		"cluster.egressd_dynamic_tls.upstream_cx_total":              false,
+		"http.egress_http_80.downstream_rq_total":                    false,
+		"listener.0.0.0.0_10443.downstream_global_cx_overflow":       false,
+		"server.memory_allocated":                                    false,
+	} {
+		if got := match(name); got != dropped {
+			t.Errorf("%s: dropped %v, want %v", name, got, dropped)
+		}
+	}
 }

@@ -149,13 +149,14 @@ func throwawaySecrets(t *testing.T) []*tlsv3.Secret {
 type realEnvoy struct {
 	srv   *Server
 	admin string // Envoy's admin address
+	pid   func() int
 	stop  func()
 }
 
 // startEnvoy starts a Server with opts and secrets, and an Envoy
 // connected to it. Without an Envoy binary it calls missing (tb.Fatal for
 // tests, which must not pass without Envoy; tb.Skip for benchmarks).
-func startEnvoy(tb testing.TB, opts Options, log *zap.Logger, secrets func() []*tlsv3.Secret, missing func(args ...any)) *realEnvoy {
+func startEnvoy(tb testing.TB, opts Options, log *zap.Logger, secrets func() []*tlsv3.Secret, missing func(args ...any), bootstrapEdits ...func(*envoy.BootstrapConfig)) *realEnvoy {
 	tb.Helper()
 	bin, err := envoy.Locate("", envoy.RepoCacheDir())
 	if err != nil {
@@ -179,7 +180,11 @@ func startEnvoy(tb testing.TB, opts Options, log *zap.Logger, secrets func() []*
 	}
 	adminAddr := admin.Addr().String()
 	admin.Close()
-	bootstrap, err := envoy.BootstrapYAML(envoy.BootstrapConfig{XDSAddress: addr.String(), AdminAddress: adminAddr})
+	bc := envoy.BootstrapConfig{XDSAddress: addr.String(), AdminAddress: adminAddr}
+	for _, edit := range bootstrapEdits {
+		edit(&bc)
+	}
+	bootstrap, err := envoy.BootstrapYAML(bc)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -189,5 +194,5 @@ func startEnvoy(tb testing.TB, opts Options, log *zap.Logger, secrets func() []*
 	}
 	done := make(chan struct{})
 	go func() { _ = sup.Start(ctx); close(done) }()
-	return &realEnvoy{srv: srv, admin: adminAddr, stop: func() { cancel(); <-done }}
+	return &realEnvoy{srv: srv, admin: adminAddr, pid: sup.PID, stop: func() { cancel(); <-done }}
 }

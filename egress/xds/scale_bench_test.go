@@ -6,6 +6,7 @@ package xds
 // them with -benchtime 1x) and report their own metrics.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -157,9 +158,14 @@ func (e *realEnvoy) publish(b *testing.B, a *serviceentry.Allowlist, timeout tim
 	}
 }
 
-// memory returns Envoy's allocated heap bytes and the size of its
-// config_dump.
-func (e *realEnvoy) memory(b *testing.B) (allocated, configDump int) {
+// envoyMemory is what one Envoy holds.
+type envoyMemory struct {
+	allocated, rss, configDump, stats int
+}
+
+// memory returns Envoy's allocated heap bytes, its resident set, the size
+// of its config_dump and how many stats it keeps.
+func (e *realEnvoy) memory(b *testing.B) envoyMemory {
 	b.Helper()
 	get := func(path string) []byte {
 		resp, err := http.Get("http://" + e.admin + path)
@@ -183,7 +189,16 @@ func (e *realEnvoy) memory(b *testing.B) (allocated, configDump int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return allocated, len(get("/config_dump"))
+	out := envoyMemory{allocated: allocated, configDump: len(get("/config_dump")), stats: bytes.Count(get("/stats"), []byte("\n"))}
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.pid())); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+				out.rss = kb * 1024
+			}
+		}
+	}
+	return out
 }
 
 // scaleSecrets is the one SDS secret the generated DestinationRules need
@@ -340,23 +355,39 @@ func BenchmarkIncrementalACK(b *testing.B) {
 // empty allowlist, measured first in the same run. One measurement per
 // size whatever b.N is: run it with -benchtime 1x.
 func BenchmarkEnvoyMemory(b *testing.B) {
-	measure := func(b *testing.B, n int) (allocated, dump int) {
-		e := startEnvoy(b, scaleOptions(b), zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip)
+	measure := func(b *testing.B, n int, hostStats bool) envoyMemory {
+		e := startEnvoy(b, scaleOptions(b), zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip,
+			func(c *envoy.BootstrapConfig) { c.HostStats = hostStats })
 		defer e.stop()
 		e.publish(b, compileGenerated(b, gen.ServiceEntries(n, 1)), 120*time.Second)
 		// Let the DNS clusters' first (failing) resolutions settle.
 		time.Sleep(2 * time.Second)
 		return e.memory(b)
 	}
-	emptyAlloc, emptyDump := measure(b, 0)
-	b.Logf("empty allowlist: Envoy %.1f MB allocated, config_dump %.2f MB", float64(emptyAlloc)/1e6, float64(emptyDump)/1e6)
+	empty := measure(b, 0, false)
+	b.Logf("empty allowlist: Envoy %.1f MB allocated, %.1f MB resident, config_dump %.2f MB, %d stats",
+		float64(empty.allocated)/1e6, float64(empty.rss)/1e6, float64(empty.configDump)/1e6, empty.stats)
 	for _, n := range scaleSizes {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			allocated, dump := measure(b, n)
-			b.ReportMetric(float64(allocated)/1e6, "envoy-MB")
-			b.ReportMetric(float64(allocated)/float64(emptyAlloc), "x-of-empty")
-			b.ReportMetric(float64(dump)/1e6, "config-dump-MB")
-			b.ReportMetric(float64(emptyAlloc)/1e6, "empty-envoy-MB")
+			m := measure(b, n, false)
+			b.ReportMetric(float64(m.allocated)/1e6, "envoy-MB")
+			b.ReportMetric(float64(m.rss)/1e6, "envoy-RSS-MB")
+			b.ReportMetric(float64(m.allocated)/float64(empty.allocated), "x-of-empty")
+			b.ReportMetric(float64(m.configDump)/1e6, "config-dump-MB")
+			b.ReportMetric(float64(m.stats), "stats")
+			b.ReportMetric(float64(empty.allocated)/1e6, "empty-envoy-MB")
+			if n == 10000 {
+				testkit.Target(b, fmt.Sprintf("Envoy at 10,000 entries <= 150 MB resident (%.0f MB)", float64(m.rss)/1e6), m.rss <= 150e6)
+				// The same Envoy with every host's stats, in the same run.
+				all := measure(b, n, true)
+				b.ReportMetric(float64(all.rss)/1e6, "host-stats-RSS-MB")
+				b.ReportMetric(float64(all.stats), "host-stats-stats")
+				b.Logf("with --envoy-host-stats: %.0f MB allocated, %.0f MB resident, %d stats; without: %.2fx resident",
+					float64(all.allocated)/1e6, float64(all.rss)/1e6, all.stats, float64(m.rss)/float64(all.rss))
+			}
+			if n == 100000 {
+				testkit.Target(b, fmt.Sprintf("Envoy at 100,000 entries <= 500 MB resident (%.0f MB)", float64(m.rss)/1e6), m.rss <= 500e6)
+			}
 		})
 	}
 }
