@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -158,4 +159,65 @@ func httpServer(t *testing.T, h http.Handler) int {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestHostRouting: under REGISTRY_ONLY the Host names the cluster, for a
+// Host as clients send it (Envoy's own cluster_header path) and for one in
+// upper case or with the service port (the Lua path). A client cannot pick
+// the cluster itself: the header that carries it is overwritten before
+// routing and never reaches the upstream.
+func TestHostRouting(t *testing.T) {
+	skipShort(t)
+	var hits atomic.Int64
+	plain := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		headerRecorder(w, r)
+	}))
+	dir := t.TempDir()
+	writeFile(t, dir, "entries.yaml", staticEntry("plain", "plain.routing.test", 80, "HTTP", plain))
+	g := startGateway(t, dir, "--no-envoy-access-log")
+	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("plain.routing.test", 200))
+
+	get := func(host string, header map[string]string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+g.Addr(80)+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, strings.TrimSpace(readAll(resp))
+	}
+	for host, want := range map[string]int{
+		"plain.routing.test":      200,
+		"PLAIN.Routing.Test":      200,
+		"plain.routing.test:80":   200,
+		"plain.routing.test:8080": 403, // another port's name
+		"other.routing.test":      403,
+		"plain.routing.test.":     403, // not the listed name
+		"plain.routing.test.evil": 403,
+		"plain|80||routing.test":  400, // not a host at all
+	} {
+		if got, body := get(host, nil); got != want && !(want == 400 && got == 403) {
+			t.Errorf("Host %q: %d %s, want %d", host, got, body, want)
+		}
+	}
+	before := hits.Load()
+	spoof := map[string]string{"X-Egressd-Cluster": "outbound|80||plain.routing.test"}
+	if got, body := get("other.routing.test", spoof); got != 403 {
+		t.Errorf("a client naming the cluster itself: %d %s, want 403", got, body)
+	}
+	if hits.Load() != before {
+		t.Error("the spoofed cluster header reached the listed upstream")
+	}
+	if got, body := get("plain.routing.test", spoof); got != 200 || body != "headers: accept-encoding user-agent" {
+		t.Errorf("listed Host with the header: %d %q: the upstream must not see it", got, body)
+	}
 }

@@ -88,34 +88,43 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		return conn.Handshake()
 	})
 	pids := gatewayPIDs{envoy: g.EnvoyPID(), egressd: g.cmd.Process.Pid}
+	// The baseline: a plain Envoy doing the same routing, in the same run.
+	plain := startPlainEnvoy(b, webHost, webPort, secureHost, tlsPort)
+	plainPIDs := gatewayPIDs{envoy: plain.pid}
 
 	b.Run("http-keepalive", func(b *testing.B) {
 		url := "http://" + webHost + "/"
 		direct := runWrk(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), gatewayPIDs{})
+		baseline := runWrk(b, url, plain.httpAddr, plainPIDs)
 		gateway := runWrk(b, url, g.Addr(80), pids)
 		reportOverhead(b, direct, gateway, true)
+		reportAgainstPlain(b, baseline, gateway, true)
 	})
 	b.Run("tls-passthrough", func(b *testing.B) {
 		url := "https://" + secureHost + "/"
 		direct := runH2load(b, url, net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), gatewayPIDs{}, *overheadConns)
+		baseline := runH2load(b, url, plain.tlsAddr, plainPIDs, *overheadConns)
 		gateway := runH2load(b, url, g.Addr(443), pids, *overheadConns)
 		reportOverhead(b, direct, gateway, true)
+		reportAgainstPlain(b, baseline, gateway, true)
 	})
 	// Below saturation: a fixed request rate, so the latency is the extra
 	// hop's and not queueing for the shared cores.
-	rate := func(b *testing.B, url, directAddr, gatewayAddr string, extra ...string) {
+	rate := func(b *testing.B, url, directAddr, plainAddr, gatewayAddr string, extra ...string) {
 		conns := *overheadRateConns
 		perConn := strconv.Itoa(max(1, *overheadRate/conns))
 		args := append([]string{"--rps", perConn}, extra...)
 		direct := runH2load(b, url, directAddr, gatewayPIDs{}, conns, args...)
+		baseline := runH2load(b, url, plainAddr, plainPIDs, conns, args...)
 		gateway := runH2load(b, url, gatewayAddr, pids, conns, args...)
 		reportOverhead(b, direct, gateway, false)
+		reportAgainstPlain(b, baseline, gateway, false)
 	}
 	b.Run("http-fixed-rate", func(b *testing.B) {
-		rate(b, "http://"+webHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), g.Addr(80), "--h1")
+		rate(b, "http://"+webHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), plain.httpAddr, g.Addr(80), "--h1")
 	})
 	b.Run("tls-fixed-rate", func(b *testing.B) {
-		rate(b, "https://"+secureHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), g.Addr(443))
+		rate(b, "https://"+secureHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), plain.tlsAddr, g.Addr(443))
 	})
 	// One Go client, one keep-alive connection, a request every 2 ms: no
 	// load tool's own behaviour in the figure, only the hops.
@@ -215,6 +224,35 @@ func reportOverhead(b *testing.B, direct, gateway loadResult, saturation bool) {
 		direct.rps, direct.p50, direct.p99, direct.requestsTotal, direct.toolCPU, direct.upstreamCPU)
 	b.Logf("gateway: %.0f req/s, p50 %v, p99 %v, %d requests; CPU cores: load tool %.2f, upstream %.2f, envoy %.2f, egressd %.2f",
 		gateway.rps, gateway.p50, gateway.p99, gateway.requestsTotal, gateway.toolCPU, gateway.upstreamCPU, gateway.envoyCPU, gateway.egressdCPU)
+}
+
+// reportAgainstPlain reports the gateway against the plain Envoy of the
+// same run, and whether issue #17's targets hold: throughput >= 0.95x at
+// saturation; below it, the p50 the gateway adds over the upstream within
+// 10 % of the plain Envoy's. CPU per request (Envoy and egressd) is
+// compared at saturation, target <= 1.1x.
+func reportAgainstPlain(b *testing.B, plain, gateway loadResult, saturation bool) {
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(plain.rps, "plain-req/s")
+	b.ReportMetric(gateway.rps/plain.rps, "gw/plain")
+	b.ReportMetric(us(plain.p50), "plain-p50-µs")
+	b.ReportMetric(us(plain.p99), "plain-p99-µs")
+	b.Logf("plain Envoy: %.0f req/s, p50 %v, p99 %v; CPU cores: load tool %.2f, upstream %.2f, envoy %.2f",
+		plain.rps, plain.p50, plain.p99, plain.toolCPU, plain.upstreamCPU, plain.envoyCPU)
+	if saturation {
+		testkit.Target(b, fmt.Sprintf(">= 0.95x a plain Envoy's throughput (%.2fx)", gateway.rps/plain.rps), gateway.rps >= 0.95*plain.rps)
+		if plain.rps > 0 && gateway.rps > 0 && plain.envoyCPU > 0 {
+			perPlain := plain.envoyCPU / plain.rps
+			perGateway := (gateway.envoyCPU + gateway.egressdCPU) / gateway.rps
+			b.ReportMetric(perGateway/perPlain, "cpu-per-req/plain")
+			testkit.Target(b, fmt.Sprintf("CPU per request <= 1.1x a plain Envoy's (%.2fx: %.0f µs against %.0f µs)",
+				perGateway/perPlain, perGateway*1e6, perPlain*1e6), perGateway <= 1.1*perPlain)
+		}
+		return
+	}
+	b.ReportMetric(us(gateway.p50-plain.p50), "added-p50-over-plain-µs")
+	testkit.Target(b, fmt.Sprintf("p50 within 10%% of a plain Envoy's (%v against %v)", gateway.p50.Round(time.Microsecond), plain.p50.Round(time.Microsecond)),
+		float64(gateway.p50) <= 1.1*float64(plain.p50))
 }
 
 // runWrk loads url with wrk, connecting to addr (the Host header keeps the

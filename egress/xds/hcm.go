@@ -59,6 +59,7 @@ func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies [
 	}
 	var replies []*hcmv3.ResponseMapper
 	if h.ByHost {
+		hcm.EarlyHeaderMutationExtensions = []*corev3.TypedExtensionConfig{byHostEarlyMutation(port)}
 		replies = append(replies, notInRegistryReply(port))
 	}
 	if h.Dynamic {

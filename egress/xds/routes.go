@@ -4,11 +4,15 @@ import (
 	"fmt"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	earlymutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	luaspecifierv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/router/cluster_specifiers/lua/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -49,10 +53,7 @@ func (b *builder) virtualHost(port uint32, vh *gateway.VirtualHost) *routev3.Vir
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		}}
 	case gateway.VHostByHost:
-		route.Action = &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_InlineClusterSpecifierPlugin{InlineClusterSpecifierPlugin: byHostClusterSpecifier(port)},
-			Timeout:          durationpb.New(0),
-		}}
+		return b.byHostVirtualHost(port, vh, route)
 	default:
 		route.Action = &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: vh.Cluster},
@@ -63,11 +64,80 @@ func (b *builder) virtualHost(port uint32, vh *gateway.VirtualHost) *routev3.Vir
 	}
 	switch vh.Guard {
 	case gateway.GuardOff:
-		route.TypedPerFilterConfig = map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
+		route.TypedPerFilterConfig = guardOff(vh)
 	case gateway.GuardListed:
 		route.TypedPerFilterConfig = guardPerRoute(b.o, vh.GuardAllows)
 	}
 	return &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains, Routes: []*routev3.Route{route}}
+}
+
+// guardOff is the per-route config that turns the address guard off, for
+// a virtual host whose routes resolve nothing (nil unless it says so).
+func guardOff(vh *gateway.VirtualHost) map[string]*anyType {
+	if vh.Guard != gateway.GuardOff {
+		return nil
+	}
+	return map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
+}
+
+// byHostVirtualHost finds the cluster the Host names on port,
+// vocab.ClusterName(Host, port), for every request no other virtual host
+// claims. A Host that is a lower-case name, as clients send it, takes
+// Envoy's own path: the connection manager's early header mutation has put
+// that cluster's name in clusterHeader before routing (overwriting
+// whatever the client sent), and the route reads it (cluster_header) and
+// removes it before forwarding. Only ports and lower-case names are let
+// in there, so the name is always one of this port's HTTP host clusters.
+// Any other Host (upper case, with a port) goes to the Lua cluster
+// specifier, which normalises it first. A Host with no cluster is answered
+// 403 (notInRegistryReply) either way.
+func (b *builder) byHostVirtualHost(port uint32, vh *gateway.VirtualHost, template *routev3.Route) *routev3.VirtualHost {
+	native := proto.Clone(template).(*routev3.Route)
+	native.Match.Headers = []*routev3.HeaderMatcher{{
+		Name: ":authority",
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: lowerCaseName}},
+		}},
+	}}
+	native.Action = &routev3.Route_Route{Route: &routev3.RouteAction{
+		ClusterSpecifier: &routev3.RouteAction_ClusterHeader{ClusterHeader: clusterHeader},
+		Timeout:          durationpb.New(0),
+	}}
+	native.RequestHeadersToRemove = []string{clusterHeader}
+	template.Action = &routev3.Route_Route{Route: &routev3.RouteAction{
+		ClusterSpecifier: &routev3.RouteAction_InlineClusterSpecifierPlugin{InlineClusterSpecifierPlugin: byHostClusterSpecifier(port)},
+		Timeout:          durationpb.New(0),
+	}}
+	routes := []*routev3.Route{native, template}
+	if off := guardOff(vh); off != nil {
+		for _, r := range routes {
+			r.TypedPerFilterConfig = off
+		}
+	}
+	return &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains, Routes: routes}
+}
+
+// clusterHeader carries the cluster a request's Host names from the early
+// header mutation to the by-Host route (see byHostVirtualHost).
+const clusterHeader = "x-egressd-cluster"
+
+// lowerCaseName matches a Host that is a lower-case DNS name, without a
+// port or a trailing dot.
+const lowerCaseName = `^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`
+
+// byHostEarlyMutation is the connection manager's early header mutation
+// of a port that routes by Host: clusterHeader set to the cluster the Host
+// names, before the route is chosen.
+func byHostEarlyMutation(port uint32) *corev3.TypedExtensionConfig {
+	return &corev3.TypedExtensionConfig{
+		Name: "envoy.http.early_header_mutation.header_mutation",
+		TypedConfig: mustAny(&earlymutationv3.HeaderMutation{Mutations: []*mutationv3.HeaderMutation{{
+			Action: &mutationv3.HeaderMutation_Append{Append: &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: clusterHeader, Value: vocab.ClusterName("", port) + "%REQ(:AUTHORITY)%"},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}},
+		}}}),
+	}
 }
 
 // byHostClusterSpecifier picks the cluster the Host names,
