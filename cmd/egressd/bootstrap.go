@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/egressd/egressd/egress/envoy"
 	"github.com/egressd/egressd/egress/xdsauth"
@@ -23,6 +24,7 @@ func bootstrapCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.XDSCredentialsDir, "xds-credentials-dir", "/etc/egressd/xds-credentials", "folder of the gateway's xDS client credentials (the egress-gateway-xds Secret, mounted): "+xdsauth.FileTLSCertificate+" and "+xdsauth.FileValidationContext+", watched for renewals")
 	fs.StringVar(&c.XDSServerIdentity, "xds-server-identity", "spiffe://cluster.local/ns/egressd-system/sa/egressd", "the SPIFFE ID egressd's xDS certificate must name (--control-plane-identity in egressd's trust domain)")
 	insecure := fs.Bool("xds-insecure", false, "DEBUGGING ONLY: plaintext xDS, for egressd run --xds-insecure")
+	fs.DurationVar(&c.SummaryFlush, "allowed-flush", 2*time.Second, "how often the gateway reports its counts of allowed requests to egressd (egressd run --allowed-flush; 0: egressd run --allowed-flush 0)")
 	fs.BoolVar(&c.HostStats, "host-stats", false, "keep the stats of every host's cluster and filter chain (over a million at 10,000 entries)")
 	maxHeap := fs.String("max-heap", "0", "heap the gateway may use before it sheds load (bytes, or with Ki, Mi, Gi; about three quarters of its memory limit; 0: unbounded)")
 	if err := fs.Parse(args); err != nil {

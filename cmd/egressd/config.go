@@ -104,7 +104,12 @@ type Config struct {
 	GatewayResolverAddress string
 	// DecisionLogWindow folds identical denial lines (0: every line);
 	// DecisionLogMaxLines bounds the lines per window.
-	DecisionLogWindow   time.Duration
+	DecisionLogWindow time.Duration
+	// AllowedFlush is how often the gateway reports its counts of allowed
+	// HTTP requests (0: every allowed request is reported one by one);
+	// AllowedSample the percentage still reported one by one.
+	AllowedFlush        time.Duration
+	AllowedSample       float64
 	DecisionLogMaxLines int
 	// EnvoyMaxHeap (bytes, 0: unbounded) and EnvoyMaxConnections (0: from
 	// the file descriptor limit) bound the managed Envoy.
@@ -166,6 +171,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.GatewayResolverListen, "gateway-resolver-listen", "127.0.0.1:0", "where egressd answers the gateway's own DNS lookups, with every address checked (port 0: a free port; in a cluster, an address the gateway pods reach)")
 	fs.StringVar(&c.GatewayResolverAddress, "gateway-resolver-address", "", "host:port the gateway sends its DNS lookups to (default: the --gateway-resolver-listen address; a name is resolved when egressd starts)")
 	fs.DurationVar(&c.DecisionLogWindow, "decision-log-window", time.Second, "log identical denials (same layer, reason, source address, host, port) once per window, then one line with their count (0: every line)")
+	fs.DurationVar(&c.AllowedFlush, "allowed-flush", 2*time.Second, "how often the gateway reports its counts of allowed HTTP requests to listed hosts, which it then summarizes instead of reporting each (denials, redirects, errors and the mesh listener's requests are always reported one by one; 0: report every allowed request)")
+	fs.Float64Var(&c.AllowedSample, "allowed-sample", 0, "with --allowed-flush, the percentage of the summarized requests still reported one by one (0 to 100)")
 	fs.IntVar(&c.DecisionLogMaxLines, "decision-log-max-lines", 1000, "at most this many denial lines per --decision-log-window; the rest are counted in one summary line per layer and reason")
 	fs.BoolVar(&c.EnvoyHostStats, "envoy-host-stats", false, "keep the managed Envoy's stats of every host's cluster and filter chain (over a million at 10,000 entries, a third of its memory)")
 	fs.StringVar(&envoyMaxHeap, "envoy-max-heap", "4Gi", "heap the managed Envoy may use before it sheds load (bytes, or with Ki, Mi, Gi; 0: unbounded); a large allowlist needs more (about 100Mi per 1,000 ServiceEntries)")
@@ -297,6 +304,12 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	}
 	if c.DecisionLogWindow < 0 {
 		return nil, errors.New("--decision-log-window must not be negative")
+	}
+	if c.AllowedFlush < 0 || (c.AllowedFlush > 0 && c.AllowedFlush < 100*time.Millisecond) {
+		return nil, fmt.Errorf("--allowed-flush: %v: 0, or at least 100ms", c.AllowedFlush)
+	}
+	if c.AllowedSample < 0 || c.AllowedSample > 100 {
+		return nil, fmt.Errorf("--allowed-sample: %v: a percentage from 0 to 100", c.AllowedSample)
 	}
 	if c.DecisionLogMaxLines < 1 {
 		return nil, fmt.Errorf("--decision-log-max-lines: %d: must be at least 1", c.DecisionLogMaxLines)

@@ -115,17 +115,19 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		return err
 	}
 	server, err := xds.NewServer(log.Named("xds"), xds.Options{
-		ListenAddress:  cfg.GatewayAddress,
-		PortOffset:     uint32(cfg.PortOffset),
-		Outbound:       cfg.Outbound,
-		AccessLogPath:  cfg.AccessLog,
-		ALSCluster:     envoy.XDSClusterName,
-		DNSResolvers:   []string{resolverAddr},
-		Guard:          *policy,
-		OwnPorts:       ownPorts(cfg),
-		ConnectTimeout: cfg.ConnectTimeout,
-		SecretNames:    origination.SecretNamesFor,
-		Mesh:           meshOptions(cfg),
+		ListenAddress:    cfg.GatewayAddress,
+		PortOffset:       uint32(cfg.PortOffset),
+		Outbound:         cfg.Outbound,
+		AccessLogPath:    cfg.AccessLog,
+		ALSCluster:       envoy.XDSClusterName,
+		SummarizeAllowed: cfg.AllowedFlush > 0,
+		AllowedSample:    cfg.AllowedSample,
+		DNSResolvers:     []string{resolverAddr},
+		Guard:            *policy,
+		OwnPorts:         ownPorts(cfg),
+		ConnectTimeout:   cfg.ConnectTimeout,
+		SecretNames:      origination.SecretNamesFor,
+		Mesh:             meshOptions(cfg),
 	})
 	if err != nil {
 		return err
@@ -204,6 +206,13 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		return err
 	}
 	server.AddService(als.Register)
+	// The gateway's counts of the allowed requests it summarizes, every
+	// --allowed-flush, over its stats sink.
+	summaries, err := intake.NewSummaries(intake.SummaryConfig{Sink: publish, Log: log.Named("intake"), Registerer: registry})
+	if err != nil {
+		return err
+	}
+	server.AddService(summaries.Register)
 
 	// The secrets the gateway is served by SDS, composed from every source:
 	// TLS origination material, and with the mesh listener the gateway's
@@ -409,6 +418,7 @@ func newSupervisor(cfg *Config, xdsAddress string, cp *controlPlane, log *zap.Lo
 		MaxDownstreamConnections: maxConns,
 		MaxHeapBytes:             cfg.EnvoyMaxHeap,
 		HostStats:                cfg.EnvoyHostStats,
+		SummaryFlush:             cfg.AllowedFlush,
 	}
 	if !cfg.XDSInsecure {
 		bc.XDSCredentialsDir, bc.XDSServerIdentity = cp.credentialsDir(), cp.serverID

@@ -27,7 +27,9 @@ type Aggregates struct {
 	// the query set no bounds.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	// Total counts the matching decisions.
+	// Total counts what the matching decisions stand for: a summary of n
+	// allowed requests counts n (Decision.Requests), as in ByVerdict,
+	// ByReason and PerMinute.
 	Total int `json:"total"`
 	// ByVerdict counts them by verdict; every Verdict* constant is
 	// present.
@@ -83,8 +85,10 @@ func (s *Store) Aggregate(q Query, top int) Aggregates {
 			return true
 		}
 		matched = append(matched, d)
-		a.ByVerdict[d.Verdict]++
-		byReason.add(string(d.Reason), d.Time)
+		n := int(d.Requests())
+		a.Total += n
+		a.ByVerdict[d.Verdict] += n
+		byReason.addN(string(d.Reason), d.Time, n)
 		if d.Denied() {
 			byDest.add(destinationKey(d), d.Time)
 			if k := sourceKey(d); k != "" {
@@ -95,7 +99,6 @@ func (s *Store) Aggregate(q Query, top int) Aggregates {
 	})
 	s.mu.RUnlock()
 
-	a.Total = len(matched)
 	a.ByReason = byReason.sorted(len(byReason))
 	a.TopDestinations = byDest.sorted(top)
 	a.TopSources = bySource.sorted(top)
@@ -176,13 +179,14 @@ func perMinute(from, to time.Time, toExclusive bool, matched []*Decision) []Buck
 		if i >= n {
 			continue
 		}
+		n := int(d.Requests())
 		switch d.Verdict {
 		case vocab.VerdictAllow:
-			buckets[i].Allow++
+			buckets[i].Allow += n
 		case vocab.VerdictDeny:
-			buckets[i].Deny++
+			buckets[i].Deny += n
 		case vocab.VerdictAuditDeny:
-			buckets[i].AuditDeny++
+			buckets[i].AuditDeny += n
 		}
 	}
 	return buckets
@@ -191,13 +195,16 @@ func perMinute(from, to time.Time, toExclusive bool, matched []*Decision) []Buck
 // counter counts keys with their latest time.
 type counter map[string]*Count
 
-func (c counter) add(key string, t time.Time) {
+func (c counter) add(key string, t time.Time) { c.addN(key, t, 1) }
+
+// addN counts n for key at t.
+func (c counter) addN(key string, t time.Time, n int) {
 	e := c[key]
 	if e == nil {
 		e = &Count{Key: key}
 		c[key] = e
 	}
-	e.Count++
+	e.Count += n
 	if t.After(e.LastSeen) {
 		e.LastSeen = t
 	}

@@ -99,6 +99,28 @@ func TestAggregate(t *testing.T) {
 	})
 }
 
+// TestAggregateCountsSummaries: a summary of n requests counts n, in the
+// total, by verdict, by reason and per minute.
+func TestAggregateCountsSummaries(t *testing.T) {
+	s := NewStore(StoreConfig{Capacity: 10, AllowedCapacity: 10})
+	summary := dec(1, vocab.VerdictAllow, "a.test")
+	summary.Count = 30
+	s.Consume(summary)
+	s.Consume(dec(2, vocab.VerdictDeny, "b.test"))
+	a := s.Aggregate(Query{}, 5)
+	if a.Total != 31 || a.ByVerdict[vocab.VerdictAllow] != 30 || a.ByVerdict[vocab.VerdictDeny] != 1 {
+		t.Errorf("total %d, by verdict %v", a.Total, a.ByVerdict)
+	}
+	if len(a.PerMinute) == 0 || a.PerMinute[0].Allow != 30 {
+		t.Errorf("per minute %+v", a.PerMinute)
+	}
+	for _, c := range a.ByReason {
+		if c.Key == string(vocab.ReasonAllowed) && c.Count != 30 {
+			t.Errorf("by reason %+v", a.ByReason)
+		}
+	}
+}
+
 func TestAggregateCoverage(t *testing.T) {
 	// The denied ring holds 3: after 5 denials the store no longer knows
 	// about the first two, so a window reaching back further is cut.

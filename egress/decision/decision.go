@@ -64,6 +64,22 @@ type Decision struct {
 	// node id it gave; empty for the DNS proxy's decisions.
 	Gateway     string `json:"gateway,omitempty"`
 	GatewayNode string `json:"gateway_node,omitempty"`
+	// Count, when not 0, makes the decision a summary: the gateway counted
+	// Count allowed requests to Host and Port in the window ending at Time
+	// rather than reporting each (see the gateway's access logs), with the
+	// bytes they carried. Source, Method, Path and Status are then empty.
+	Count         uint64 `json:"count,omitempty"`
+	BytesReceived uint64 `json:"bytes_received,omitempty"`
+	BytesSent     uint64 `json:"bytes_sent,omitempty"`
+}
+
+// Requests is how many requests, connections or queries the decision
+// stands for: Count for a summary, else 1.
+func (d *Decision) Requests() uint64 {
+	if d.Count > 0 {
+		return d.Count
+	}
+	return 1
 }
 
 // Chain places a decision in a redirect chain.

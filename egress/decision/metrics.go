@@ -79,7 +79,7 @@ func (m *metrics) Consume(d *Decision) {
 			m.byLabels[labels] = c
 		}
 	}
-	c.Inc()
+	c.Add(float64(d.Requests()))
 	if d.Denied() {
 		m.top.add(d)
 	}

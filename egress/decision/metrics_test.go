@@ -22,6 +22,8 @@ func TestMetricsDecisionsTotal(t *testing.T) {
 		{Layer: vocab.LayerDNS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "b.test"},
 		{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, Host: "c.test", Port: 80},
 		{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAuditDeny, Reason: vocab.ReasonNoSNI, Port: 443},
+		// A summary of 40 allowed requests counts 40.
+		{Layer: vocab.LayerHTTP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, Host: "e.test", Port: 80, Count: 40},
 		// Values outside the fixed sets must not become label values.
 		{Layer: "quic", Verdict: "maybe", Reason: "bad\xffutf8", Host: "d.test"},
 		{Layer: "quic2", Verdict: "maybe", Reason: "other", Host: "d.test"},
@@ -32,6 +34,7 @@ func TestMetricsDecisionsTotal(t *testing.T) {
 # HELP egressd_decisions_total Decisions, by layer (dns, http, tls, tcp), verdict (allow, deny, audit-deny) and reason.
 # TYPE egressd_decisions_total counter
 egressd_decisions_total{layer="dns",reason="allowed",verdict="allow"} 2
+egressd_decisions_total{layer="http",reason="allowed",verdict="allow"} 40
 egressd_decisions_total{layer="http",reason="not_in_registry",verdict="deny"} 1
 egressd_decisions_total{layer="tls",reason="no_sni",verdict="audit-deny"} 1
 egressd_decisions_total{layer="unknown",reason="unknown",verdict="unknown"} 2
@@ -39,8 +42,8 @@ egressd_decisions_total{layer="unknown",reason="unknown",verdict="unknown"} 2
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "egressd_decisions_total"); err != nil {
 		t.Error(err)
 	}
-	if n := len(m.(*metrics).byLabels); n != 3 {
-		t.Errorf("label cache holds %d entries, want 3 (unknown values are not cached)", n)
+	if n := len(m.(*metrics).byLabels); n != 4 {
+		t.Errorf("label cache holds %d entries, want 4 (unknown values are not cached)", n)
 	}
 }
 

@@ -96,6 +96,11 @@ type BootstrapConfig struct {
 	// 10,000 entries the per-host ones are over a million stats and about
 	// a third of Envoy's memory.
 	HostStats bool
+	// SummaryFlush, when set, is how often the gateway reports its stats
+	// to egressd's metrics service (over the xDS connection): the counts of
+	// the allowed requests it summarizes rather than logs one by one
+	// (xds.Options.SummarizeAllowed). Zero: no metrics sink.
+	SummaryFlush time.Duration
 }
 
 // hostStatPatterns match the stats of one host's cluster or filter chain:
@@ -207,14 +212,46 @@ func Bootstrap(c BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 		},
 		OverloadManager: overload,
 		StatsConfig:     statsConfig(c),
+		StatsSinks:      statsSinks(c),
 		// A cluster's traffic stats are made when it first carries
 		// traffic, not for every cluster of the allowlist.
 		DeferredStatOptions: &bootstrapv3.Bootstrap_DeferredStatOptions{EnableDeferredCreationStats: true},
+	}
+	if c.SummaryFlush > 0 {
+		b.StatsFlushInterval = durationpb.New(c.SummaryFlush)
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: invalid: %w", err)
 	}
 	return b, nil
+}
+
+// statsSinks is egressd's metrics service, reached over the xDS cluster:
+// counters as deltas since the last flush, tags as labels.
+func statsSinks(c BootstrapConfig) []*metricsv3.StatsSink {
+	if c.SummaryFlush <= 0 {
+		return nil
+	}
+	sink := &metricsv3.MetricsServiceConfig{
+		GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName},
+		}},
+		TransportApiVersion:    corev3.ApiVersion_V3,
+		ReportCountersAsDeltas: wrapperspb.Bool(true),
+		EmitTagsAsLabels:       true,
+	}
+	return []*metricsv3.StatsSink{{
+		Name:       "envoy.stat_sinks.metrics_service",
+		ConfigType: &metricsv3.StatsSink_TypedConfig{TypedConfig: mustAnyBootstrap(sink)},
+	}}
+}
+
+func mustAnyBootstrap(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err) // a known message type
+	}
+	return a
 }
 
 // BootstrapYAML is Bootstrap rendered as YAML with proto field names, ready

@@ -28,6 +28,7 @@ func TestBootstrapYAMLGolden(t *testing.T) {
 		XDSAddress:   "127.0.0.1:18000",
 		AdminAddress: "127.0.0.1:15001",
 		MaxHeapBytes: 1 << 30,
+		SummaryFlush: 2 * time.Second,
 		// Envoy reads the credentials there; the golden file only names it.
 		XDSCredentialsDir: "/etc/egressd/xds-credentials",
 		XDSServerIdentity: "spiffe://cluster.local/ns/egressd-system/sa/egressd",
@@ -153,6 +154,7 @@ func TestBootstrapValidatesInEnvoy(t *testing.T) {
 		"ipv6 admin":  {XDSAddress: "[::1]:18000", AdminAddress: "[::1]:0"},
 		"golden case": {NodeID: "gateway-1", Cluster: "egressd", XDSAddress: "127.0.0.1:18000", AdminAddress: "127.0.0.1:15001", MaxHeapBytes: 1 << 30},
 		"heap bound":  {XDSAddress: "127.0.0.1:18000", MaxHeapBytes: 64 << 20, MaxDownstreamConnections: 500},
+		"summaries":   {XDSAddress: "127.0.0.1:18000", SummaryFlush: 2 * time.Second},
 		"xds mutual TLS": {XDSAddress: "127.0.0.1:18000", XDSCredentialsDir: credentialsDir(t),
 			XDSServerIdentity: "spiffe://cluster.local/ns/egressd-system/sa/egressd"},
 	}
@@ -195,6 +197,9 @@ func TestDeployBootstrapValidatesInEnvoy(t *testing.T) {
 	const mounted = "/etc/egressd/xds-credentials"
 	if !strings.Contains(string(b), mounted) {
 		t.Fatalf("the deploy bootstrap does not read the xDS credentials from %s", mounted)
+	}
+	if !strings.Contains(string(b), "envoy.stat_sinks.metrics_service") || !strings.Contains(string(b), "report_counters_as_deltas: true") {
+		t.Error("the deploy bootstrap has no metrics service sink: allowed requests would go uncounted")
 	}
 	// Its stats matcher is the generated one.
 	gen, err := BootstrapYAML(BootstrapConfig{XDSAddress: "127.0.0.1:18000"})

@@ -9,12 +9,15 @@ import (
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	statsalv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stats/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
@@ -147,8 +150,19 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 		if mesh {
 			tags = append(tags, literalTag(TagMesh, "true"))
 		}
+		var individual *accesslogv3.AccessLogFilter
+		if o.SummarizeAllowed && !mesh {
+			individual = individualFilter(o)
+			if o.AllowedSample > 0 {
+				individual = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
+					Filters: []*accesslogv3.AccessLogFilter{individual, sampleFilter(o.AllowedSample)},
+				}}}
+			}
+			out = append(out, allowedSummary(o, port))
+		}
 		out = append(out, &accesslogv3.AccessLog{
-			Name: "envoy.access_loggers.http_grpc",
+			Name:   "envoy.access_loggers.http_grpc",
+			Filter: individual,
 			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{
 				CommonConfig: alsCommon(o, tags),
 				// Redirects: the intake links a 3xx to the request that
@@ -158,6 +172,109 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 		})
 	}
 	return out
+}
+
+// allowedExpr selects, under ALLOW_ANY and AUDIT, the HTTP requests that
+// are summarized rather than reported one by one: a listed host's (route
+// reason allowed), answered 2xx. Everything else (a denial, a redirect,
+// an error, an audit-deny or allow_any, a request no route took) is
+// reported one by one.
+const allowedExpr = "response.code >= 200 && response.code < 300 && " +
+	"xds.route_metadata.filter_metadata['" + routeMetadataKey + "']['reason'] == 'allowed'"
+
+// Allowed-request stats (envoy.access_loggers.stats): one counter per
+// host, port and ServiceEntry, which the gateway's metrics service sink
+// reports to egressd as deltas.
+const (
+	// AllowedStatPrefix is the stats scope of the counters.
+	AllowedStatPrefix = "egressd_allowed"
+	// Counter names, under the prefix.
+	AllowedRequests      = "requests"
+	AllowedBytesReceived = "bytes_received"
+	AllowedBytesSent     = "bytes_sent"
+	// Tags of every counter.
+	AllowedTagHost         = "host"
+	AllowedTagPort         = "port"
+	AllowedTagRouteEntry   = "route_serviceentry"
+	AllowedTagClusterEntry = "cluster_serviceentry"
+	// allowedMaxCounters bounds the counters (three per host, port and
+	// entry): a wildcard host's requests name any subdomain.
+	allowedMaxCounters = 3 * 20000
+)
+
+// Under REGISTRY_ONLY every request a route took is a listed host's, so
+// the filters need not read the route's reason and are Envoy's own,
+// status codes only: a request answered 2xx is summarized, any other is
+// reported one by one (every denial is a 403 or 502 of the gateway's own,
+// every redirect a 3xx, every upstream failure a 5xx). A 2xx whose stream
+// then failed (a response flag after the headers) is summarized as the
+// allowed request it was. Under ALLOW_ANY and AUDIT the route's reason
+// tells a listed host from an unlisted one (CEL).
+func individualFilter(o Options) *accesslogv3.AccessLogFilter {
+	if o.Outbound != serviceentry.RegistryOnly {
+		return celFilter("!(" + allowedExpr + ")")
+	}
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
+		Filters: []*accesslogv3.AccessLogFilter{
+			statusFilter(accesslogv3.ComparisonFilter_LE, 199),
+			statusFilter(accesslogv3.ComparisonFilter_GE, 300),
+		},
+	}}}
+}
+
+// summaryFilter is individualFilter's complement.
+func summaryFilter(o Options) *accesslogv3.AccessLogFilter {
+	if o.Outbound != serviceentry.RegistryOnly {
+		return celFilter(allowedExpr)
+	}
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{
+		Filters: []*accesslogv3.AccessLogFilter{
+			statusFilter(accesslogv3.ComparisonFilter_GE, 200),
+			statusFilter(accesslogv3.ComparisonFilter_LE, 299),
+		},
+	}}}
+}
+
+func statusFilter(op accesslogv3.ComparisonFilter_Op, code uint32) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{StatusCodeFilter: &accesslogv3.StatusCodeFilter{
+		Comparison: &accesslogv3.ComparisonFilter{Op: op, Value: &corev3.RuntimeUInt32{DefaultValue: code, RuntimeKey: fmt.Sprintf("egressd.status_%d", code)}},
+	}}}
+}
+
+// allowedSummary counts the requests summaryFilter selects, with their
+// bytes, by host, port and ServiceEntry.
+func allowedSummary(o Options, port uint32) *accesslogv3.AccessLog {
+	stat := func(name string) *statsalv3.Config_Stat {
+		return &statsalv3.Config_Stat{Name: name, Tags: []*statsalv3.Config_Tag{
+			{Name: AllowedTagHost, ValueFormat: "%REQ(:AUTHORITY)%"},
+			{Name: AllowedTagPort, ValueFormat: fmt.Sprint(port)},
+			{Name: AllowedTagRouteEntry, ValueFormat: fmt.Sprintf("%%METADATA(ROUTE:%s:serviceentry)%%", routeMetadataKey)},
+			{Name: AllowedTagClusterEntry, ValueFormat: clusterEntryField},
+		}}
+	}
+	return &accesslogv3.AccessLog{
+		Name:   "envoy.access_loggers.stats",
+		Filter: summaryFilter(o),
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&statsalv3.Config{
+			StatsScope: &typev3.Scope{Prefix: AllowedStatPrefix, MaxCounters: wrapperspb.UInt32(allowedMaxCounters)},
+			Counters: []*statsalv3.Config_Counter{
+				{Stat: stat(AllowedRequests), ValueFixed: wrapperspb.UInt64(1)},
+				{Stat: stat(AllowedBytesReceived), ValueFormat: "%BYTES_RECEIVED%"},
+				{Stat: stat(AllowedBytesSent), ValueFormat: "%BYTES_SENT%"},
+			},
+		})},
+	}
+}
+
+// sampleFilter passes percent of the requests, at random.
+func sampleFilter(percent float64) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_RuntimeFilter{RuntimeFilter: &accesslogv3.RuntimeFilter{
+		RuntimeKey: "egressd.allowed_sample",
+		PercentSampled: &typev3.FractionalPercent{
+			Numerator:   uint32(percent * 10000),
+			Denominator: typev3.FractionalPercent_MILLION,
+		},
+	}}}
 }
 
 // celFilter is an access log filter of one CEL expression; nil for "".

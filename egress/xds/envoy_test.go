@@ -34,7 +34,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	// the ephemeral range, where 127.0.0.1 sockets of other tests live.
 	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
 	opts := Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
-		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, Mesh: testMesh, OwnPorts: []uint32{15001},
+		ALSCluster: envoy.XDSClusterName, SummarizeAllowed: true, AllowedSample: 0.5, SecretNames: testSecretNames, Mesh: testMesh, OwnPorts: []uint32{15001},
 		Guard: goldenOptions("guard").Guard}
 	// Every SDS secret a golden case names, with throwaway material, so
 	// Envoy warms the origination clusters instead of waiting for them.

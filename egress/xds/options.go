@@ -25,6 +25,17 @@ type Options struct {
 	// Service (the control plane's own cluster); every listener sends its
 	// access log entries there. Empty: no gRPC access logs.
 	ALSCluster string
+	// SummarizeAllowed counts the allowed HTTP requests of the plaintext
+	// listeners (listed host, 2xx, no response flag) in Envoy's stats
+	// instead of sending each to the access log service: the gateway's
+	// stats sink reports them to egressd every flush, as summaries (see
+	// allowedSummary). Denials, redirects, errors and the mesh listener's
+	// requests are still reported one by one. It needs a bootstrap with
+	// egressd's metrics service sink (envoy.BootstrapConfig).
+	SummarizeAllowed bool
+	// AllowedSample, with SummarizeAllowed, still reports this percentage
+	// of the summarized requests one by one (0 to 100).
+	AllowedSample float64
 	// DNSResolvers ("ip:port") are the resolvers Envoy uses for DNS
 	// clusters and dynamic forwarding: egressd's gateway resolver, which
 	// checks every address it hands out (dnsproxy.ModeResolver). Empty
@@ -102,6 +113,9 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("mesh listener: the gateway certificate and trust bundle secrets must be named")
 		}
 		o.Mesh = &m
+	}
+	if o.AllowedSample < 0 || o.AllowedSample > 100 {
+		return o, fmt.Errorf("allowed sample %v: a percentage from 0 to 100", o.AllowedSample)
 	}
 	for _, r := range o.DNSResolvers {
 		if _, err := netip.ParseAddrPort(r); err != nil {

@@ -45,7 +45,7 @@ func testSecretNames(o *serviceentry.Origination) (client, ca string) {
 // ends in "allow-any" runs under ALLOW_ANY, one ending in "audit" under
 // AUDIT.
 func goldenOptions(name string) Options {
-	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SecretNames: testSecretNames,
+	o := Options{ListenAddress: "0.0.0.0", AccessLogPath: "/dev/stdout", ALSCluster: "egressd_xds", SummarizeAllowed: true, SecretNames: testSecretNames,
 		DNSResolvers: []string{"127.0.0.1:15054"},
 		OwnPorts:     []uint32{15001},
 		Guard: netguard.Policy{
