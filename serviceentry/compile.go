@@ -149,9 +149,31 @@ func (a *Allowlist) host(name string) *Host {
 // allowlists get equal versions, so an unchanged reload publishes nothing
 // new, and a change to a DestinationRule alone is a new version.
 func (a *Allowlist) digest() string {
+	// An entry is hashed once, however many hosts and ports it gives;
+	// hosts name it by that digest.
+	entries := map[*Entry]string{}
+	for _, h := range a.hosts {
+		for _, p := range h.Ports {
+			entries[p.Entry] = ""
+		}
+	}
+	list := make([]*Entry, 0, len(entries))
+	for e := range entries {
+		list = append(list, e)
+	}
+	sums := make([]string, len(list))
+	parallel(len(list), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sum := sha256.Sum256(mustJSON(list[i]))
+			sums[i] = hex.EncodeToString(sum[:16])
+		}
+	})
+	for i, e := range list {
+		entries[e] = sums[i]
+	}
 	type port struct {
 		Port
-		Entry *Entry       `json:"entry"`
+		Entry string       `json:"entry"`
 		TLS   *Origination `json:"tls,omitempty"`
 	}
 	type host struct {
@@ -162,7 +184,7 @@ func (a *Allowlist) digest() string {
 	for _, h := range a.hosts {
 		hh := host{Name: h.Name}
 		for _, p := range h.Ports {
-			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: p.Entry, TLS: p.TLS})
+			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: entries[p.Entry], TLS: p.TLS})
 		}
 		hosts = append(hosts, hh)
 	}
@@ -171,28 +193,34 @@ func (a *Allowlist) digest() string {
 		Policies []*AuthorizationPolicy `json:"authorizationPolicies,omitempty"`
 		Peers    []*PeerAuthentication  `json:"peerAuthentications,omitempty"`
 	}{a.rules, a.policies, a.peers}
-	// The hosts are encoded in chunks on every core (with 10,000 entries
-	// this is most of a compile); the version hashes the chunks' digests
-	// in order, then the rest.
+	// The hosts are encoded in chunks on every core; the version hashes
+	// the chunks' digests in order, then the rest.
 	workers := runtime.GOMAXPROCS(0)
 	chunk := max(256, (len(hosts)+workers-1)/workers)
-	var parts [][sha256.Size]byte
-	for lo := 0; lo < len(hosts); lo += chunk {
-		parts = append(parts, [sha256.Size]byte{})
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		lo := i * chunk
-		hi := min(lo+chunk, len(hosts))
-		wg.Go(func() { parts[i] = sha256.Sum256(mustJSON(hosts[lo:hi])) })
-	}
-	wg.Wait()
+	parts := make([][sha256.Size]byte, (len(hosts)+chunk-1)/chunk)
+	parallel(len(parts), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			parts[i] = sha256.Sum256(mustJSON(hosts[i*chunk : min((i+1)*chunk, len(hosts))]))
+		}
+	})
 	sum := sha256.New()
 	for _, p := range parts {
 		sum.Write(p[:])
 	}
 	sum.Write(mustJSON(rest))
 	return hex.EncodeToString(sum.Sum(nil)[:8])
+}
+
+// parallel calls f on slices [lo, hi) of [0, n) on every core.
+func parallel(n int, f func(lo, hi int)) {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	step := max(1, (n+workers-1)/workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += step {
+		hi := min(lo+step, n)
+		wg.Go(func() { f(lo, hi) })
+	}
+	wg.Wait()
 }
 
 // mustJSON encodes compiled content, which is only plain data.

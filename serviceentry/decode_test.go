@@ -1,6 +1,7 @@
 package serviceentry
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -606,5 +607,53 @@ spec: {host: api.example.com}
 				t.Errorf("problems differ (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestSplitDocuments: a stream is cut at its document markers only, and
+// every chunk knows the line it starts on.
+func TestSplitDocuments(t *testing.T) {
+	type part struct {
+		text string
+		line int
+	}
+	for name, tc := range map[string]struct {
+		in   string
+		want []part
+	}{
+		"one document":     {"a: 1\nb: 2\n", []part{{"a: 1\nb: 2\n", 0}}},
+		"leading marker":   {"---\na: 1\n", []part{{"---\na: 1\n", 0}}},
+		"three documents":  {"a: 1\n---\nb: 2\n--- {c: 3}\n", []part{{"a: 1\n", 0}, {"---\nb: 2\n", 1}, {"--- {c: 3}\n", 3}}},
+		"not a marker":     {"a: 1\n----\nb: ---\n  ---\n", []part{{"a: 1\n----\nb: ---\n  ---\n", 0}}},
+		"CRLF":             {"a: 1\r\n---\r\nb: 2\r\n", []part{{"a: 1\r\n", 0}, {"---\r\nb: 2\r\n", 1}}},
+		"block scalar end": {"a: |\n  text\n---\nb: 2", []part{{"a: |\n  text\n", 0}, {"---\nb: 2", 2}}},
+		"directive":        {"%YAML 1.2\n---\na: 1\n---\nb: 2\n", []part{{"%YAML 1.2\n---\na: 1\n---\nb: 2\n", 0}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var got []part
+			for _, c := range splitDocuments([]byte(tc.in)) {
+				got = append(got, part{string(c.data), c.line})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("splitDocuments(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeAcrossChunks: lines count from the start of the file in every
+// document, and a syntax error keeps the documents before it, drops those
+// after, and names its own line.
+func TestDecodeAcrossChunks(t *testing.T) {
+	doc := func(name string) string {
+		return "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: " + name + "}\nspec:\n  hosts: [" + name + ".example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+	}
+	in := doc("a") + "---\n" + doc("b") + "---\n" + "x: [unclosed\n" + "---\n" + doc("c")
+	objects, problems := Decode("f.yaml", []byte(in))
+	if len(objects) != 2 || objects[0].Ref.Name != "a" || objects[1].Ref.Name != "b" || objects[1].Ref.Line != 8 {
+		t.Errorf("objects %+v", objects)
+	}
+	if len(problems) != 1 || problems[0].Code != CodeInvalidYAML || problems[0].Ref.Line < 14 || problems[0].Ref.Line > 15 {
+		t.Errorf("problems %+v", problems)
 	}
 }

@@ -7,6 +7,7 @@
 package strict
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -17,7 +18,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Error is one mistake: the path of its field ("spec.ports[0].number",
@@ -43,20 +43,20 @@ const (
 )
 
 // Decode checks n against m's message descriptor and, when there is no
-// mistake, fills m. path is the path of n ("spec"). It returns every
-// mistake found, in document order.
+// mistake, fills m (a message with a mistake is left empty). path is the
+// path of n ("spec"). It returns every mistake found, in document order.
+// Values are set through protoreflect as they are checked: no JSON in
+// between.
 func Decode(n *yaml.Node, m proto.Message, path string) []Error {
 	d := &decoder{}
-	var v any
-	if md := m.ProtoReflect().Descriptor(); strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
-		v, _ = d.wellKnownValue(n, md, path)
+	pm := m.ProtoReflect()
+	if isWellKnown(pm.Descriptor()) {
+		d.wellKnownInto(n, pm, path)
 	} else {
-		v = d.message(n, md, path)
+		d.message(n, pm, path)
 	}
-	if len(d.errs) == 0 {
-		if err := toProto(v, m); err != nil {
-			d.errorf(CodeWrongType, path, "cannot decode: %v", err)
-		}
+	if len(d.errs) > 0 {
+		proto.Reset(m)
 	}
 	return d.errs
 }
@@ -131,21 +131,20 @@ func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 	return n.Value, true
 }
 
-// message checks mapping n against message descriptor md and returns it as
-// a JSON-ready value keyed by JSON field names. Problems name the field's
-// path and say how to fix it.
-func (d *decoder) message(n *yaml.Node, md protoreflect.MessageDescriptor, path string) map[string]any {
+// message checks mapping n against m's descriptor and sets the fields it
+// gives. Problems name the field's path and say how to fix it.
+func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
 	if n.Kind == yaml.AliasNode {
 		d.errorf(CodeUnsupportedYAML, path, "YAML aliases are not supported; write the value out in full")
-		return nil
+		return
 	}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(CodeWrongType, path, "expected a mapping, found %s", Describe(n))
-		return nil
+		return
 	}
-	out := map[string]any{}
-	seen := map[protoreflect.FieldNumber]string{}
-	oneofs := map[protoreflect.Name]string{} // oneof -> the member set
+	md := m.Descriptor()
+	var seen map[protoreflect.FieldNumber]string
+	var oneofs map[protoreflect.Name]string // oneof -> the member set
 	fields := md.Fields()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -165,6 +164,9 @@ func (d *decoder) message(n *yaml.Node, md protoreflect.MessageDescriptor, path 
 			d.errorf(CodeDuplicateField, fpath, "set twice (as %q and %q); keep one", prev, k.Value)
 			continue
 		}
+		if seen == nil {
+			seen = map[protoreflect.FieldNumber]string{}
+		}
 		seen[fd.Number()] = k.Value
 		if IsNull(v) {
 			continue
@@ -174,141 +176,181 @@ func (d *decoder) message(n *yaml.Node, md protoreflect.MessageDescriptor, path 
 				d.errorf(CodeDuplicateField, fpath, "cannot be set together with %q: set only one of %s", prev, strings.Join(oneofNames(od), ", "))
 				continue
 			}
+			if oneofs == nil {
+				oneofs = map[protoreflect.Name]string{}
+			}
 			oneofs[od.Name()] = fd.JSONName()
 		}
 		if v.Kind == yaml.AliasNode {
 			d.errorf(CodeUnsupportedYAML, fpath, "YAML aliases are not supported; write the value out in full")
 			continue
 		}
-		var val any
-		var ok bool
 		switch {
 		case fd.IsMap():
-			val, ok = d.mapValue(v, fd, fpath)
+			d.mapValue(v, m, fd, fpath)
 		case fd.IsList():
-			val, ok = d.listValue(v, fd, fpath)
+			d.listValue(v, m, fd, fpath)
 		default:
-			val, ok = d.value(v, fd, fpath)
-		}
-		if ok {
-			out[fd.JSONName()] = val
+			if val, ok := d.value(v, fd, func() protoreflect.Message { return m.NewField(fd).Message() }, fpath); ok {
+				m.Set(fd, val)
+			}
 		}
 	}
-	return out
 }
 
-func (d *decoder) listValue(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
+// listValue appends the items of sequence n to m's list field fd.
+func (d *decoder) listValue(n *yaml.Node, m protoreflect.Message, fd protoreflect.FieldDescriptor, path string) {
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(CodeWrongType, path, "expected a list, found %s%s", Describe(n), listHint(n))
-		return nil, false
+		return
 	}
-	out := make([]any, 0, len(n.Content))
-	ok := true
+	list := m.Mutable(fd).List()
+	newElement := func() protoreflect.Message { return list.NewElement().Message() }
 	for i, item := range n.Content {
-		ipath := fmt.Sprintf("%s[%d]", path, i)
+		ipath := path + "[" + strconv.Itoa(i) + "]"
 		if IsNull(item) {
 			d.errorf(CodeEmptyValue, ipath, "empty list item; remove it")
-			ok = false
 			continue
 		}
-		v, iok := d.value(item, fd, ipath)
-		ok = ok && iok
-		out = append(out, v)
+		if v, ok := d.value(item, fd, newElement, ipath); ok {
+			list.Append(v)
+		}
 	}
-	return out, ok
 }
 
-func (d *decoder) mapValue(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
+// mapValue sets the entries of mapping n in m's map field fd.
+func (d *decoder) mapValue(n *yaml.Node, m protoreflect.Message, fd protoreflect.FieldDescriptor, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(CodeWrongType, path, "expected a mapping, found %s", Describe(n))
-		return nil, false
+		return
 	}
-	out := map[string]any{}
+	mp := m.Mutable(fd).Map()
+	newValue := func() protoreflect.Message { return mp.NewValue().Message() }
 	lines := map[string]int{}
-	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || IsNull(k) {
 			d.errorf(CodeWrongType, path, "a key must be a plain string, found %s", Describe(k))
-			ok = false
 			continue
 		}
 		kpath := fmt.Sprintf("%s[%s]", path, k.Value)
-		if kk := fd.MapKey().Kind(); kk != protoreflect.StringKind && kk != protoreflect.BoolKind {
-			if _, err := strconv.ParseInt(k.Value, 10, 64); err != nil {
-				d.errorf(CodeWrongType, kpath, "%q is not a number; the keys of %s are numbers", k.Value, path)
-				ok = false
-				continue
-			}
+		key, ok := d.mapKey(k, fd.MapKey().Kind(), path, kpath)
+		if !ok {
+			continue
 		}
 		if l, dup := lines[k.Value]; dup {
 			d.errorf(CodeDuplicateField, kpath, "set twice (lines %d and %d); keep one", l, k.Line)
-			ok = false
 			continue
 		}
 		lines[k.Value] = k.Line
 		if IsNull(v) {
 			d.errorf(CodeEmptyValue, kpath, "no value; give one or remove the key")
-			ok = false
 			continue
 		}
-		val, vok := d.value(v, fd.MapValue(), kpath)
-		ok = ok && vok
-		out[k.Value] = val
+		if val, ok := d.value(v, fd.MapValue(), newValue, kpath); ok {
+			mp.Set(key, val)
+		}
 	}
-	return out, ok
 }
 
-// value converts one singular value of fd's kind.
-func (d *decoder) value(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (any, bool) {
+// mapKey converts the key k of a map whose keys are of kind kind.
+func (d *decoder) mapKey(k *yaml.Node, kind protoreflect.Kind, path, kpath string) (protoreflect.MapKey, bool) {
+	switch kind {
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(k.Value).MapKey(), true
+	case protoreflect.BoolKind:
+		if k.Value != "true" && k.Value != "false" {
+			d.errorf(CodeWrongType, kpath, "%q is not true or false; the keys of %s are booleans", k.Value, path)
+			return protoreflect.MapKey{}, false
+		}
+		return protoreflect.ValueOfBool(k.Value == "true").MapKey(), true
+	}
+	i, err := strconv.ParseInt(k.Value, 10, 64)
+	if err != nil {
+		d.errorf(CodeWrongType, kpath, "%q is not a number; the keys of %s are numbers", k.Value, path)
+		return protoreflect.MapKey{}, false
+	}
+	v, ok := d.intOf(i, kind, kpath)
+	return v.MapKey(), ok
+}
+
+// value converts one singular value of fd's kind; newMsg makes the message
+// a message-typed value is decoded into.
+func (d *decoder) value(n *yaml.Node, fd protoreflect.FieldDescriptor, newMsg func() protoreflect.Message, path string) (protoreflect.Value, bool) {
 	if n.Kind == yaml.AliasNode {
 		d.errorf(CodeUnsupportedYAML, path, "YAML aliases are not supported; write the value out in full")
-		return nil, false
+		return protoreflect.Value{}, false
 	}
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		if md := fd.Message(); strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
-			return d.wellKnownValue(n, md, path)
-		}
+		m := newMsg()
 		before := len(d.errs)
-		m := d.message(n, fd.Message(), path)
-		return m, len(d.errs) == before
+		if isWellKnown(fd.Message()) {
+			d.wellKnownInto(n, m, path)
+		} else {
+			d.message(n, m, path)
+		}
+		return protoreflect.ValueOfMessage(m), len(d.errs) == before
 	case protoreflect.EnumKind:
 		return d.enumValue(n, fd.Enum(), path)
-	case protoreflect.StringKind, protoreflect.BytesKind:
+	case protoreflect.StringKind:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 			d.errorf(CodeWrongType, path, "expected a string, found %s%s", Describe(n), quoteHint(n))
-			return nil, false
+			return protoreflect.Value{}, false
 		}
-		return n.Value, true
+		return protoreflect.ValueOfString(n.Value), true
+	case protoreflect.BytesKind:
+		// As in JSON: base64, standard or URL alphabet, padded or not.
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+			d.errorf(CodeWrongType, path, "expected a base64 string, found %s%s", Describe(n), quoteHint(n))
+			return protoreflect.Value{}, false
+		}
+		b, err := decodeBase64(n.Value)
+		if err != nil {
+			d.errorf(CodeWrongType, path, "expected a base64 string, found %s", Describe(n))
+			return protoreflect.Value{}, false
+		}
+		return protoreflect.ValueOfBytes(b), true
 	case protoreflect.BoolKind:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
 			d.errorf(CodeWrongType, path, "expected true or false, found %s", Describe(n))
-			return nil, false
+			return protoreflect.Value{}, false
 		}
-		return n.Value == "true", true
+		return protoreflect.ValueOfBool(n.Value == "true"), true
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
 			d.errorf(CodeWrongType, path, "expected a number, found %s%s", Describe(n), unquoteHint(n))
-			return nil, false
+			return protoreflect.Value{}, false
 		}
-		return f, true
+		if fd.Kind() == protoreflect.DoubleKind {
+			return protoreflect.ValueOfFloat64(f), true
+		}
+		if !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+			d.errorf(CodeOutOfRange, path, "%s is out of range for a 32-bit float", n.Value)
+			return protoreflect.Value{}, false
+		}
+		return protoreflect.ValueOfFloat32(float32(f)), true
 	default:
 		return d.intValue(n, fd.Kind(), path)
 	}
 }
 
-func (d *decoder) intValue(n *yaml.Node, kind protoreflect.Kind, path string) (any, bool) {
+func (d *decoder) intValue(n *yaml.Node, kind protoreflect.Kind, path string) (protoreflect.Value, bool) {
 	var i int64
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
 		d.errorf(CodeWrongType, path, "expected a whole number, found %s%s", Describe(n), unquoteHint(n))
-		return nil, false
+		return protoreflect.Value{}, false
 	}
 	if err := n.Decode(&i); err != nil {
 		d.errorf(CodeOutOfRange, path, "%s is too large", n.Value)
-		return nil, false
+		return protoreflect.Value{}, false
 	}
+	return d.intOf(i, kind, path)
+}
+
+// intOf checks that i fits an integer field of kind and converts it.
+func (d *decoder) intOf(i int64, kind protoreflect.Kind, path string) (protoreflect.Value, bool) {
 	var lo, hi int64
 	switch kind {
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
@@ -323,32 +365,43 @@ func (d *decoder) intValue(n *yaml.Node, kind protoreflect.Kind, path string) (a
 	switch {
 	case i < 0 && lo == 0:
 		d.errorf(CodeOutOfRange, path, "%d is negative; use a number from 0 to %d", i, hi)
-		return nil, false
+		return protoreflect.Value{}, false
 	case i < lo || i > hi:
 		d.errorf(CodeOutOfRange, path, "%d is out of range; use a number from %d to %d", i, lo, hi)
-		return nil, false
+		return protoreflect.Value{}, false
 	}
-	return i, true
+	switch kind {
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return protoreflect.ValueOfUint32(uint32(i)), true
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return protoreflect.ValueOfInt32(int32(i)), true
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return protoreflect.ValueOfUint64(uint64(i)), true
+	default:
+		return protoreflect.ValueOfInt64(i), true
+	}
 }
 
-func (d *decoder) enumValue(n *yaml.Node, ed protoreflect.EnumDescriptor, path string) (any, bool) {
-	var names []string
+func (d *decoder) enumValue(n *yaml.Node, ed protoreflect.EnumDescriptor, path string) (protoreflect.Value, bool) {
 	values := ed.Values()
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		if v := values.ByName(protoreflect.Name(n.Value)); v != nil {
+			return protoreflect.ValueOfEnum(v.Number()), true
+		}
+	}
+	var names []string
 	for i := 0; i < values.Len(); i++ {
 		names = append(names, string(values.Get(i).Name()))
 	}
 	valid := "use one of " + strings.Join(names, ", ")
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 		d.errorf(CodeInvalidEnum, path, "expected one of %s, found %s", strings.Join(names, ", "), Describe(n))
-		return nil, false
-	}
-	if values.ByName(protoreflect.Name(n.Value)) != nil {
-		return n.Value, true
+		return protoreflect.Value{}, false
 	}
 	for _, name := range names {
 		if strings.EqualFold(name, n.Value) {
 			d.errorf(CodeInvalidEnum, path, "invalid value %q; values are upper case: write %s", n.Value, name)
-			return nil, false
+			return protoreflect.Value{}, false
 		}
 	}
 	s := Closest(n.Value, names)
@@ -357,31 +410,42 @@ func (d *decoder) enumValue(n *yaml.Node, ed protoreflect.EnumDescriptor, path s
 	}
 	if s != "" {
 		d.errorf(CodeInvalidEnum, path, "invalid value %q; did you mean %s? (%s)", n.Value, s, valid)
-		return nil, false
+		return protoreflect.Value{}, false
 	}
 	d.errorf(CodeInvalidEnum, path, "invalid value %q; %s", n.Value, valid)
-	return nil, false
+	return protoreflect.Value{}, false
 }
 
-// wellKnownValue converts a value of a well-known type. A wrapper
+// isWellKnown reports whether md is one of protobuf's well-known types,
+// which have JSON forms of their own.
+func isWellKnown(md protoreflect.MessageDescriptor) bool {
+	return strings.HasPrefix(string(md.FullName()), "google.protobuf.")
+}
+
+// wellKnownInto decodes a value of a well-known type into m. A wrapper
 // (google.protobuf.BoolValue, UInt32Value, ...) is written as its bare
 // value in JSON and YAML, so it is checked as one; other well-known types
-// (Duration, Struct, ...) have their own JSON forms, which protojson checks
-// here, so that a mistake names its own field.
-func (d *decoder) wellKnownValue(n *yaml.Node, md protoreflect.MessageDescriptor, path string) (any, bool) {
+// (Duration, Struct, ...) have their own JSON forms, which protojson reads
+// here (they are rare in hand-written resources), so that a mistake names
+// its own field.
+func (d *decoder) wellKnownInto(n *yaml.Node, m protoreflect.Message, path string) {
+	md := m.Descriptor()
 	if strings.HasSuffix(string(md.Name()), "Value") && md.Fields().Len() == 1 {
-		if inner := md.Fields().ByName("value"); inner != nil && !inner.IsList() && !inner.IsMap() {
-			return d.value(n, inner, path)
+		if inner := md.Fields().ByName("value"); inner != nil && !inner.IsList() && !inner.IsMap() && inner.Kind() != protoreflect.MessageKind {
+			if v, ok := d.value(n, inner, nil, path); ok {
+				m.Set(inner, v)
+			}
+			return
 		}
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		d.errorf(CodeWrongType, path, "%v", err)
-		return nil, false
+		return
 	}
 	b, err := json.Marshal(v)
 	if err == nil {
-		err = protojson.Unmarshal(b, dynamicpb.NewMessage(md))
+		err = protojson.Unmarshal(b, m.Interface())
 	}
 	if err != nil {
 		if md.FullName() == "google.protobuf.Duration" {
@@ -389,9 +453,20 @@ func (d *decoder) wellKnownValue(n *yaml.Node, md protoreflect.MessageDescriptor
 		} else {
 			d.errorf(CodeWrongType, path, "invalid %s: %v", md.Name(), err)
 		}
-		return nil, false
 	}
-	return v, true
+}
+
+// decodeBase64 reads base64 as protojson does: the standard or the URL
+// alphabet, with or without padding.
+func decodeBase64(s string) ([]byte, error) {
+	enc := base64.StdEncoding
+	if strings.ContainsAny(s, "-_") {
+		enc = base64.URLEncoding
+	}
+	if len(s)%4 != 0 {
+		enc = enc.WithPadding(base64.NoPadding)
+	}
+	return enc.DecodeString(s)
 }
 
 // oneofNames lists the JSON names of a oneof's members.
@@ -402,15 +477,6 @@ func oneofNames(od protoreflect.OneofDescriptor) []string {
 		out = append(out, fields.Get(i).JSONName())
 	}
 	return out
-}
-
-// toProto decodes the JSON-ready value v into m with protojson, strictly.
-func toProto(v any, m proto.Message) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(b, m)
 }
 
 // jsonNames lists md's fields by their JSON names, in declaration order.
