@@ -115,7 +115,10 @@ type Config struct {
 	// the file descriptor limit) bound the managed Envoy.
 	EnvoyMaxHeap uint64
 	// EnvoyHostStats keeps the managed Envoy's per-host stats.
-	EnvoyHostStats      bool
+	EnvoyHostStats bool
+	// OnDemandClusters lets the gateway discover the clusters of listed
+	// hosts when traffic needs them, instead of holding every one.
+	OnDemandClusters    bool
 	EnvoyMaxConnections int64
 
 	DNSListen        string // "" disables the DNS proxy
@@ -174,6 +177,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.DurationVar(&c.AllowedFlush, "allowed-flush", 2*time.Second, "how often the gateway reports its counts of allowed HTTP requests to listed hosts, which it then summarizes instead of reporting each (denials, redirects, errors and the mesh listener's requests are always reported one by one; 0: report every allowed request)")
 	fs.Float64Var(&c.AllowedSample, "allowed-sample", 0, "with --allowed-flush, the percentage of the summarized requests still reported one by one (0 to 100)")
 	fs.IntVar(&c.DecisionLogMaxLines, "decision-log-max-lines", 1000, "at most this many denial lines per --decision-log-window; the rest are counted in one summary line per layer and reason")
+	fs.BoolVar(&c.OnDemandClusters, "on-demand-clusters", false, "the gateway asks egressd for a listed host's cluster the first time traffic needs it (on-demand CDS) and holds the clusters of the hosts in use, not of the whole allowlist; TLS origination clusters are always held. A Host or SNI answered as unlisted before is denied only after 1 s (Envoy does not ask again)")
 	fs.BoolVar(&c.EnvoyHostStats, "envoy-host-stats", false, "keep the managed Envoy's stats of every host's cluster and filter chain (over a million at 10,000 entries, a third of its memory)")
 	fs.StringVar(&envoyMaxHeap, "envoy-max-heap", "4Gi", "heap the managed Envoy may use before it sheds load (bytes, or with Ki, Mi, Gi; 0: unbounded); a large allowlist needs more (about 100Mi per 1,000 ServiceEntries)")
 	fs.Int64Var(&c.EnvoyMaxConnections, "envoy-max-connections", 0, "open downstream connections of the managed Envoy before it refuses new ones (0: from its file descriptor limit, at most 50000)")

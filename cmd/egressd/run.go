@@ -128,6 +128,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		ConnectTimeout:   cfg.ConnectTimeout,
 		SecretNames:      origination.SecretNamesFor,
 		Mesh:             meshOptions(cfg),
+		ODCDSCluster:     onDemandCluster(cfg),
 	})
 	if err != nil {
 		return err
@@ -436,4 +437,13 @@ func newSupervisor(cfg *Config, xdsAddress string, cp *controlPlane, log *zap.Lo
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
 	})
+}
+
+// onDemandCluster is the control plane's bootstrap cluster when the
+// gateway discovers host clusters on demand (--on-demand-clusters), else "".
+func onDemandCluster(cfg *Config) string {
+	if !cfg.OnDemandClusters {
+		return ""
+	}
+	return envoy.XDSClusterName
 }

@@ -35,6 +35,8 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 	listenIP := fmt.Sprintf("127.98.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
 	opts := Options{ListenAddress: listenIP, PortOffset: 30000 + uint32(os.Getpid()%2000), AccessLogPath: os.DevNull,
 		ALSCluster: envoy.XDSClusterName, SummarizeAllowed: true, AllowedSample: 0.5, SecretNames: testSecretNames, Mesh: testMesh, OwnPorts: []uint32{15001},
+		// On-demand clusters too: the e2e tests run the gateway without.
+		ODCDSCluster: envoy.XDSClusterName,
 		Guard: goldenOptions("guard").Guard}
 	// Every SDS secret a golden case names, with throwaway material, so
 	// Envoy warms the origination clusters instead of waiting for them.
@@ -83,7 +85,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 		res.Listeners[1].DefaultFilterChain = nil
 		res.Listeners[1].FilterChains = []*listenerv3.FilterChain{{
 			Name:    "broken",
-			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: vocab.LayerTCP, filter: "this is not ( CEL"}))},
+			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: vocab.LayerTCP, filter: "this is not ( CEL"}), nil)},
 		}}
 		version, err := srv.publish(ctx, res)
 		if err != nil {

@@ -3,8 +3,10 @@ package xds
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	dfphttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
+	ondemandv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/on_demand/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/egress/authz"
@@ -25,7 +27,12 @@ import (
 //  3. the dynamic forward proxy, when the port's routes forward
 //     dynamically: it resolves the Host and saves the address;
 //  4. the address guard on that address (guardHTTPFilter);
-//  5. the router, which adds no x-envoy-* headers.
+//  5. on_demand, with on-demand clusters (Options.ODCDSCluster): it asks
+//     the control plane for the route's cluster if Envoy does not hold it
+//     yet, and holds the request until the answer (a name that is no
+//     cluster is answered at once: the request is then denied as no
+//     cluster, like an unlisted Host);
+//  6. the router, which adds no x-envoy-* headers.
 //
 // Nothing about the caller is added: no X-Forwarded-For (the client's
 // own is stripped), no request id.
@@ -36,6 +43,9 @@ func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies [
 	}
 	if h.Dynamic {
 		filters = append(filters, dynamicForwardHTTPFilter(b.o), guardHTTPFilter(b.o, nil))
+	}
+	if b.o.ODCDSCluster != "" {
+		filters = append(filters, b.onDemandHTTPFilter())
 	}
 	filters = append(filters, &hcmv3.HttpFilter{
 		Name:       "envoy.filters.http.router",
@@ -82,4 +92,19 @@ func dynamicForwardHTTPFilter(o Options) *hcmv3.HttpFilter {
 			SaveUpstreamAddress:     true,
 		})},
 	}
+}
+
+// onDemandHTTPFilter discovers the route's cluster on demand; built once
+// per translation, shared by every connection manager.
+func (b *builder) onDemandHTTPFilter() *hcmv3.HttpFilter {
+	if b.odHTTP == nil {
+		b.odHTTP = &hcmv3.HttpFilter{
+			Name: "envoy.filters.http.on_demand",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&ondemandv3.OnDemand{Odcds: &ondemandv3.OnDemandCds{
+				Source:  onDemandSource(b.o.ODCDSCluster),
+				Timeout: durationpb.New(onDemandTimeout),
+			}})},
+		}
+	}
+	return b.odHTTP
 }

@@ -129,7 +129,11 @@ func (b *builder) chain(c *gateway.Chain, mesh *gateway.Mesh) *listenerv3.Filter
 	if f.ResolveSNIPort != 0 {
 		fc.Filters = append(fc.Filters, absoluteSNIFilter(), b.sniForwardFilter(f.ResolveSNIPort))
 	}
-	fc.Filters = append(fc.Filters, tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs)))
+	var onDemand *corev3.ConfigSource
+	if b.o.ODCDSCluster != "" && (f.ClusterBySNI || f.Cluster != BlackholeCluster && f.Cluster != OriginalDstCluster) {
+		onDemand = onDemandSource(b.o.ODCDSCluster)
+	}
+	fc.Filters = append(fc.Filters, tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand))
 	return fc
 }
 
@@ -257,13 +261,21 @@ func sniForwardFilter(o Options, port uint32) *listenerv3.Filter {
 	}
 }
 
-func tcpProxyFilter(statPrefix, cluster string, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+// tcpProxyFilter proxies to cluster (the one the filter state names, when
+// a filter before it set one). With onDemand, a cluster Envoy does not
+// hold yet is asked for there (see ondemand.go); a connection to a name
+// that is no cluster is closed as without one.
+func tcpProxyFilter(statPrefix, cluster string, logs []*accesslogv3.AccessLog, onDemand *corev3.ConfigSource) *listenerv3.Filter {
+	tp := &tcpproxyv3.TcpProxy{
+		StatPrefix:       statPrefix,
+		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
+		AccessLog:        logs,
+	}
+	if onDemand != nil {
+		tp.OnDemand = &tcpproxyv3.TcpProxy_OnDemand{OdcdsConfig: onDemand, Timeout: durationpb.New(onDemandTimeout)}
+	}
 	return &listenerv3.Filter{
-		Name: "envoy.filters.network.tcp_proxy",
-		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&tcpproxyv3.TcpProxy{
-			StatPrefix:       statPrefix,
-			ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
-			AccessLog:        logs,
-		})},
+		Name:       "envoy.filters.network.tcp_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)},
 	}
 }

@@ -70,7 +70,11 @@ func (m *memo) published(digests map[string]map[string]string) *memo {
 	}
 	for kind, byName := range m.byKind {
 		for name, e := range byName {
-			if d, ok := digests[string(kind)][name]; ok {
+			d, ok := digests[string(kind)][name]
+			if !ok && kind == memoCluster {
+				d, ok = digests[onDemandDigests][name]
+			}
+			if ok {
 				e.digest = d
 				if out.byKind[kind] == nil {
 					out.byKind[kind] = map[string]memoized{}

@@ -60,6 +60,12 @@ type Options struct {
 	// SecretNames names the SDS secrets of TLS origination; required when
 	// a DestinationRule asks for it.
 	SecretNames SecretNames
+	// ODCDSCluster, when set, is the bootstrap cluster of the control
+	// plane, from which Envoy discovers the clusters of listed hosts on
+	// demand (see ondemand.go): it holds those in use, not every one.
+	// Clusters that need SDS secrets (TLS origination) and the gateway's
+	// own stay in the CDS every gateway holds.
+	ODCDSCluster string
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).
 	Mesh *MeshOptions

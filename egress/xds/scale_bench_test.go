@@ -41,9 +41,10 @@ var scaleSizes = []int{100, 1000, 10000}
 func scaleOptions(tb testing.TB) Options {
 	// A loopback address of its own keeps the listeners off other sockets.
 	listenIP := fmt.Sprintf("127.97.%d.%d", os.Getpid()%250+1, os.Getpid()/250%250+1)
-	// egressd run's defaults: decisions by gRPC access log, no Envoy file log.
+	// egressd run's defaults: decisions by gRPC access log, no Envoy file
+	// log, host clusters discovered on demand.
 	return Options{ListenAddress: listenIP, PortOffset: 20000,
-		ALSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, DNSResolvers: []string{answeringResolver(tb)}}
+		ALSCluster: envoy.XDSClusterName, ODCDSCluster: envoy.XDSClusterName, SecretNames: testSecretNames, DNSResolvers: []string{answeringResolver(tb)}}
 }
 
 // answeringResolver serves DNS on a loopback UDP port until the benchmark
@@ -355,8 +356,12 @@ func BenchmarkIncrementalACK(b *testing.B) {
 // empty allowlist, measured first in the same run. One measurement per
 // size whatever b.N is: run it with -benchtime 1x.
 func BenchmarkEnvoyMemory(b *testing.B) {
-	measure := func(b *testing.B, n int, hostStats bool) envoyMemory {
-		e := startEnvoy(b, scaleOptions(b), zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip,
+	measure := func(b *testing.B, n int, hostStats, everyCluster bool) envoyMemory {
+		opts := scaleOptions(b)
+		if everyCluster {
+			opts.ODCDSCluster = ""
+		}
+		e := startEnvoy(b, opts, zap.NewNop(), func() []*tlsv3.Secret { return scaleSecrets(b) }, b.Skip,
 			func(c *envoy.BootstrapConfig) { c.HostStats = hostStats })
 		defer e.stop()
 		e.publish(b, compileGenerated(b, gen.ServiceEntries(n, 1)), 120*time.Second)
@@ -364,12 +369,12 @@ func BenchmarkEnvoyMemory(b *testing.B) {
 		time.Sleep(2 * time.Second)
 		return e.memory(b)
 	}
-	empty := measure(b, 0, false)
+	empty := measure(b, 0, false, false)
 	b.Logf("empty allowlist: Envoy %.1f MB allocated, %.1f MB resident, config_dump %.2f MB, %d stats",
 		float64(empty.allocated)/1e6, float64(empty.rss)/1e6, float64(empty.configDump)/1e6, empty.stats)
-	for _, n := range scaleSizes {
+	for _, n := range append(scaleSizes, 100000) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			m := measure(b, n, false)
+			m := measure(b, n, false, false)
 			b.ReportMetric(float64(m.allocated)/1e6, "envoy-MB")
 			b.ReportMetric(float64(m.rss)/1e6, "envoy-RSS-MB")
 			b.ReportMetric(float64(m.allocated)/float64(empty.allocated), "x-of-empty")
@@ -378,11 +383,17 @@ func BenchmarkEnvoyMemory(b *testing.B) {
 			b.ReportMetric(float64(empty.allocated)/1e6, "empty-envoy-MB")
 			if n == 10000 {
 				testkit.Target(b, fmt.Sprintf("Envoy at 10,000 entries <= 150 MB resident (%.0f MB)", float64(m.rss)/1e6), m.rss <= 150e6)
-				// The same Envoy with every host's stats, in the same run.
-				all := measure(b, n, true)
+				// The same allowlist with every cluster sent
+				// (--on-demand-clusters=false), and with every host's
+				// stats too, in the same run.
+				every := measure(b, n, false, true)
+				b.ReportMetric(float64(every.rss)/1e6, "every-cluster-RSS-MB")
+				b.Logf("with --on-demand-clusters=false: %.0f MB allocated, %.0f MB resident, %d stats; on demand: %.2fx resident",
+					float64(every.allocated)/1e6, float64(every.rss)/1e6, every.stats, float64(m.rss)/float64(every.rss))
+				all := measure(b, n, true, true)
 				b.ReportMetric(float64(all.rss)/1e6, "host-stats-RSS-MB")
 				b.ReportMetric(float64(all.stats), "host-stats-stats")
-				b.Logf("with --envoy-host-stats: %.0f MB allocated, %.0f MB resident, %d stats; without: %.2fx resident",
+				b.Logf("and with --envoy-host-stats: %.0f MB allocated, %.0f MB resident, %d stats; on demand without: %.2fx resident",
 					float64(all.allocated)/1e6, float64(all.rss)/1e6, all.stats, float64(m.rss)/float64(all.rss))
 			}
 			if n == 100000 {

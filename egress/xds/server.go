@@ -43,6 +43,8 @@ type Server struct {
 	// ledger is what each published version needs ACKed and what the
 	// gateways ACKed and rejected.
 	ledger *ackLedger
+	// od serves the clusters Envoy discovers on demand.
+	od *onDemand
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -70,6 +72,7 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		opts:   o,
 		cache:  cachev3.NewSnapshotCache(true, oneGroup{}, cacheLog{log.Sugar()}),
 		ledger: newAckLedger(log),
+		od:     newOnDemand(log),
 	}, nil
 }
 
@@ -199,6 +202,7 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 		return "", fmt.Errorf("xds: publish %s: %w", version, err)
 	}
 	s.ledger.published(version)
+	s.od.set(version, res.onDemandClusters(), digests[onDemandDigests])
 	s.mu.Lock()
 	s.memo = res.built.published(digests)
 	last := *res
@@ -238,12 +242,17 @@ func (s *Server) Connected() bool {
 
 // Rejected returns the error of the last configuration a gateway
 // rejected (NACKed), or "" if none was.
-func (s *Server) Rejected() string { return s.ledger.Rejected() }
+func (s *Server) Rejected() string {
+	if r := s.ledger.Rejected(); r != "" {
+		return r
+	}
+	return s.od.Rejected()
+}
 
 // PushedBytes is the encoded size of every xDS response sent so far, on
 // all streams: with delta xDS a change costs bytes in proportion to the
 // resources it changed.
-func (s *Server) PushedBytes() int64 { return s.ledger.PushedBytes() }
+func (s *Server) PushedBytes() int64 { return s.ledger.PushedBytes() + s.od.PushedBytes() }
 
 // AllowlistVersion is the version of the allowlist the last published
 // configuration was translated from ("" before the first).
@@ -262,8 +271,13 @@ func (s *Server) AckedAllowlistVersion() string { return s.ledger.AckedAllowlist
 // ACKed, for every resource type, the last version that changed that type
 // (or a later one). Over delta xDS, where only changed resources are sent,
 // a version that changed one cluster is held once that cluster is ACKed.
+// Clusters discovered on demand count once every gateway that holds them
+// has ACKed them as of version.
 func (s *Server) WaitAcked(ctx context.Context, version string) error {
-	return s.ledger.WaitAcked(ctx, version)
+	if err := s.ledger.WaitAcked(ctx, version); err != nil {
+		return err
+	}
+	return s.od.waitHeld(ctx, version)
 }
 
 // Gateway is the gateway model of the last configuration published; nil
@@ -296,6 +310,7 @@ func (s *Server) Start(ctx context.Context) error {
 	gs := grpc.NewServer(opts...)
 	srv := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, srv)
+	s.od.register(gs)
 	for _, register := range services {
 		register(gs)
 	}

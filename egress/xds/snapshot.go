@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -62,7 +63,7 @@ func (r *Resources) digests() (string, map[string]map[string]string) {
 	whole := sha256.New()
 	each := map[string]map[string]string{}
 	for i, m := range msgs {
-		typ, n := typeURL(m), name(m)
+		typ, n := r.key(m)
 		fmt.Fprintf(whole, "%s|%s|%s\n", typ, n, sums[i])
 		if each[typ] == nil {
 			each[typ] = map[string]string{}
@@ -77,7 +78,7 @@ func (r *Resources) digests() (string, map[string]map[string]string) {
 // validated then.
 func (r *Resources) validateChanged(published, now map[string]map[string]string) error {
 	for _, m := range r.messages() {
-		typ, n := typeURL(m), name(m)
+		typ, n := r.key(m)
 		if d, ok := published[typ][n]; ok && d == now[typ][n] {
 			continue
 		}
@@ -86,6 +87,27 @@ func (r *Resources) validateChanged(published, now map[string]map[string]string)
 		}
 	}
 	return nil
+}
+
+// key is how digests file a resource: by type URL and name, the
+// on-demand clusters apart (onDemandDigests), as no ADS type carries them.
+func (r *Resources) key(m proto.Message) (string, string) {
+	typ, n := typeURL(m), name(m)
+	if typ == resourcev3.ClusterType && r.onDemand[n] {
+		typ = onDemandDigests
+	}
+	return typ, n
+}
+
+// onDemandClusters are the on-demand clusters by name.
+func (r *Resources) onDemandClusters() map[string]*clusterv3.Cluster {
+	out := make(map[string]*clusterv3.Cluster, len(r.onDemand))
+	for _, c := range r.Clusters {
+		if r.onDemand[c.Name] {
+			out[c.Name] = c
+		}
+	}
+	return out
 }
 
 func typeURL(m proto.Message) string {
@@ -113,7 +135,9 @@ func (r *Resources) snapshot(version string, versions map[string]map[string]stri
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], rc)
 	}
 	for _, c := range r.Clusters {
-		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
+		if !r.onDemand[c.Name] { // those are served by onDemand
+			res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
+		}
 	}
 	// Secrets is always present, if empty, so every type carries the
 	// snapshot's version: a delta response that only removes secrets

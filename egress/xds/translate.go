@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -33,6 +34,8 @@ type Resources struct {
 
 	// allowlist is the version of the allowlist translated.
 	allowlist string
+	// onDemand are the clusters Envoy discovers on demand, by name.
+	onDemand map[string]bool
 	// built and known come from translating with a memo: what each
 	// resource was built from, and the digests of those reused from it.
 	built *memo
@@ -140,10 +143,34 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 		res.Listeners = append(res.Listeners, b.meshListener(g.Mesh))
 	}
 	for _, c := range g.Clusters { // sorted by name
-		res.Clusters = append(res.Clusters, b.cluster(c))
+		cluster := b.cluster(c)
+		res.Clusters = append(res.Clusters, cluster)
+		if b.onDemand(c, cluster) {
+			if res.onDemand == nil {
+				res.onDemand = map[string]bool{}
+			}
+			res.onDemand[cluster.Name] = true
+		}
 	}
 	return res
 }
+
+// onDemand reports whether cluster c of the model is discovered on demand:
+// a listed host's cluster that needs no SDS secret, when ODCDS is on.
+func (b *builder) onDemand(m *gateway.Cluster, c *clusterv3.Cluster) bool {
+	if b.o.ODCDSCluster == "" {
+		return false
+	}
+	switch m.Kind {
+	case gateway.ClusterStatic, gateway.ClusterStrictDNS, gateway.ClusterLogicalDNS:
+		return len(secretsOf(c)) == 0
+	}
+	return false
+}
+
+// OnDemand reports whether the cluster named name is discovered on demand
+// (Options.ODCDSCluster) rather than sent to every gateway.
+func (r *Resources) OnDemand(name string) bool { return r.onDemand[name] }
 
 // builder builds one model's resources. Its maps only share messages that
 // are built alike many times (they are only read from then on); every
@@ -160,6 +187,7 @@ type builder struct {
 	dnsTypes   map[bool]*clusterv3.Cluster_ClusterType
 	sniFilters map[uint32]*listenerv3.Filter
 	downstream *corev3.TransportSocket
+	odHTTP     *hcmv3.HttpFilter // see onDemandHTTPFilter
 }
 
 // reuse returns the message built from node last time, when node is

@@ -59,6 +59,9 @@ func goldenOptions(name string) Options {
 		o.Outbound = serviceentry.Audit
 	case strings.HasSuffix(name, "mesh"):
 		o.Mesh = testMesh
+	case strings.HasSuffix(name, "on-demand"):
+		o.ODCDSCluster = "egressd_xds"
+		o.Mesh = testMesh
 	}
 	return o
 }
@@ -100,12 +103,22 @@ func TestTranslateGolden(t *testing.T) {
 			if err := res.Gateway.Validate(); err != nil {
 				t.Errorf("the gateway model is invalid: %v", err)
 			}
+			var onDemand []string
+			for _, c := range res.Clusters {
+				if res.OnDemand(c.Name) {
+					onDemand = append(onDemand, c.Name)
+				}
+			}
 			outputs := map[string][]byte{
 				"ir.yaml":        ir,
 				"listeners.yaml": testkit.ProtoYAML(t, res.Listeners),
 				"routes.yaml":    testkit.ProtoYAML(t, res.Routes),
 				"clusters.yaml":  testkit.ProtoYAML(t, res.Clusters),
 				"problems.txt":   []byte(strings.Join(problems, "\n") + "\n"),
+			}
+			if len(onDemand) > 0 {
+				// The clusters Envoy asks for by name; the rest it is sent.
+				outputs["ondemand.txt"] = []byte(strings.Join(onDemand, "\n") + "\n")
 			}
 			for suffix, got := range outputs {
 				golden.Check(t, name+"."+suffix, got)
