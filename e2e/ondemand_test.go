@@ -7,27 +7,35 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestOnDemandClusters: with on-demand clusters (--on-demand-clusters) the gateway
+// TestOnDemandClusters: with on-demand clusters (the default) the gateway
 // holds no listed host's cluster until traffic needs it; the first
 // request, TLS connection and TCP connection to a listed host get it from
 // egressd and go through, and it is held from then on. A Host or SNI that
-// is not listed is denied at once (egressd answers "no such cluster"; the
-// gateway does not wait out the discovery timeout). A changed entry
-// reaches the cluster the gateway holds; a removed one is denied.
+// is not listed is denied at once, the first time and every time after
+// (egressd answers with an absent cluster; the gateway does not wait out
+// the discovery timeout), and recorded as not in the registry. A changed
+// entry reaches the cluster the gateway holds; a removed one is denied.
 func TestOnDemandClusters(t *testing.T) {
 	skipShort(t)
-	first := upstreamHTTP(t, "first")
+	first := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/missing") {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "hello from first (host %s)\n", r.Host)
+	}))
 	second := upstreamHTTP(t, "second")
 	tlsPort, cert := upstreamTLS(t, "api.ondemand.test")
 	echo := upstreamEcho(t)
 	dir := t.TempDir()
-	g := startGateway(t, dir, "--on-demand-clusters")
+	g := startGateway(t, dir)
 	entries := func(httpUpstream int) string {
 		return staticEntry("web", "web.ondemand.test", 80, "HTTP", httpUpstream) + "---\n" +
 			staticEntry("api", "api.ondemand.test", 443, "TLS", tlsPort) + "---\n" +
@@ -103,32 +111,57 @@ spec:
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("20 unlisted Hosts took %v: the gateway waits for clusters that do not exist", d)
 	}
-	// The same unlisted Host again: Envoy does not ask for a name twice,
-	// so it is denied when the discovery times out (1 s), never let
-	// through (the limit that keeps on-demand clusters opt-in).
-	for i := range 2 {
-		start := time.Now()
-		if code, _, err := g.httpGet("made-up-1.ondemand.test"); err != nil || code != 403 {
-			t.Errorf("unlisted Host again: %d %v, want 403", code, err)
-		}
-		if d := time.Since(start); d > 2500*time.Millisecond {
-			t.Errorf("the same unlisted Host, time %d: denied after %v", i+2, d)
+	// The same unlisted Host again and again (Envoy does not ask twice for
+	// a name; it holds the absent cluster egressd answered with): each
+	// denied at once, as not in the registry.
+	start = time.Now()
+	for range 20 {
+		if code, body, err := g.httpGet("made-up-1.ondemand.test"); err != nil || code != 403 || !strings.Contains(body, "not in the egress registry") {
+			t.Errorf("unlisted Host again: %d %q %v, want 403", code, body, err)
 		}
 	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the same unlisted Host 20 times took %v", d)
+	}
+	g.accessLogEntry(t, map[string]string{"layer": "http", "verdict": "deny", "reason": "not_in_registry", "host": "made-up-1.ondemand.test"})
 	raw, err = net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if conn, err := tlsClient(raw, "made-up.ondemand.test", roots); err == nil {
-		conn.Close()
-		t.Error("an unlisted SNI got through")
+	for range 3 { // again and again: refused at once each time
+		raw, err := net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn, err := tlsClient(raw, "made-up.ondemand.test", roots); err == nil {
+			conn.Close()
+			t.Error("an unlisted SNI got through")
+		}
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("an unlisted SNI was refused after %v", d)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("an unlisted SNI, three times, was refused after %v", d)
 	}
-	if held := g.envoyClusters(t); slices.ContainsFunc(held, func(c string) bool { return strings.Contains(c, "made-up") }) {
-		t.Errorf("the gateway holds clusters for made-up names: %v", held)
+	g.accessLogEntry(t, map[string]string{"layer": "tls", "verdict": "deny", "reason": "not_in_registry", "host": "made-up.ondemand.test"})
+	// A listed host's request reported one by one (not 2xx) names its
+	// entry, which its cluster carries.
+	if code, _, err := g.httpGet("web.ondemand.test/missing"); err != nil || code != 404 {
+		t.Errorf("listed host, missing page: %d %v", code, err)
+	}
+	eventually(t, 5*time.Second, "the 404 recorded with its entry", func() error {
+		for _, d := range g.decisions(t, url.Values{"host": {"web.ondemand.test"}}) {
+			if d.Status == 404 {
+				if d.ServiceEntry != "e2e/web" || d.Verdict != "allow" {
+					return fmt.Errorf("decision %+v", d)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no decision with status 404")
+	})
+	decisions := g.decisions(t, url.Values{"host": {"made-up-1.ondemand.test"}})
+	if len(decisions) == 0 || decisions[0].Reason != "not_in_registry" || decisions[0].Verdict != "deny" {
+		t.Errorf("decisions for the repeated unlisted Host: %+v", decisions)
 	}
 
 	// A changed entry reaches the cluster the gateway holds.
@@ -140,12 +173,13 @@ spec:
 		}
 		return nil
 	})
-	// A removed entry is denied, and its cluster goes.
+	// A removed entry is denied as not in the registry (the gateway now
+	// holds an absent cluster of that name).
 	writeFile(t, dir, "entries.yaml", staticEntry("api", "api.ondemand.test", 443, "TLS", tlsPort))
-	eventually(t, 10*time.Second, "removed entry denied", g.wantStatus("web.ondemand.test", 403))
-	eventually(t, 10*time.Second, "removed cluster gone", func() error {
-		if held := g.envoyClusters(t); slices.Contains(held, web) {
-			return fmt.Errorf("still held: %s", web)
+	eventually(t, 10*time.Second, "removed entry denied", func() error {
+		code, body, err := g.httpGet("web.ondemand.test")
+		if err != nil || code != 403 || !strings.Contains(body, "not in the egress registry") {
+			return fmt.Errorf("%d %q %v", code, body, err)
 		}
 		return nil
 	})

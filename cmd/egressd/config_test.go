@@ -57,6 +57,7 @@ func defaultConfig() Config {
 		AllowedFlush:            2 * time.Second,
 		DecisionLogMaxLines:     1000,
 		EnvoyMaxHeap:            4 << 30,
+		OnDemandClusters:        true,
 
 		DNSListen:        "127.0.0.1:15053",
 		DNSMode:          dnsproxy.ModeGateway,
@@ -208,7 +209,7 @@ func TestNewConfigFlags(t *testing.T) {
 		},
 		"envoy heap unbounded": {[]string{"--envoy-max-heap=0"}, func(c *Config) { c.EnvoyMaxHeap = 0 }},
 		"envoy host stats":     {[]string{"--envoy-host-stats"}, func(c *Config) { c.EnvoyHostStats = true }},
-		"on-demand clusters":   {[]string{"--on-demand-clusters"}, func(c *Config) { c.OnDemandClusters = true }},
+		"every cluster sent":   {[]string{"--on-demand-clusters=false"}, func(c *Config) { c.OnDemandClusters = false }},
 		"allowed one by one":   {[]string{"--allowed-flush=0"}, func(c *Config) { c.AllowedFlush = 0 }},
 		"allowed sampled":      {[]string{"--allowed-sample=2.5"}, func(c *Config) { c.AllowedSample = 2.5 }},
 		"connect-timeout":      {[]string{"--connect-timeout=1m30s"}, func(c *Config) { c.ConnectTimeout = 90 * time.Second }},

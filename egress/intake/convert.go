@@ -36,7 +36,7 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	d.Verdict, d.Reason, d.ServiceEntry = vocab.Verdict(tags[xds.TagVerdict]), vocab.Reason(tags[xds.TagReason]), tags[xds.TagServiceEntry]
 	if d.ServiceEntry == "" {
 		// Routed by Host: the entry is named by the cluster.
-		d.ServiceEntry = tags[xds.TagClusterServiceEntry]
+		d.ServiceEntry = formatted(tags[xds.TagClusterServiceEntry])
 	}
 	d.Host = hostOnly(req.GetAuthority())
 	d.Protocol = httpVersion(e.GetProtocolVersion())
@@ -219,9 +219,10 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 	// TLS handshake ("TLS_error:...CERTIFICATE_VERIFY_FAILED").
 	transport := c.GetUpstreamTransportFailureReason()
 	switch {
-	case f.GetNoClusterFound():
+	case f.GetNoClusterFound() || formatted(c.GetCustomTags()[xds.TagAbsent]) == "true":
 		// Routed by Host (or SNI), the destination names its cluster;
-		// there is none because no entry allows it (or no longer does).
+		// there is none because no entry allows it (or no longer does), or
+		// on-demand discovery answered with an absent cluster.
 		d.Verdict, d.Reason, d.ServiceEntry = vocab.VerdictDeny, vocab.ReasonNotInRegistry, ""
 		return
 	case isTLSFailure(transport):
@@ -237,6 +238,15 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 		// them with underscores.
 		d.Detail = transport
 	}
+}
+
+// formatted is a tag Envoy formatted from a command: "-" when the value
+// is missing.
+func formatted(tag string) string {
+	if tag == "-" {
+		return ""
+	}
+	return tag
 }
 
 // isTLSFailure reports whether an upstream transport failure reason is a

@@ -69,7 +69,26 @@ const (
 	// with mesh certificates: an entry without a peer certificate there is
 	// an unauthenticated caller.
 	TagMesh = "egressd.mesh"
+	// TagAbsent is "true" when the upstream cluster is an absent one
+	// (on-demand discovery's answer for a name that is no cluster): the
+	// destination is not in the registry.
+	TagAbsent = "egressd.absent"
 )
+
+// absentExpr is true when the upstream cluster is an absent one. It never
+// errs (a CEL filter that errs does not match): without an upstream
+// cluster the first term is false.
+const absentExpr = "(has(xds.cluster_name) && has(xds.cluster_metadata.filter_metadata." + absentMetadata + "))"
+
+// clusterTag is a tag of the upstream cluster's metadata (namespace,
+// key), "-" without one. Envoy's metadata custom tags do not read a
+// cluster's metadata in access logs; its formatter does.
+func clusterTag(tag, namespace, key string) *tracingv3.CustomTag {
+	return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Value{Value: "%CLUSTER_METADATA(" + namespace + ":" + key + ")%"}}
+}
+
+// absentTag reads the absent mark from the upstream cluster's metadata.
+func absentTag() *tracingv3.CustomTag { return clusterTag(TagAbsent, absentMetadata, "absent") }
 
 // ALSLogName is the log_name of every gateway gRPC access log.
 const ALSLogName = "egressd"
@@ -103,8 +122,8 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 		variants := []variant{{}}
 		if byHost {
 			variants = []variant{
-				{filter: "response.code_details != 'cluster_not_found'"},
-				{filter: "response.code_details == 'cluster_not_found'", verdict: string(vocab.VerdictDeny), reason: string(vocab.ReasonNotInRegistry)},
+				{filter: "!(response.code_details == 'cluster_not_found' || " + absentExpr + ")"},
+				{filter: "response.code_details == 'cluster_not_found' || " + absentExpr, verdict: string(vocab.VerdictDeny), reason: string(vocab.ReasonNotInRegistry)},
 			}
 		}
 		meta := func(key string) string { return fmt.Sprintf("%%METADATA(ROUTE:%s:%s)%%", routeMetadataKey, key) }
@@ -138,14 +157,16 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 			}}}
 		}
 		route := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}}
-		cluster := &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Cluster_{Cluster: &metadatav3.MetadataKind_Cluster{}}}
 		tags := []*tracingv3.CustomTag{
 			literalTag(TagLayer, "http"),
 			literalTag(TagPort, fmt.Sprint(port)),
 			metaTag(TagServiceEntry, route, "serviceentry"),
-			metaTag(TagClusterServiceEntry, cluster, "serviceentry"),
+			clusterTag(TagClusterServiceEntry, routeMetadataKey, "serviceentry"),
 			metaTag(TagVerdict, route, "verdict"),
 			metaTag(TagReason, route, "reason"),
+		}
+		if o.ODCDSCluster != "" {
+			tags = append(tags, absentTag())
 		}
 		if mesh {
 			tags = append(tags, literalTag(TagMesh, "true"))
@@ -348,6 +369,9 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 				literalTag(TagReason, string(l.reason)),
 				literalTag(TagPort, fmt.Sprint(port)),
 				{Tag: TagChain, Type: &tracingv3.CustomTag_Value{Value: "%FILTER_CHAIN_NAME%"}},
+			}
+			if o.ODCDSCluster != "" {
+				tags = append(tags, absentTag())
 			}
 			if l.mesh {
 				tags = append(tags, literalTag(TagMesh, "true"))

@@ -211,6 +211,23 @@ func blackholeCluster(o Options, name string) *clusterv3.Cluster {
 	return c
 }
 
+// absentMetadata is the filter_metadata namespace that marks an absent
+// cluster (see ondemand.go): the local reply, the access log filters and
+// the decision intake (TagAbsent) tell a name that is no cluster by it.
+const absentMetadata = "egressd_absent"
+
+// absentCluster is what on-demand discovery answers for a name that is no
+// cluster of the configuration: no endpoints, so a request or connection
+// routed to it fails at once, and marked absentMetadata, so it is denied
+// as not in the registry.
+func absentCluster(o Options, name string) *clusterv3.Cluster {
+	c := blackholeCluster(o, name)
+	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{absentMetadata: {Fields: map[string]*structpb.Value{
+		"absent": structpb.NewStringValue("true"),
+	}}}}
+	return c
+}
+
 func originalDstCluster(o Options) *clusterv3.Cluster {
 	c := baseCluster(o, OriginalDstCluster)
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}

@@ -37,7 +37,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 		ALSCluster: envoy.XDSClusterName, SummarizeAllowed: true, AllowedSample: 0.5, SecretNames: testSecretNames, Mesh: testMesh, OwnPorts: []uint32{15001},
 		// On-demand clusters too: the e2e tests run the gateway without.
 		ODCDSCluster: envoy.XDSClusterName,
-		Guard: goldenOptions("guard").Guard}
+		Guard:        goldenOptions("guard").Guard}
 	// Every SDS secret a golden case names, with throwaway material, so
 	// Envoy warms the origination clusters instead of waiting for them.
 	e := startEnvoy(t, opts, zaptest.NewLogger(t), func() []*tlsv3.Secret { return throwawaySecrets(t) }, t.Fatal)

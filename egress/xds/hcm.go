@@ -68,6 +68,9 @@ func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies [
 		GenerateRequestId: wrapperspb.Bool(false),
 	}
 	var replies []*hcmv3.ResponseMapper
+	if b.o.ODCDSCluster != "" {
+		replies = append(replies, absentReply(port))
+	}
 	if h.ByHost {
 		hcm.EarlyHeaderMutationExtensions = []*corev3.TypedExtensionConfig{byHostEarlyMutation(port)}
 		replies = append(replies, notInRegistryReply(port))

@@ -207,13 +207,14 @@ func (b *builder) tcpLogs(port uint32, lines []gateway.Log) []*accesslogv3.Acces
 }
 
 // logFilters are the CEL expressions of the model's log conditions.
-// xds.cluster_name is only set once tcp_proxy found the cluster.
+// xds.cluster_name is only set once tcp_proxy found the cluster; an absent
+// cluster (on-demand discovery's "no such cluster") counts as none.
 var logFilters = map[gateway.LogWhen]string{
 	gateway.WhenAlways:        "",
 	gateway.WhenSNI:           "connection.requested_server_name != ''",
 	gateway.WhenNoSNI:         "connection.requested_server_name == ''",
-	gateway.WhenClusterFound:  "connection.requested_server_name != '' && has(xds.cluster_name)",
-	gateway.WhenClusterAbsent: "connection.requested_server_name != '' && !has(xds.cluster_name)",
+	gateway.WhenClusterFound:  "connection.requested_server_name != '' && has(xds.cluster_name) && !" + absentExpr,
+	gateway.WhenClusterAbsent: "connection.requested_server_name != '' && (!has(xds.cluster_name) || " + absentExpr + ")",
 }
 
 // clusterBySNIFilter makes tcp_proxy connect to the passthrough cluster

@@ -27,26 +27,43 @@ import (
 // or connection needs it (the HTTP on_demand filter, tcp_proxy's
 // on_demand), over a stream of its own to this service, and keeps it
 // from then on. An Envoy therefore holds clusters for the hosts in use,
-// not for the whole allowlist. A name that is not a host cluster of the
-// current configuration (any Host or SNI a client makes up) is answered
-// at once as removed, so the request is denied without waiting, and the
-// server keeps nothing for it.
+// not for the whole allowlist.
 //
-// A limit of Envoy (1.40): a name it asked for stays subscribed, and it
-// never asks again, so the next request for a name answered absent waits
-// for onDemandTimeout before it is denied. That is why on-demand clusters
-// are not the default: a client repeating an unlisted Host or SNI has each
-// attempt held that long.
+// A name that is no cluster of the current configuration (any Host or SNI
+// a client makes up) is answered at once with an absent cluster of that
+// name: no endpoints, marked absentMetadata, so the request is denied as
+// not in the registry (403, or the connection closed) and logged so. Envoy
+// (1.40) keeps every name it asked for subscribed and never asks twice:
+// answering "removed" would leave the next request for the name waiting
+// for the discovery timeout. A listed host whose entry goes becomes an
+// absent cluster too. A stream is given at most maxAbsent absent clusters,
+// and at most absentRate a second: beyond, a name is answered "removed"
+// (denied at once this time, after the discovery timeout the next). None
+// is ever taken back, for the same reason: evicting one would make every
+// later request for its name wait. So a flood of made-up names cannot
+// push out the absent clusters of the names clients keep repeating.
 //
 // The service is a small delta xDS server for one type: go-control-plane's
-// cache waits for names it does not have, where ODCDS needs "no such
-// cluster" answered.
+// cache waits for names it does not have, where ODCDS needs them answered.
 
 // onDemandTimeout bounds how long Envoy holds a request or connection for
-// a cluster it asked for (the control plane down, or a name answered
-// absent before): then it is denied. egressd answers in about a
-// millisecond on the same machine.
-const onDemandTimeout = time.Second
+// a cluster it asked for (the control plane down, say): then it is denied.
+const onDemandTimeout = 2 * time.Second
+
+// absentVersion is the version of an absent cluster on a stream.
+const absentVersion = "absent"
+
+// Bounds per stream: absent clusters held by Envoy (each costs it some
+// tens of KB), names subscribed (beyond it an unknown name is answered
+// "removed" and not remembered), and how fast absent clusters are made
+// (a cluster added is work on every Envoy thread): absentRate a second,
+// with a burst of absentBurst.
+const (
+	maxAbsent     = 1024
+	maxSubscribed = 65536
+	absentRate    = 100
+	absentBurst   = 256
+)
 
 // onDemandSource is the config source of on-demand clusters: delta CDS on
 // a stream of its own to the control plane's cluster.
@@ -56,6 +73,9 @@ func onDemandSource(cluster string) *corev3.ConfigSource {
 		ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
 			ApiType:             corev3.ApiConfigSource_DELTA_GRPC,
 			TransportApiVersion: corev3.ApiVersion_V3,
+			// Without it every request carries Envoy's node, with the
+			// list of all its extensions: most of a request's cost.
+			SetNodeOnFirstMessageOnly: true,
 			GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
 				EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster},
 			}}},
@@ -70,7 +90,9 @@ const onDemandDigests = "ondemand/" + resourcev3.ClusterType
 
 // onDemand serves the on-demand clusters of the current configuration.
 type onDemand struct {
-	log *zap.Logger
+	log    *zap.Logger
+	absent func(name string) *clusterv3.Cluster // see absentCluster
+	now    func() time.Time
 
 	mu       sync.Mutex
 	clusters map[string]*clusterv3.Cluster
@@ -85,22 +107,47 @@ type onDemand struct {
 	pushed   int64
 }
 
-func newOnDemand(log *zap.Logger) *onDemand {
-	return &onDemand{log: log, clusters: map[string]*clusterv3.Cluster{}, versions: map[string]string{},
+func newOnDemand(log *zap.Logger, absent func(name string) *clusterv3.Cluster) *onDemand {
+	return &onDemand{log: log, absent: absent, now: time.Now, clusters: map[string]*clusterv3.Cluster{}, versions: map[string]string{},
 		gens: map[string]uint64{}, streams: map[*odStream]bool{}, changed: make(chan struct{})}
 }
 
 // odStream is one Envoy's ODCDS stream: the clusters it asked for, with
-// the version each was last sent at.
+// what it holds of each.
 type odStream struct {
-	sent    map[string]string // name -> digest sent ("" not yet)
-	absent  []string          // asked-for names to answer as removed
+	// sent: subscribed name -> the digest sent, absentVersion (an absent
+	// cluster), or "" (nothing: not answered yet, or evicted).
+	sent    map[string]string
+	fresh   []string          // names just asked for, to answer
+	full    bool              // the configuration changed: look at every name
+	absents int               // absent clusters it holds
+	removed []string          // names to answer "removed" without remembering
 	wake    chan struct{}     // cap 1: something to send
 	pending map[string]uint64 // nonce -> gen, until answered
 	acked   uint64            // the gen this stream is known to hold
 	nacked  string            // its rejection, until a later response is ACKed
 	nackGen uint64            // the gen of the rejected response
 	nonce   int
+	// tokens and filled: the absentRate budget.
+	tokens float64
+	filled time.Time
+}
+
+// takeAbsent reports whether st may be sent one more absent cluster now.
+func (st *odStream) takeAbsent(now time.Time) bool {
+	if st.absents >= maxAbsent {
+		return false
+	}
+	if st.filled.IsZero() {
+		st.tokens, st.filled = absentBurst, now
+	}
+	st.tokens = min(absentBurst, st.tokens+now.Sub(st.filled).Seconds()*absentRate)
+	st.filled = now
+	if st.tokens < 1 {
+		return false
+	}
+	st.tokens--
+	return true
 }
 
 // set makes clusters (by name, with their digests) the on-demand clusters
@@ -120,6 +167,7 @@ func (o *onDemand) set(version string, clusters map[string]*clusterv3.Cluster, v
 		o.order = o.order[1:]
 	}
 	for st := range o.streams {
+		st.full = true
 		wake(st)
 	}
 }
@@ -274,68 +322,115 @@ func (o *onDemand) request(st *odStream, req *discoveryv3.DeltaDiscoveryRequest)
 	// After a reconnect Envoy says what it holds: those are subscribed at
 	// the versions it names.
 	for name, v := range req.GetInitialResourceVersions() {
-		if _, ok := o.clusters[name]; ok {
-			st.sent[name] = v
-		} else {
-			st.absent = append(st.absent, name)
-		}
+		st.subscribe(name, v)
 	}
 	for _, name := range req.GetResourceNamesSubscribe() {
 		if name == "*" {
 			continue // no wildcard here: the core clusters come by ADS
 		}
-		if _, ok := o.clusters[name]; ok {
-			if _, held := st.sent[name]; !held {
-				st.sent[name] = ""
-			}
-		} else {
-			st.absent = append(st.absent, name)
+		if _, ok := st.sent[name]; ok {
+			st.fresh = append(st.fresh, name) // asked again: answer again
+			continue
 		}
+		st.subscribe(name, "")
 	}
 	for _, name := range req.GetResourceNamesUnsubscribe() {
+		if st.sent[name] == absentVersion {
+			st.absents--
+		}
 		delete(st.sent, name)
 	}
-	if len(st.absent) > maxAbsentPending {
-		return status.Errorf(codes.ResourceExhausted, "more than %d unknown clusters asked for at once", maxAbsentPending)
+	if len(st.fresh)+len(st.removed) > maxSubscribed {
+		return status.Errorf(codes.ResourceExhausted, "more than %d clusters asked for at once", maxSubscribed)
 	}
 	wake(st)
 	return nil
 }
 
+// subscribe records name as asked for, holding version (a digest,
+// absentVersion or ""), to be answered.
+func (st *odStream) subscribe(name, version string) {
+	if len(st.sent) >= maxSubscribed {
+		st.removed = append(st.removed, name)
+		return
+	}
+	if old, ok := st.sent[name]; ok && old == absentVersion {
+		st.absents--
+	}
+	if version == absentVersion {
+		st.absents++
+	}
+	st.sent[name] = version
+	st.fresh = append(st.fresh, name)
+}
+
 // response is what st needs sent now: the clusters it asked for that it
-// does not hold at their current version, and the names that are not (or
-// no longer) clusters, as removed. nil when there is nothing to send; the
-// stream then holds the current version.
+// does not hold at their current version, and absent clusters (or
+// "removed", beyond the bounds) for names that are not, or no longer,
+// clusters. nil when there is nothing to send; the stream then holds the
+// current version. Only the names just asked for are looked at, unless
+// the configuration changed.
 func (o *onDemand) response(st *odStream) *discoveryv3.DeltaDiscoveryResponse {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	resp := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: resourcev3.ClusterType, SystemVersionInfo: o.version}
-	names := make([]string, 0, len(st.sent))
-	for name := range st.sent {
-		names = append(names, name)
+	names := st.fresh
+	fresh := map[string]bool{}
+	for _, n := range st.fresh {
+		fresh[n] = true
+	}
+	if st.full {
+		names = make([]string, 0, len(st.sent))
+		for name := range st.sent {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
-	for _, name := range names {
-		c, ok := o.clusters[name]
-		if !ok {
-			resp.RemovedResources = append(resp.RemovedResources, name)
-			delete(st.sent, name)
-			continue
-		}
-		v := o.versions[name]
-		if st.sent[name] == v {
-			continue
-		}
+	names = slices.Compact(names)
+	st.fresh, st.full = nil, false
+	now := o.now()
+	add := func(name, version string, c *clusterv3.Cluster) {
 		a, err := anypb.New(c)
 		if err != nil {
 			o.log.Error("encoding an on-demand cluster", zap.String("cluster", name), zap.Error(err))
+			return
+		}
+		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: name, Version: version, Resource: a})
+		if st.sent[name] == absentVersion {
+			st.absents--
+		}
+		if version == absentVersion {
+			st.absents++
+		}
+		st.sent[name] = version
+	}
+	for _, name := range names {
+		held, subscribed := st.sent[name]
+		if !subscribed {
+			continue // unsubscribed meanwhile
+		}
+		if c, ok := o.clusters[name]; ok {
+			if v := o.versions[name]; held != v {
+				add(name, v, c)
+			}
 			continue
 		}
-		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: name, Version: v, Resource: a})
-		st.sent[name] = v
+		// Not a cluster: an absent one, if Envoy was just asking or held
+		// the real one (within the budget, else "removed"); an evicted
+		// name stays without.
+		switch {
+		case held == absentVersion:
+		case fresh[name] || held != "":
+			if st.takeAbsent(now) {
+				add(name, absentVersion, o.absent(name))
+			} else {
+				resp.RemovedResources = append(resp.RemovedResources, name)
+				st.sent[name] = ""
+			}
+		}
 	}
-	resp.RemovedResources = append(resp.RemovedResources, st.absent...)
-	st.absent = nil
+	resp.RemovedResources = append(resp.RemovedResources, st.removed...)
+	st.removed = nil
 	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 {
 		if o.gen > st.acked && len(st.pending) == 0 && st.nacked == "" {
 			st.acked = o.gen

@@ -179,6 +179,21 @@ func notInRegistryReply(port uint32) *hcmv3.ResponseMapper {
 	return denialReply(nc, vocab.ReasonNotInRegistry, body)
 }
 
+// absentReply answers 403 for a request routed to an absent cluster
+// (on-demand discovery's answer for a name that is no cluster; Envoy
+// itself says no healthy upstream), as an unlisted host is answered.
+func absentReply(port uint32) *hcmv3.ResponseMapper {
+	filter := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{
+		Filters: []*accesslogv3.AccessLogFilter{
+			{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"UH"}}}},
+			celFilter(absentExpr),
+		},
+	}}}
+	m := notInRegistryReply(port)
+	m.Filter = filter
+	return m
+}
+
 // denialReply turns the local replies filter matches into a 403 whose
 // body (a format string) and x-egressd-denied header say why.
 func denialReply(filter *accesslogv3.AccessLogFilter, reason vocab.Reason, body string) *hcmv3.ResponseMapper {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -72,7 +73,7 @@ func NewServer(log *zap.Logger, opts Options) (*Server, error) {
 		opts:   o,
 		cache:  cachev3.NewSnapshotCache(true, oneGroup{}, cacheLog{log.Sugar()}),
 		ledger: newAckLedger(log),
-		od:     newOnDemand(log),
+		od:     newOnDemand(log, func(name string) *clusterv3.Cluster { return absentCluster(o, name) }),
 	}, nil
 }
 
