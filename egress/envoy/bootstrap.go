@@ -107,11 +107,12 @@ type BootstrapConfig struct {
 // its cluster (named after the host), a TLS chain named after a host
 // (tcp.tls|<port>|<host>.<stat>: a host has a dot of its own before the
 // stat's, by_sni and unlisted have none), a TCP chain named after a
-// ServiceEntry (namespace/name).
+// ServiceEntry (namespace/name). Envoy matches a regex against the whole
+// name, hence the trailing ".*".
 var hostStatPatterns = []*matcherv3.StringMatcher{
 	{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "cluster.outbound|"}},
-	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.(mesh\|)?tls\|[0-9]+\|[^|.]*\.[^|]*\.`}}},
-	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.tcp\|[0-9]+\|[^|]*/`}}},
+	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.(mesh\|)?tls\|[0-9]+\|[^|.]*\.[^|]*\..*`}}},
+	{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: `^tcp\.tcp\|[0-9]+\|[^|]*/.*`}}},
 }
 
 // statsConfig keeps the host stats out unless asked for.

@@ -274,7 +274,8 @@ func TestHostStatPatterns(t *testing.T) {
 			if pre := p.GetPrefix(); pre != "" && strings.HasPrefix(name, pre) {
 				return true
 			}
-			if re := p.GetSafeRegex().GetRegex(); re != "" && regexp.MustCompile(re).MatchString(name) {
+			// Envoy's safe_regex must match the whole name (RE2 FullMatch).
+			if re := p.GetSafeRegex().GetRegex(); re != "" && regexp.MustCompile(`^(?:`+re+`)$`).MatchString(name) {
 				return true
 			}
 		}
