@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/egress/decision"
 )
 
 // TestOnDemandClusters: with on-demand clusters (the default) the gateway
@@ -54,8 +56,9 @@ spec:
 	const (
 		web = "outbound|80||web.ondemand.test"
 		api = "outbound|443|tls|api.ondemand.test"
-		db  = "outbound|5432||db.ondemand.test"
 	)
+	// The TCP entry's address names its cluster.
+	db := "outbound|5432|addr|" + g.IP
 	// The configuration is in place when the unlisted-host answer is
 	// egressd's; no host cluster is held yet.
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("unlisted.ondemand.test", 403))
@@ -93,6 +96,12 @@ spec:
 	if err := tcpEcho(g.Addr(5432)); err != nil {
 		t.Errorf("first TCP connection to a listed address: %v", err)
 	}
+	g.waitDecision(t, "the TCP connection names its entry", url.Values{"layer": {"tcp"}, "verdict": {"allow"}}, func(d decision.Decision) error {
+		if d.ServiceEntry != "e2e/db" || d.Port != 5432 {
+			return fmt.Errorf("entry %q port %d", d.ServiceEntry, d.Port)
+		}
+		return nil
+	})
 	held = g.envoyClusters(t)
 	for _, c := range []string{web, api, db} {
 		if !slices.Contains(held, c) {

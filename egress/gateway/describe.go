@@ -91,6 +91,8 @@ func (c *Chain) describe(routes map[string]*Routes) string {
 	} else {
 		f := c.Forward
 		switch {
+		case f.ClusterByAddress:
+			s = fmt.Sprintf("forward to the destination address's cluster (%s), else close", vocab.AddressClusterName("<address>", c.Port))
 		case f.Cluster == BlackholeCluster && !f.ClusterBySNI:
 			s = fmt.Sprintf("close: %s %s", f.Logs[0].Verdict, f.Logs[0].Reason)
 		case f.ClusterBySNI:

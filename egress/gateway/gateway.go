@@ -100,6 +100,10 @@ type Forward struct {
 	// (vocab.PassthroughClusterName(SNI, port)); an SNI no cluster has
 	// is refused.
 	ClusterBySNI bool `json:"clusterBySNI,omitempty"`
+	// ClusterByAddress takes the cluster the destination address names on
+	// this port (vocab.AddressClusterName(address, port)); an address no
+	// cluster has is refused.
+	ClusterByAddress bool `json:"clusterByAddress,omitempty"`
 	// ResolveSNIPort, when not 0, resolves the SNI (as an absolute name,
 	// through the gateway resolver) and connects to it on that port.
 	ResolveSNIPort uint32 `json:"resolveSNIPort,omitempty"`
@@ -137,6 +141,9 @@ const (
 	WhenNoSNI         LogWhen = "no_sni"         // it sent none
 	WhenClusterFound  LogWhen = "cluster_found"  // an SNI whose cluster exists
 	WhenClusterAbsent LogWhen = "cluster_absent" // an SNI whose cluster does not
+	// The destination address's cluster exists, or does not.
+	WhenAddressFound  LogWhen = "address_found"
+	WhenAddressAbsent LogWhen = "address_absent"
 )
 
 // HTTP is an HTTP connection manager over a port's route table.

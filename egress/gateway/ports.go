@@ -47,7 +47,18 @@ func (p *planner) port(ph *portHosts) (*Port, error) {
 		}
 		port.Chains = append(port.Chains, p.tlsChain(n, hp))
 	}
+	// Under REGISTRY_ONLY, on a port without HTTP or a TCP entry for the
+	// whole port, the entries' single addresses need no chain each: the
+	// destination address names its cluster (addressChain), as an SNI
+	// does. Ranges, original-destination entries and refused origination
+	// keep their own chains.
+	byName := !hasHTTP && whole == nil && !p.o.Outbound.Forwards()
+	named := false
 	for _, hp := range byAddress {
+		if byName && p.addressClusters(n, hp) {
+			named = true
+			continue
+		}
 		if chain := p.tcpChain(n, hp); chain != nil {
 			port.Chains = append(port.Chains, chain)
 		}
@@ -65,10 +76,54 @@ func (p *planner) port(ph *portHosts) (*Port, error) {
 	switch {
 	case whole != nil:
 		port.Default = p.tcpChain(n, *whole)
+	case named:
+		port.Default = addressChain(n)
 	case !hasHTTP || hasTLS:
 		port.Default = p.denyChain(n)
 	}
 	return port, nil
+}
+
+// addressClusters plans, for a TCP entry whose addresses are all single
+// IPs (and whose traffic goes to its own endpoints, in clear or with TLS
+// the gateway can originate), a cluster per address named after it
+// (vocab.AddressClusterName) and reports true; false for any other entry,
+// which keeps a chain of its own. An address that is one of the gateway's
+// own is left out.
+func (p *planner) addressClusters(port uint32, hp hostPort) bool {
+	e := hp.hp.Entry
+	if e.Resolution == serviceentry.ResolutionNone || originationBlocked(hp.hp) {
+		return false
+	}
+	for _, a := range e.Addresses {
+		if !a.IsSingleIP() {
+			return false
+		}
+	}
+	for _, a := range e.Addresses {
+		name := vocab.AddressClusterName(a.Addr().Unmap().String(), port)
+		if _, ok := p.clusters[name]; ok {
+			continue // two entries name the address: the first (by entry) has it
+		}
+		p.add(p.upstream(name, hp.host.Name, hp.hp))
+	}
+	return true
+}
+
+// addressChain takes every plaintext connection of a TCP port whose
+// entries' addresses name their clusters: the destination address names
+// the cluster, vocab.AddressClusterName(address, port). A listed address's
+// cluster exists and the connection is proxied to it; for any other
+// address there is no such cluster and the connection is closed at once.
+func addressChain(port uint32) *Chain {
+	return &Chain{
+		Name: vocab.Chain{Kind: vocab.ChainTCP, Port: port, Target: vocab.TargetByAddress}.String(),
+		Port: port,
+		Forward: &Forward{Cluster: BlackholeCluster, ClusterByAddress: true, Logs: []Log{
+			{Layer: vocab.LayerTCP, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntryFromCluster: true, When: WhenAddressFound},
+			{Layer: vocab.LayerTCP, Verdict: vocab.VerdictDeny, Reason: vocab.ReasonNotInRegistry, When: WhenAddressAbsent},
+		}},
+	}
 }
 
 // tlsChain passes TLS for one SNI through to the host, unterminated:

@@ -109,6 +109,9 @@ func (c *Chain) validate(clusters map[string]*Cluster, routes map[string]*Routes
 		return errors.New("exactly one of forward and http must be set")
 	case c.Forward != nil:
 		f := c.Forward
+		if f.ClusterBySNI && f.ClusterByAddress {
+			return errors.New("a chain chooses its cluster by SNI or by address, not both")
+		}
 		if _, ok := clusters[f.Cluster]; !ok {
 			return fmt.Errorf("cluster %q is not planned", f.Cluster)
 		}
@@ -120,12 +123,15 @@ func (c *Chain) validate(clusters map[string]*Cluster, routes map[string]*Routes
 				return fmt.Errorf("log %s/%s/%s: not vocab's", l.Layer, l.Verdict, l.Reason)
 			}
 			switch l.When {
-			case WhenAlways, WhenSNI, WhenNoSNI, WhenClusterFound, WhenClusterAbsent:
+			case WhenAlways, WhenSNI, WhenNoSNI, WhenClusterFound, WhenClusterAbsent, WhenAddressFound, WhenAddressAbsent:
 			default:
 				return fmt.Errorf("log condition %q", l.When)
 			}
-			if l.ServiceEntryFromCluster && !f.ClusterBySNI {
-				return errors.New("a log reads the entry from a cluster chosen by SNI, but the chain does not choose by SNI")
+			if l.ServiceEntryFromCluster && !f.ClusterBySNI && !f.ClusterByAddress {
+				return errors.New("a log reads the entry from a cluster chosen by SNI or address, but the chain chooses by neither")
+			}
+			if (l.When == WhenAddressFound || l.When == WhenAddressAbsent) != f.ClusterByAddress {
+				return fmt.Errorf("log condition %q on a chain that chooses by address: %v", l.When, f.ClusterByAddress)
 			}
 		}
 	default:

@@ -91,6 +91,10 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 	}
 	if d.Verdict == vocab.VerdictAllow && d.Reason == vocab.ReasonAllowed {
 		d.ServiceEntry = entryOf(a, d.Layer, d.Host, d.Port, tags[xds.TagChain])
+		if d.ServiceEntry == "" {
+			// A chain that chose the cluster by address: it names the entry.
+			d.ServiceEntry = formatted(tags[xds.TagClusterServiceEntry])
+		}
 	}
 	if policyDenied(d, c.GetConnectionTerminationDetails(), a) {
 		return d, true

@@ -373,6 +373,11 @@ func tcpAccessLog(o Options, port uint32, logs ...tcpLog) []*accesslogv3.AccessL
 			if o.ODCDSCluster != "" {
 				tags = append(tags, absentTag())
 			}
+			if l.serviceEntry == clusterEntryField {
+				// The chain chose the cluster (by SNI or address): the
+				// cluster names the entry.
+				tags = append(tags, clusterTag(TagClusterServiceEntry, routeMetadataKey, "serviceentry"))
+			}
 			if l.mesh {
 				tags = append(tags, literalTag(TagMesh, "true"))
 			}

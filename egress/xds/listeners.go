@@ -126,11 +126,14 @@ func (b *builder) chain(c *gateway.Chain, mesh *gateway.Mesh) *listenerv3.Filter
 	if f.ClusterBySNI {
 		fc.Filters = append(fc.Filters, clusterBySNIFilter(c.Port))
 	}
+	if f.ClusterByAddress {
+		fc.Filters = append(fc.Filters, clusterByAddressFilter(c.Port))
+	}
 	if f.ResolveSNIPort != 0 {
 		fc.Filters = append(fc.Filters, absoluteSNIFilter(), b.sniForwardFilter(f.ResolveSNIPort))
 	}
 	var onDemand *corev3.ConfigSource
-	if b.o.ODCDSCluster != "" && (f.ClusterBySNI || f.Cluster != BlackholeCluster && f.Cluster != OriginalDstCluster) {
+	if b.o.ODCDSCluster != "" && (f.ClusterBySNI || f.ClusterByAddress || f.Cluster != BlackholeCluster && f.Cluster != OriginalDstCluster) {
 		onDemand = onDemandSource(b.o.ODCDSCluster)
 	}
 	fc.Filters = append(fc.Filters, tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand))
@@ -215,12 +218,20 @@ var logFilters = map[gateway.LogWhen]string{
 	gateway.WhenNoSNI:         "connection.requested_server_name == ''",
 	gateway.WhenClusterFound:  "connection.requested_server_name != '' && has(xds.cluster_name) && !" + absentExpr,
 	gateway.WhenClusterAbsent: "connection.requested_server_name != '' && (!has(xds.cluster_name) || " + absentExpr + ")",
+	gateway.WhenAddressFound:  "has(xds.cluster_name) && !" + absentExpr,
+	gateway.WhenAddressAbsent: "!has(xds.cluster_name) || " + absentExpr,
 }
 
 // clusterBySNIFilter makes tcp_proxy connect to the passthrough cluster
 // the SNI names on port (see gateway's by-SNI chain).
 func clusterBySNIFilter(port uint32) *listenerv3.Filter {
 	return setFilterState("envoy.tcp_proxy.cluster", vocab.PassthroughClusterName("%REQUESTED_SERVER_NAME%", port))
+}
+
+// clusterByAddressFilter makes tcp_proxy connect to the cluster the
+// destination address names on port (see gateway's by-address chain).
+func clusterByAddressFilter(port uint32) *listenerv3.Filter {
+	return setFilterState("envoy.tcp_proxy.cluster", vocab.AddressClusterName("%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%", port))
 }
 
 // setFilterState sets the connection's filter state key to format (an

@@ -8,21 +8,27 @@ import (
 
 // Cluster names the gateway cluster of one host on one service port, in
 // Istio's form so operators recognise them in Envoy's admin:
-// "outbound|<port>||<host>", or "outbound|<port>|tls|<host>" for a host
-// whose TLS the gateway passes through. The two forms differ so that,
-// where the gateway picks the cluster from the SNI, an SNI can only ever
-// select a passthrough cluster of its own port.
+// "outbound|<port>||<host>", "outbound|<port>|tls|<host>" for a host
+// whose TLS the gateway passes through, or "outbound|<port>|addr|<ip>"
+// for a TCP entry's address (Host is then the IP). The forms differ so
+// that, where the gateway picks the cluster from the SNI or the
+// destination address, an SNI can only ever select a passthrough cluster
+// and an address an address cluster of its own port.
 type Cluster struct {
 	Port        uint32
 	Passthrough bool
+	Address     bool
 	Host        string
 }
 
 // String is the cluster's name.
 func (c Cluster) String() string {
 	subset := ""
-	if c.Passthrough {
+	switch {
+	case c.Passthrough:
 		subset = "tls"
+	case c.Address:
+		subset = "addr"
 	}
 	return fmt.Sprintf("outbound|%d|%s|%s", c.Port, subset, c.Host)
 }
@@ -30,14 +36,20 @@ func (c Cluster) String() string {
 // ParseCluster reads a name Cluster.String wrote.
 func ParseCluster(s string) (Cluster, bool) {
 	parts := strings.SplitN(s, "|", 4)
-	if len(parts) != 4 || parts[0] != "outbound" || (parts[2] != "" && parts[2] != "tls") || parts[3] == "" {
+	if len(parts) != 4 || parts[0] != "outbound" || (parts[2] != "" && parts[2] != "tls" && parts[2] != "addr") || parts[3] == "" {
 		return Cluster{}, false
 	}
 	port, ok := parsePort(parts[1])
 	if !ok {
 		return Cluster{}, false
 	}
-	return Cluster{Port: port, Passthrough: parts[2] == "tls", Host: parts[3]}, true
+	return Cluster{Port: port, Passthrough: parts[2] == "tls", Address: parts[2] == "addr", Host: parts[3]}, true
+}
+
+// AddressClusterName is the cluster of a TCP entry's address (an IP) on a
+// service port.
+func AddressClusterName(ip string, port uint32) string {
+	return Cluster{Port: port, Address: true, Host: ip}.String()
 }
 
 // ClusterName is the cluster of host on a service port.
@@ -66,6 +78,9 @@ const (
 const (
 	TargetUnlisted = "unlisted" // what no entry allows
 	TargetBySNI    = "by_sni"   // every listed host, the SNI naming the cluster
+	// TargetByAddress: every TCP entry's single addresses, the destination
+	// address naming the cluster.
+	TargetByAddress = "by_address"
 )
 
 // Chain names a gateway filter chain: "<kind>|<port>[|<target>]", with
@@ -125,7 +140,7 @@ func ParseChain(s string) (Chain, bool) {
 
 // Entry is the ServiceEntry ("namespace/name") a TCP chain serves, or "".
 func (c Chain) Entry() string {
-	if c.Kind != ChainTCP || c.Target == TargetUnlisted {
+	if c.Kind != ChainTCP || c.Target == TargetUnlisted || c.Target == TargetByAddress {
 		return ""
 	}
 	return c.Target

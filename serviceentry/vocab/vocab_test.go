@@ -50,13 +50,16 @@ func TestClusterNames(t *testing.T) {
 		"outbound|443||api.example.com":    {Port: 443, Host: "api.example.com"},
 		"outbound|443|tls|api.example.com": {Port: 443, Passthrough: true, Host: "api.example.com"},
 		"outbound|80||*.example.com":       {Port: 80, Host: "*.example.com"},
+		"outbound|5432|addr|198.18.0.7":    {Port: 5432, Address: true, Host: "198.18.0.7"},
+		"outbound|5432|addr|2001:db8::7":   {Port: 5432, Address: true, Host: "2001:db8::7"},
 	} {
 		got, ok := ParseCluster(name)
 		if !ok || got != want || got.String() != name {
 			t.Errorf("%s: %+v %v (%s)", name, got, ok, got.String())
 		}
 	}
-	if ClusterName("a.test", 80) != "outbound|80||a.test" || PassthroughClusterName("a.test", 443) != "outbound|443|tls|a.test" {
+	if ClusterName("a.test", 80) != "outbound|80||a.test" || PassthroughClusterName("a.test", 443) != "outbound|443|tls|a.test" ||
+		AddressClusterName("198.18.0.7", 5432) != "outbound|5432|addr|198.18.0.7" {
 		t.Error("name functions")
 	}
 	for _, bad := range []string{"", "outbound|80|", "outbound|80||", "inbound|80||a", "outbound|x||a", "outbound|0||a", "outbound|080||a", "outbound|80|v1|a", "outbound|70000||a"} {
