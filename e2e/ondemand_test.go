@@ -182,6 +182,14 @@ spec:
 		}
 		return nil
 	})
+	// A host asked for before it was listed (the gateway holds its absent
+	// cluster) is let through once an entry lists it.
+	if code, _, err := g.httpGet("late.ondemand.test"); err != nil || code != 403 {
+		t.Fatalf("a host not listed yet: %d %v", code, err)
+	}
+	writeFile(t, dir, "late.yaml", staticEntry("late", "late.ondemand.test", 80, "HTTP", second))
+	eventually(t, 10*time.Second, "a host listed after it was denied", g.wantStatus("late.ondemand.test", 200))
+
 	// A removed entry is denied as not in the registry (the gateway now
 	// holds an absent cluster of that name).
 	writeFile(t, dir, "entries.yaml", staticEntry("api", "api.ondemand.test", 443, "TLS", tlsPort))

@@ -88,6 +88,10 @@ func onDemandSource(cluster string) *corev3.ConfigSource {
 // onDemand.held).
 const onDemandDigests = "ondemand/" + resourcev3.ClusterType
 
+// onDemandSecretDigests is the key of the SDS secrets only on-demand
+// clusters name (see Resources.key).
+const onDemandSecretDigests = "ondemand/" + resourcev3.SecretType
+
 // onDemand serves the on-demand clusters of the current configuration.
 type onDemand struct {
 	log    *zap.Logger

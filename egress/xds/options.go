@@ -63,8 +63,8 @@ type Options struct {
 	// ODCDSCluster, when set, is the bootstrap cluster of the control
 	// plane, from which Envoy discovers the clusters of listed hosts on
 	// demand (see ondemand.go): it holds those in use, not every one.
-	// Clusters that need SDS secrets (TLS origination) and the gateway's
-	// own stay in the CDS every gateway holds.
+	// Only the gateway's own clusters stay in the CDS every gateway holds;
+	// the SDS secrets only on-demand clusters name are not waited for.
 	ODCDSCluster string
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).

@@ -90,11 +90,17 @@ func (r *Resources) validateChanged(published, now map[string]map[string]string)
 }
 
 // key is how digests file a resource: by type URL and name, the
-// on-demand clusters apart (onDemandDigests), as no ADS type carries them.
+// on-demand clusters apart (onDemandDigests), as no ADS type carries them,
+// and the secrets only they name (onDemandSecretDigests): a gateway asks
+// for those only once it holds such a cluster, so no version can wait for
+// them.
 func (r *Resources) key(m proto.Message) (string, string) {
 	typ, n := typeURL(m), name(m)
-	if typ == resourcev3.ClusterType && r.onDemand[n] {
+	switch {
+	case typ == resourcev3.ClusterType && r.onDemand[n]:
 		typ = onDemandDigests
+	case typ == resourcev3.SecretType && r.onDemand != nil && !r.coreSecrets[n]:
+		typ = onDemandSecretDigests
 	}
 	return typ, n
 }
@@ -149,6 +155,22 @@ func (r *Resources) snapshot(version string, versions map[string]map[string]stri
 	s, err := cachev3.NewSnapshot(version, res)
 	if err != nil {
 		return nil, fmt.Errorf("xds: snapshot: %w", err)
+	}
+	if extra := versions[onDemandSecretDigests]; len(extra) > 0 {
+		// The snapshot serves every secret by SDS, with its version.
+		merged := make(map[string]map[string]string, len(versions))
+		for t, m := range versions {
+			merged[t] = m
+		}
+		secrets := make(map[string]string, len(versions[resourcev3.SecretType])+len(extra))
+		for n, v := range versions[resourcev3.SecretType] {
+			secrets[n] = v
+		}
+		for n, v := range extra {
+			secrets[n] = v
+		}
+		merged[resourcev3.SecretType] = secrets
+		versions = merged
 	}
 	s.VersionMap = versions
 	if err := s.Consistent(); err != nil {

@@ -34,8 +34,11 @@ type Resources struct {
 
 	// allowlist is the version of the allowlist translated.
 	allowlist string
-	// onDemand are the clusters Envoy discovers on demand, by name.
-	onDemand map[string]bool
+	// onDemand are the clusters Envoy discovers on demand, by name;
+	// coreSecrets the SDS secrets the rest (listeners, other clusters)
+	// name.
+	onDemand    map[string]bool
+	coreSecrets map[string]bool
 	// built and known come from translating with a memo: what each
 	// resource was built from, and the digests of those reused from it.
 	built *memo
@@ -152,18 +155,37 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 			res.onDemand[cluster.Name] = true
 		}
 	}
+	if res.onDemand != nil {
+		res.coreSecrets = map[string]bool{}
+		for _, c := range res.Clusters {
+			if !res.onDemand[c.Name] {
+				for _, n := range secretsOf(c) {
+					res.coreSecrets[n] = true
+				}
+			}
+		}
+		for _, l := range res.Listeners {
+			for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
+				for _, n := range downstreamSecretsOf(fc.GetTransportSocket()) {
+					res.coreSecrets[n] = true
+				}
+			}
+		}
+	}
 	return res
 }
 
 // onDemand reports whether cluster c of the model is discovered on demand:
-// a listed host's cluster that needs no SDS secret, when ODCDS is on.
-func (b *builder) onDemand(m *gateway.Cluster, c *clusterv3.Cluster) bool {
+// every listed host's cluster, when ODCDS is on. (None may be sent by ADS
+// as well: a name Envoy looked up on demand and was answered absent must
+// get its real cluster on the same stream.)
+func (b *builder) onDemand(m *gateway.Cluster, _ *clusterv3.Cluster) bool {
 	if b.o.ODCDSCluster == "" {
 		return false
 	}
 	switch m.Kind {
 	case gateway.ClusterStatic, gateway.ClusterStrictDNS, gateway.ClusterLogicalDNS:
-		return len(secretsOf(c)) == 0
+		return true
 	}
 	return false
 }
