@@ -104,6 +104,30 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		reportOverhead(b, direct, gateway, true)
 		reportAgainstPlain(b, baseline, gateway, true)
 	})
+	// The forward-proxy peer: squid allowing the one host (dstdomain), in
+	// the same run; a client configured with HTTP_PROXY sends it absolute
+	// URIs. egressd's gateway is not a forward proxy: it gets the request
+	// as a redirected client sends it, Host header and all.
+	b.Run("http-vs-squid", func(b *testing.B) {
+		target := "http://" + net.JoinHostPort(webHost, strconv.Itoa(webPort)) + "/"
+		squid := startSquid(b, webHost, target)
+		direct, peer, gateway := interleavedWith(b, "squid",
+			func() loadResult {
+				return runWrk(b, "http://"+webHost+"/", net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort)), gatewayPIDs{})
+			},
+			func() loadResult { return runWrkProxy(b, target, squid.addr, squid.pid) },
+			func() loadResult { return runWrk(b, "http://"+webHost+"/", g.Addr(80), pids) })
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(direct.rps, "direct-req/s")
+		b.ReportMetric(peer.rps, "squid-req/s")
+		b.ReportMetric(gateway.rps, "gw-req/s")
+		b.ReportMetric(gateway.rps/peer.rps, "gw/squid")
+		if peer.rps > 0 && gateway.rps > 0 && peer.envoyCPU > 0 {
+			b.ReportMetric(((gateway.envoyCPU+gateway.egressdCPU)/gateway.rps)/(peer.envoyCPU/peer.rps), "cpu-per-req/squid")
+		}
+		b.Logf("squid: %.0f req/s, p50 %v, p99 %v, %.2f cores; gateway %.0f req/s (%.2fx of squid)",
+			peer.rps, peer.p50, peer.p99, peer.envoyCPU, gateway.rps, gateway.rps/peer.rps)
+	})
 	b.Run("tls-passthrough", func(b *testing.B) {
 		url := "https://" + secureHost + "/"
 		direct, baseline, gateway := interleaved(b,
@@ -240,13 +264,18 @@ func reportOverhead(b *testing.B, direct, gateway loadResult, saturation bool) {
 // median: a round's three runs are seconds apart, so their ratios are
 // steadier than the runs themselves. Every round is logged.
 func interleaved(b *testing.B, direct, plain, gateway func() loadResult) (loadResult, loadResult, loadResult) {
+	return interleavedWith(b, "plain Envoy", direct, plain, gateway)
+}
+
+// interleavedWith is interleaved against another peer, named in the log.
+func interleavedWith(b *testing.B, peer string, direct, plain, gateway func() loadResult) (loadResult, loadResult, loadResult) {
 	type round struct{ d, p, g loadResult }
 	var rounds []round
 	for i := range max(1, *overheadRounds) {
 		r := round{direct(), plain(), gateway()}
 		rounds = append(rounds, r)
-		b.Logf("round %d: direct %.0f, plain Envoy %.0f, gateway %.0f req/s (gateway/plain %.2fx)",
-			i+1, r.d.rps, r.p.rps, r.g.rps, r.g.rps/r.p.rps)
+		b.Logf("round %d: direct %.0f, %s %.0f, gateway %.0f req/s (gateway/%s %.2fx)",
+			i+1, r.d.rps, peer, r.p.rps, r.g.rps, peer, r.g.rps/r.p.rps)
 	}
 	slices.SortFunc(rounds, func(x, y round) int { return cmp.Compare(x.g.rps/x.p.rps, y.g.rps/y.p.rps) })
 	m := rounds[len(rounds)/2]
@@ -287,14 +316,21 @@ func reportAgainstPlain(b *testing.B, plain, gateway loadResult, saturation bool
 func runWrk(b *testing.B, url, addr string, pids gatewayPIDs) loadResult {
 	b.Helper()
 	host := strings.TrimPrefix(strings.TrimSuffix(url, "/"), "http://")
-	out, res := runLoad(b, pids, "wrk",
+	return runWrkArgs(b, "http://"+addr+"/", pids, "-H", "Host: "+host)
+}
+
+// runWrkArgs runs wrk against target with the benchmark's settings and
+// extra arguments, and reads its figures.
+func runWrkArgs(b *testing.B, target string, pids gatewayPIDs, extra ...string) loadResult {
+	b.Helper()
+	args := append([]string{
 		"-t", strconv.Itoa(*overheadThreads),
 		"-c", strconv.Itoa(*overheadConns),
 		"-d", fmt.Sprintf("%ds", *overheadSeconds),
 		"--timeout", "5s",
 		"--latency",
-		"-H", "Host: "+host,
-		"http://"+addr+"/")
+	}, extra...)
+	out, res := runLoad(b, pids, "wrk", append(args, target)...)
 	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindStringSubmatch(out); m != nil {
 		b.Fatalf("wrk: %s non-2xx responses:\n%s", m[1], out)
 	}
