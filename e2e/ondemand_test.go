@@ -83,14 +83,8 @@ spec:
 	// TLS passthrough by SNI.
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	raw, err := net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if conn, err := tlsClient(raw, "api.ondemand.test", roots); err != nil {
+	if err := tlsHandshake(g.Addr(443), "api.ondemand.test", roots); err != nil {
 		t.Errorf("first TLS connection to a listed host: %v", err)
-	} else {
-		conn.Close()
 	}
 	// TCP by address.
 	if err := tcpEcho(g.Addr(5432)); err != nil {
@@ -133,18 +127,9 @@ spec:
 		t.Errorf("the same unlisted Host 20 times took %v", d)
 	}
 	g.accessLogEntry(t, map[string]string{"layer": "http", "verdict": "deny", "reason": "not_in_registry", "host": "made-up-1.ondemand.test"})
-	raw, err = net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start = time.Now()
 	for range 3 { // again and again: refused at once each time
-		raw, err := net.DialTimeout("tcp", g.Addr(443), 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if conn, err := tlsClient(raw, "made-up.ondemand.test", roots); err == nil {
-			conn.Close()
+		if err := tlsHandshake(g.Addr(443), "made-up.ondemand.test", roots); err == nil {
 			t.Error("an unlisted SNI got through")
 		}
 	}
@@ -200,6 +185,20 @@ spec:
 		}
 		return nil
 	})
+}
+
+// tlsHandshake connects to addr and completes a TLS handshake with sni,
+// verifying the server against roots.
+func tlsHandshake(addr, sni string, roots *x509.CertPool) error {
+	raw, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	conn, err := tlsClient(raw, sni, roots)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // envoyClusters lists the clusters the managed Envoy holds now (its admin

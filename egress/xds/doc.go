@@ -11,7 +11,10 @@
 // hcm.go (the one HTTP connection manager builder and its filter order),
 // routes.go, cluster.go, origination.go (upstream TLS), accesslog.go,
 // guard.go (the address guard's RBAC). memo.go reuses what an unchanged
-// part of the model was built into at the last publish. The gateway it
+// part of the model was built into at the last publish. ondemand.go serves
+// the listed hosts' clusters on demand (a delta CDS stream of its own,
+// with absent clusters for names that are none), so a gateway holds the
+// clusters of the hosts in use. The gateway it
 // describes denies by default: HTTP by Host header, TLS by SNI
 // (passthrough), TCP by destination address and port; everything else is
 // refused and logged.
