@@ -165,7 +165,10 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 			}
 		}
 		for _, l := range res.Listeners {
-			for _, fc := range append(l.GetFilterChains(), l.GetDefaultFilterChain()) {
+			for _, n := range downstreamSecretsOf(l.GetDefaultFilterChain().GetTransportSocket()) {
+				res.coreSecrets[n] = true
+			}
+			for _, fc := range l.GetFilterChains() {
 				for _, n := range downstreamSecretsOf(fc.GetTransportSocket()) {
 					res.coreSecrets[n] = true
 				}
