@@ -331,3 +331,65 @@ func TestUnderWildcard(t *testing.T) {
 		t.Error("no wildcards, yet under one")
 	}
 }
+
+const tcpHosts = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: ns}
+spec:
+  hosts: [db.example.com]
+  addresses: [198.18.0.7, "2001:db8::7"]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: range, namespace: ns}
+spec:
+  hosts: [pool.example.com]
+  addresses: [198.18.5.0/24]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 198.18.5.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: passthrough, namespace: ns}
+spec:
+  hosts: [legacy.example.com]
+  addresses: [198.18.6.7]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  resolution: NONE
+`
+
+// TestPlanTCPByAddress: under REGISTRY_ONLY an entry whose addresses are
+// single IPs gets a cluster per address and no chain, the port's default
+// chain taking the cluster from the destination address; a range and an
+// original-destination entry keep chains of their own; the forwarding
+// modes keep a chain per entry.
+func TestPlanTCPByAddress(t *testing.T) {
+	g := plan(t, tcpHosts, Options{})
+	p := g.port(5432)
+	if got, want := chainNames(p), []string{"tcp|5432|ns/passthrough", "tcp|5432|ns/range"}; !slices.Equal(got, want) {
+		t.Errorf("chains %q, want %q", got, want)
+	}
+	if p.Default == nil || p.Default.Name != "tcp|5432|by_address" || !p.Default.Forward.ClusterByAddress {
+		t.Fatalf("default chain %+v, want the by-address chain", p.Default)
+	}
+	for _, ip := range []string{"198.18.0.7", "2001:db8::7"} {
+		c := g.cluster(vocab.AddressClusterName(ip, 5432))
+		if c == nil || c.ServiceEntry != "ns/db" {
+			t.Errorf("address %s: cluster %+v, want one of ns/db", ip, c)
+		}
+	}
+	if g.cluster(vocab.ClusterName("db.example.com", 5432)) != nil {
+		t.Error("the by-address entry also has a cluster named after its host")
+	}
+	if err := g.Validate(); err != nil {
+		t.Error(err)
+	}
+	forwarding := plan(t, tcpHosts, Options{Outbound: serviceentry.AllowAny}).port(5432)
+	if got := chainNames(forwarding); !slices.Contains(got, "tcp|5432|ns/db") || forwarding.Default.Forward.ClusterByAddress {
+		t.Errorf("ALLOW_ANY: chains %q, default %+v: want a chain per entry", got, forwarding.Default)
+	}
+}

@@ -80,11 +80,17 @@ const (
 // cluster the first term is false.
 const absentExpr = "(has(xds.cluster_name) && has(xds.cluster_metadata.filter_metadata." + absentMetadata + "))"
 
-// clusterTag is a tag of the upstream cluster's metadata (namespace,
-// key), "-" without one. Envoy's metadata custom tags do not read a
-// cluster's metadata in access logs; its formatter does.
+// clusterMetadataField is Envoy's format command for a value of the
+// upstream cluster's metadata (namespace, key); "-" without one.
+func clusterMetadataField(namespace, key string) string {
+	return "%CLUSTER_METADATA(" + namespace + ":" + key + ")%"
+}
+
+// clusterTag is a tag of the upstream cluster's metadata. Envoy's
+// metadata custom tags do not read a cluster's metadata in access logs;
+// its formatter does.
 func clusterTag(tag, namespace, key string) *tracingv3.CustomTag {
-	return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Value{Value: "%CLUSTER_METADATA(" + namespace + ":" + key + ")%"}}
+	return &tracingv3.CustomTag{Tag: tag, Type: &tracingv3.CustomTag_Value{Value: clusterMetadataField(namespace, key)}}
 }
 
 // absentTag reads the absent mark from the upstream cluster's metadata.

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -82,7 +81,7 @@ func (b *builder) hostCluster(m *gateway.Cluster) *clusterv3.Cluster {
 
 // clusterEntryField is the file access log's value of the upstream
 // cluster's ServiceEntry (every host cluster's metadata).
-var clusterEntryField = fmt.Sprintf("%%CLUSTER_METADATA(%s:serviceentry)%%", routeMetadataKey)
+var clusterEntryField = clusterMetadataField(routeMetadataKey, "serviceentry")
 
 func baseCluster(o Options, name string) *clusterv3.Cluster {
 	return &clusterv3.Cluster{

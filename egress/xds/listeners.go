@@ -214,13 +214,21 @@ func (b *builder) tcpLogs(port uint32, lines []gateway.Log) []*accesslogv3.Acces
 // cluster (on-demand discovery's "no such cluster") counts as none.
 var logFilters = map[gateway.LogWhen]string{
 	gateway.WhenAlways:        "",
-	gateway.WhenSNI:           "connection.requested_server_name != ''",
+	gateway.WhenSNI:           sniExpr,
 	gateway.WhenNoSNI:         "connection.requested_server_name == ''",
-	gateway.WhenClusterFound:  "connection.requested_server_name != '' && has(xds.cluster_name) && !" + absentExpr,
-	gateway.WhenClusterAbsent: "connection.requested_server_name != '' && (!has(xds.cluster_name) || " + absentExpr + ")",
-	gateway.WhenAddressFound:  "has(xds.cluster_name) && !" + absentExpr,
-	gateway.WhenAddressAbsent: "!has(xds.cluster_name) || " + absentExpr,
+	gateway.WhenClusterFound:  sniExpr + " && " + clusterFoundExpr,
+	gateway.WhenClusterAbsent: sniExpr + " && (" + clusterAbsentExpr + ")",
+	gateway.WhenAddressFound:  clusterFoundExpr,
+	gateway.WhenAddressAbsent: clusterAbsentExpr,
 }
+
+// The parts of logFilters: the connection sent an SNI; the cluster the
+// chain chose exists (and is not an absent one), or does not.
+const (
+	sniExpr           = "connection.requested_server_name != ''"
+	clusterFoundExpr  = "has(xds.cluster_name) && !" + absentExpr
+	clusterAbsentExpr = "!has(xds.cluster_name) || " + absentExpr
+)
 
 // clusterBySNIFilter makes tcp_proxy connect to the passthrough cluster
 // the SNI names on port (see gateway's by-SNI chain).

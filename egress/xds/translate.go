@@ -45,8 +45,15 @@ type Resources struct {
 	known map[proto.Message]string
 }
 
-// SecretNames returns the SDS secrets the clusters refer to, sorted.
+// SecretNames returns the SDS secrets the clusters and listeners refer
+// to, sorted.
 func (r *Resources) SecretNames() []string {
+	return r.secretNames(func(*clusterv3.Cluster) bool { return true })
+}
+
+// secretNames returns the SDS secrets the listeners (every filter chain,
+// the default one too) and the clusters counted refer to, sorted.
+func (r *Resources) secretNames(counted func(*clusterv3.Cluster) bool) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(names []string) {
@@ -58,9 +65,12 @@ func (r *Resources) SecretNames() []string {
 		}
 	}
 	for _, c := range r.Clusters {
-		add(secretsOf(c))
+		if counted(c) {
+			add(secretsOf(c))
+		}
 	}
 	for _, l := range r.Listeners {
+		add(downstreamSecretsOf(l.GetDefaultFilterChain().GetTransportSocket()))
 		for _, fc := range l.GetFilterChains() {
 			add(downstreamSecretsOf(fc.GetTransportSocket()))
 		}
@@ -157,22 +167,8 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 	}
 	if res.onDemand != nil {
 		res.coreSecrets = map[string]bool{}
-		for _, c := range res.Clusters {
-			if !res.onDemand[c.Name] {
-				for _, n := range secretsOf(c) {
-					res.coreSecrets[n] = true
-				}
-			}
-		}
-		for _, l := range res.Listeners {
-			for _, n := range downstreamSecretsOf(l.GetDefaultFilterChain().GetTransportSocket()) {
-				res.coreSecrets[n] = true
-			}
-			for _, fc := range l.GetFilterChains() {
-				for _, n := range downstreamSecretsOf(fc.GetTransportSocket()) {
-					res.coreSecrets[n] = true
-				}
-			}
+		for _, n := range res.secretNames(func(c *clusterv3.Cluster) bool { return !res.onDemand[c.Name] }) {
+			res.coreSecrets[n] = true
 		}
 	}
 	return res
