@@ -150,7 +150,8 @@ func (l *ackLedger) record(version, allowlist string, digests map[string]map[str
 		}
 	}
 	l.digests = digests
-	p := &published{need: map[string]string{}, allowlist: allowlist}
+	// Numbered from 1: 0 is "before any version" (see onDemand).
+	p := &published{seq: 1, need: map[string]string{}, allowlist: allowlist}
 	if n := len(l.order); n > 0 {
 		p.seq = l.history[l.order[n-1]].seq + 1
 	}
@@ -167,6 +168,18 @@ func (l *ackLedger) record(version, allowlist string, digests map[string]map[str
 		delete(l.history, l.order[0])
 		l.order = l.order[1:]
 	}
+}
+
+// seq is version's place in the order of publishing (from 1), while the
+// ledger remembers it.
+func (l *ackLedger) seq(version string) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.history[version]
+	if !ok {
+		return 0, false
+	}
+	return p.seq, true
 }
 
 // holds reports whether the gateway holds version: for every resource

@@ -102,9 +102,7 @@ type onDemand struct {
 	clusters map[string]*clusterv3.Cluster
 	versions map[string]string // cluster name -> digest
 	version  string            // the configuration version
-	gen      uint64            // one per set
-	gens     map[string]uint64 // recent versions -> gen
-	order    []string          // gens' versions, oldest first
+	seq      int               // its place in the order of publishing (the ledger's)
 	streams  map[*odStream]bool
 	changed  chan struct{} // closed and replaced when a stream ACKs or ends
 	nacked   string
@@ -113,7 +111,7 @@ type onDemand struct {
 
 func newOnDemand(log *zap.Logger, absent func(name string) *clusterv3.Cluster) *onDemand {
 	return &onDemand{log: log, absent: absent, now: time.Now, clusters: map[string]*clusterv3.Cluster{}, versions: map[string]string{},
-		gens: map[string]uint64{}, streams: map[*odStream]bool{}, changed: make(chan struct{})}
+		streams: map[*odStream]bool{}, changed: make(chan struct{})}
 }
 
 // odStream is one Envoy's ODCDS stream: the clusters it asked for, with
@@ -122,15 +120,15 @@ type odStream struct {
 	// sent: subscribed name -> the digest sent, absentVersion (an absent
 	// cluster), or "" (nothing: not answered yet, or evicted).
 	sent    map[string]string
-	fresh   []string          // names just asked for, to answer
-	full    bool              // the configuration changed: look at every name
-	absents int               // absent clusters it holds
-	removed []string          // names to answer "removed" without remembering
-	wake    chan struct{}     // cap 1: something to send
-	pending map[string]uint64 // nonce -> gen, until answered
-	acked   uint64            // the gen this stream is known to hold
-	nacked  string            // its rejection, until a later response is ACKed
-	nackGen uint64            // the gen of the rejected response
+	fresh   []string       // names just asked for, to answer
+	full    bool           // the configuration changed: look at every name
+	absents int            // absent clusters it holds
+	removed []string       // names to answer "removed" without remembering
+	wake    chan struct{}  // cap 1: something to send
+	pending map[string]int // nonce -> seq of the version sent, until answered
+	acked   int            // the seq of the version this stream is known to hold
+	nacked  string         // its rejection, until a later response is ACKed
+	nackSeq int            // the seq of the rejected response
 	nonce   int
 	// tokens and filled: the absentRate budget.
 	tokens float64
@@ -155,21 +153,12 @@ func (st *odStream) takeAbsent(now time.Time) bool {
 }
 
 // set makes clusters (by name, with their digests) the on-demand clusters
-// of version, and pushes the changed ones to the streams that hold them.
-func (o *onDemand) set(version string, clusters map[string]*clusterv3.Cluster, versions map[string]string) {
+// of version, the seq-th published (ackLedger.seq), and pushes the changed
+// ones to the streams that hold them.
+func (o *onDemand) set(version string, seq int, clusters map[string]*clusterv3.Cluster, versions map[string]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.clusters, o.versions, o.version = clusters, versions, version
-	o.gen++
-	if _, ok := o.gens[version]; ok {
-		o.order = slices.DeleteFunc(o.order, func(v string) bool { return v == version })
-	}
-	o.gens[version] = o.gen
-	o.order = append(o.order, version)
-	if len(o.order) > historyKept {
-		delete(o.gens, o.order[0])
-		o.order = o.order[1:]
-	}
+	o.clusters, o.versions, o.version, o.seq = clusters, versions, version, seq
 	for st := range o.streams {
 		st.full = true
 		wake(st)
@@ -183,33 +172,29 @@ func wake(st *odStream) {
 	}
 }
 
-// held reports whether every ODCDS stream holds version: it ACKed the
-// clusters it asked for as of version (or a later one), or had nothing to
-// be sent. A version older than those remembered counts as held. A stream
-// that rejected version (or a later one) never will: rejected says why.
-func (o *onDemand) held(version string) (ok bool, rejected string, changed <-chan struct{}) {
+// held reports whether every ODCDS stream holds the seq-th version: it
+// ACKed the clusters it asked for as of that version (or a later one), or
+// had nothing to be sent. A stream that rejected that version (or a later
+// one) never will: rejected says why.
+func (o *onDemand) held(seq int) (ok bool, rejected string, changed <-chan struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	g, known := o.gens[version]
-	if !known {
-		return true, "", nil
-	}
 	for st := range o.streams {
-		if st.nacked != "" && st.nackGen >= g {
+		if st.nacked != "" && st.nackSeq >= seq {
 			return false, st.nacked, nil
 		}
-		if st.acked < g {
+		if st.acked < seq {
 			return false, "", o.changed
 		}
 	}
 	return true, "", nil
 }
 
-// waitHeld blocks until held(version) or ctx ends; a rejection is an
-// error at once.
-func (o *onDemand) waitHeld(ctx context.Context, version string) error {
+// waitHeld blocks until held(seq) or ctx ends (version is its name, for
+// the errors); a rejection is an error at once.
+func (o *onDemand) waitHeld(ctx context.Context, version string, seq int) error {
 	for {
-		ok, rejected, changed := o.held(version)
+		ok, rejected, changed := o.held(seq)
 		if ok {
 			return nil
 		}
@@ -262,7 +247,7 @@ func (o *onDemand) register(gs grpc.ServiceRegistrar) {
 // DeltaClusters serves one Envoy's ODCDS stream.
 func (s odService) DeltaClusters(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
 	o := s.o
-	st := &odStream{sent: map[string]string{}, wake: make(chan struct{}, 1), pending: map[string]uint64{}}
+	st := &odStream{sent: map[string]string{}, wake: make(chan struct{}, 1), pending: map[string]int{}}
 	o.mu.Lock()
 	o.streams[st] = true
 	o.mu.Unlock()
@@ -311,14 +296,14 @@ func (o *onDemand) request(st *odStream, req *discoveryv3.DeltaDiscoveryRequest)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if nonce := req.GetResponseNonce(); nonce != "" {
-		if g, ok := st.pending[nonce]; ok {
+		if seq, ok := st.pending[nonce]; ok {
 			delete(st.pending, nonce)
 			if e := req.GetErrorDetail(); e != nil {
-				o.nacked, st.nacked, st.nackGen = e.GetMessage(), e.GetMessage(), g
+				o.nacked, st.nacked, st.nackSeq = e.GetMessage(), e.GetMessage(), seq
 				o.log.Warn("gateway rejected on-demand clusters", zap.String("error", e.GetMessage()))
 			} else {
 				st.nacked = ""
-				st.acked = max(st.acked, g)
+				st.acked = max(st.acked, seq)
 			}
 			o.notify()
 		}
@@ -436,15 +421,15 @@ func (o *onDemand) response(st *odStream) *discoveryv3.DeltaDiscoveryResponse {
 	resp.RemovedResources = append(resp.RemovedResources, st.removed...)
 	st.removed = nil
 	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 {
-		if o.gen > st.acked && len(st.pending) == 0 && st.nacked == "" {
-			st.acked = o.gen
+		if o.seq > st.acked && len(st.pending) == 0 && st.nacked == "" {
+			st.acked = o.seq
 			o.notify()
 		}
 		return nil
 	}
 	st.nonce++
 	resp.Nonce = strconv.Itoa(st.nonce)
-	st.pending[resp.Nonce] = o.gen
+	st.pending[resp.Nonce] = o.seq
 	o.pushed += int64(proto.Size(resp))
 	return resp
 }

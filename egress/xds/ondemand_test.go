@@ -109,7 +109,7 @@ func versions(resp *discoveryv3.DeltaDiscoveryResponse) []string {
 func TestOnDemandService(t *testing.T) {
 	od, dial := startOnDemand(t)
 	cs, vs := testClusters(time.Second, "a", "b", "c")
-	od.set("v1", cs, vs)
+	od.set("v1", 1, cs, vs)
 
 	c1, c2 := dial(), dial()
 	c1.send(&discoveryv3.DeltaDiscoveryRequest{ResourceNamesSubscribe: []string{"a", "made-up", "*"}})
@@ -121,7 +121,7 @@ func TestOnDemandService(t *testing.T) {
 	if err := resp.GetResources()[1].GetResource().UnmarshalTo(absent); err != nil || absent.GetName() != "made-up" || absent.GetMetadata().GetFilterMetadata()[absentMetadata] == nil || len(absent.GetLoadAssignment().GetEndpoints()) != 0 {
 		t.Errorf("absent cluster: %v %v", absent, err)
 	}
-	if ok, _, _ := od.held("v1"); ok {
+	if ok, _, _ := od.held(1); ok {
 		t.Error("v1 held before the stream ACKed it")
 	}
 	c1.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: resp.GetNonce()})
@@ -133,7 +133,7 @@ func TestOnDemandService(t *testing.T) {
 		t.Fatalf("second stream: %v", names)
 	}
 	c2.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: resp2.GetNonce()})
-	if err := od.waitHeld(ctx, "v1"); err != nil {
+	if err := od.waitHeld(ctx, "v1", 1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -141,7 +141,7 @@ func TestOnDemandService(t *testing.T) {
 	cs, vs = testClusters(2*time.Second, "a")
 	bs, bv := testClusters(time.Second, "b")
 	cs["b"], vs["b"] = bs["b"], bv["b"]
-	od.set("v2", cs, vs)
+	od.set("v2", 2, cs, vs)
 	resp, _ = c1.recv()
 	if got := versions(resp); !slices.Equal(got, []string{"a=" + vs["a"]}) || resp.GetSystemVersionInfo() != "v2" {
 		t.Fatalf("change: %v %q", got, resp.GetSystemVersionInfo())
@@ -150,7 +150,7 @@ func TestOnDemandService(t *testing.T) {
 	c1.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: resp.GetNonce(), ErrorDetail: &status.Status{Message: "bad cluster a"}})
 	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancelShort()
-	if err := od.waitHeld(short, "v2"); err == nil {
+	if err := od.waitHeld(short, "v2", 2); err == nil {
 		t.Error("v2 held though its change was rejected")
 	}
 	if od.Rejected() != "bad cluster a" {
@@ -159,18 +159,18 @@ func TestOnDemandService(t *testing.T) {
 
 	// v3 removes a: c1 gets an absent cluster in its place.
 	cs, vs = testClusters(time.Second, "b")
-	od.set("v3", cs, vs)
+	od.set("v3", 3, cs, vs)
 	resp, _ = c1.recv()
 	if got := versions(resp); !slices.Equal(got, []string{"a=absent"}) || len(resp.GetRemovedResources()) != 0 {
 		t.Fatalf("removal: %v removed %v", got, resp.GetRemovedResources())
 	}
 	c1.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: resp.GetNonce()})
-	if err := od.waitHeld(ctx, "v3"); err != nil {
+	if err := od.waitHeld(ctx, "v3", 3); err != nil {
 		t.Fatal(err)
 	}
 	// v4 lists made-up: c1, which holds its absent cluster, gets the real one.
 	cs["made-up"], vs["made-up"] = &clusterv3.Cluster{Name: "made-up"}, "real"
-	od.set("v4", cs, vs)
+	od.set("v4", 4, cs, vs)
 	resp, _ = c1.recv()
 	if got := versions(resp); !slices.Equal(got, []string{"made-up=real"}) {
 		t.Fatalf("listed later: %v", got)
@@ -207,7 +207,7 @@ func TestOnDemandAbsentBounds(t *testing.T) {
 	od.now = func() time.Time { return clock }
 	od.mu.Unlock()
 	cs, vs := testClusters(time.Second, "listed")
-	od.set("v1", cs, vs)
+	od.set("v1", 1, cs, vs)
 	c := dial()
 	next := 0
 	ask := func(n int, extra ...string) (*discoveryv3.DeltaDiscoveryResponse, []string) {

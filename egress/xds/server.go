@@ -203,7 +203,8 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 		return "", fmt.Errorf("xds: publish %s: %w", version, err)
 	}
 	s.ledger.published(version)
-	s.od.set(version, res.onDemandClusters(), digests[onDemandDigests])
+	seq, _ := s.ledger.seq(version) // just recorded
+	s.od.set(version, seq, res.onDemandClusters(), digests[onDemandDigests])
 	s.mu.Lock()
 	s.memo = res.built.published(digests)
 	last := *res
@@ -278,7 +279,11 @@ func (s *Server) WaitAcked(ctx context.Context, version string) error {
 	if err := s.ledger.WaitAcked(ctx, version); err != nil {
 		return err
 	}
-	return s.od.waitHeld(ctx, version)
+	seq, ok := s.ledger.seq(version)
+	if !ok {
+		return nil // older than the ledger remembers: held since
+	}
+	return s.od.waitHeld(ctx, version, seq)
 }
 
 // Gateway is the gateway model of the last configuration published; nil
