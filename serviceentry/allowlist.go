@@ -19,6 +19,9 @@ type Allowlist struct {
 	problems []Problem
 	policies []*AuthorizationPolicy // sorted by namespace/name
 	peers    []*PeerAuthentication  // sorted by namespace/name
+	// entryDigests are the digests of the entries that give hosts, by
+	// content (see EntryDigest).
+	entryDigests map[*Entry]string
 }
 
 // Host is one allowed host name (exact or "*.suffix" wildcard) with every
@@ -77,6 +80,12 @@ func (h *Host) Port(number uint32) (HostPort, bool) {
 
 // Version identifies the allowlist's content: equal content, equal version.
 func (a *Allowlist) Version() string { return a.version }
+
+// EntryDigest is a digest of everything e says (its JSON encoding, the
+// reference and location included), for an entry that gives a's hosts:
+// two entries with one digest are interchangeable, whichever source or
+// compile they come from. "" for any other entry.
+func (a *Allowlist) EntryDigest(e *Entry) string { return a.entryDigests[e] }
 
 // Hosts returns every allowed host, sorted by name. Callers must not modify it.
 func (a *Allowlist) Hosts() []*Host { return a.hosts }

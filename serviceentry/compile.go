@@ -171,6 +171,7 @@ func (a *Allowlist) digest() string {
 	for i, e := range list {
 		entries[e] = sums[i]
 	}
+	a.entryDigests = entries
 	type port struct {
 		Port
 		Entry string       `json:"entry"`

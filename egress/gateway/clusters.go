@@ -12,7 +12,7 @@ import (
 // returns its name.
 func (p *planner) hostCluster(host string, hp serviceentry.HostPort) string {
 	name := vocab.ClusterName(host, hp.Number)
-	if _, ok := p.clusters[name]; ok {
+	if p.known(name) {
 		return name
 	}
 	return p.add(p.upstream(name, host, hp))
@@ -22,7 +22,7 @@ func (p *planner) hostCluster(host string, hp serviceentry.HostPort) string {
 // through (vocab.PassthroughClusterName) and returns its name.
 func (p *planner) passthroughCluster(hp hostPort) string {
 	name := vocab.PassthroughClusterName(hp.host.Name, hp.hp.Number)
-	if _, ok := p.clusters[name]; ok {
+	if p.known(name) {
 		return name
 	}
 	return p.add(p.upstream(name, hp.host.Name, hp.hp))

@@ -35,65 +35,16 @@ func meshMode(a *serviceentry.Allowlist, port uint32) serviceentry.MTLSMode {
 // table, TLS passed through to the host. AuthorizationPolicies apply, and,
 // the caller being known here, each ServiceEntry's exportTo: callers from
 // namespaces it is not exported to are refused. Server names no entry
-// allows match no chain and are closed and logged. ports are the planned
-// listeners of hosts, in the same order.
-func (p *planner) mesh(a *serviceentry.Allowlist, hosts []*portHosts, ports []*Port) *Mesh {
+// allows match no chain and are closed and logged. chains are the ports'
+// (meshChains), in port order.
+func (p *planner) mesh(a *serviceentry.Allowlist, chains []*Chain) *Mesh {
 	mp := p.o.MeshPort
 	m := &Mesh{
 		Port:     mp,
 		Listen:   mp + p.o.PortOffset,
 		Mode:     meshMode(a, mp),
 		Policies: append(append([]*serviceentry.AuthorizationPolicy(nil), a.AuthorizationPolicies()...), authz.ExportTo(a)...),
-	}
-	for i, ph := range hosts {
-		if routes := ports[i].Routes; len(ph.http) > 0 && routes != nil {
-			var names []string
-			for _, hp := range ph.http {
-				if !hp.host.Wildcard {
-					names = append(names, meshSNI(hp.host.Name, ph.number))
-				}
-				if plainSNIPort(hp.host) == ph.number {
-					names = append(names, hp.host.Name)
-				}
-			}
-			if len(names) > 0 {
-				sort.Strings(names)
-				m.Chains = append(m.Chains, &Chain{
-					Name:    vocab.Chain{Kind: vocab.ChainMeshHTTP, Port: ph.number}.String(),
-					Port:    ph.number,
-					Match:   Match{ServerNames: names, Transport: TransportTLS},
-					MeshTLS: true,
-					HTTP: &HTTP{Routes: routes.Name, StatPrefix: fmt.Sprintf("egress_mesh_http_%d", ph.number), Mesh: true,
-						Dynamic: routes.Dynamic, ByHost: routes.ByHost},
-				})
-			}
-		}
-		for _, hp := range ph.tls {
-			if hp.host.Wildcard && dynamic(hp) {
-				continue // the inner SNI is hidden behind the mesh TLS: nothing to forward by
-			}
-			var names []string
-			if !hp.host.Wildcard {
-				names = append(names, meshSNI(hp.host.Name, ph.number))
-			}
-			if plainSNIPort(hp.host) == ph.number {
-				names = append(names, hp.host.Name)
-			}
-			if len(names) == 0 {
-				continue
-			}
-			m.Chains = append(m.Chains, &Chain{
-				Name:    vocab.Chain{Kind: vocab.ChainMeshTLS, Port: ph.number, Target: hp.host.Name}.String(),
-				Port:    ph.number,
-				Match:   Match{ServerNames: names, Transport: TransportTLS},
-				MeshTLS: true,
-				// Inside mesh TLS the server name Envoy sees is the mesh
-				// one: the policies' hosts are decided for this host.
-				Forward: &Forward{Cluster: p.passthroughCluster(hp), AuthorizeHost: hp.host.Name, Logs: []Log{
-					{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.hp.Entry.Ref.String(), Mesh: true},
-				}},
-			})
-		}
+		Chains:   chains,
 	}
 	m.Default = &Chain{
 		Name:    vocab.Chain{Kind: vocab.ChainMeshUnlisted}.String(),
@@ -123,4 +74,58 @@ func plainSNIPort(h *serviceentry.Host) uint32 {
 		return h.Ports[0].Number
 	}
 	return 0
+}
+
+// meshChains are the mesh listener's chains for one planned port.
+func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
+	var chains []*Chain
+	if routes := port.Routes; len(ph.http) > 0 && routes != nil {
+		var names []string
+		for _, hp := range ph.http {
+			if !hp.host.Wildcard {
+				names = append(names, meshSNI(hp.host.Name, ph.number))
+			}
+			if hp.sniPort == ph.number {
+				names = append(names, hp.host.Name)
+			}
+		}
+		if len(names) > 0 {
+			sort.Strings(names)
+			chains = append(chains, &Chain{
+				Name:    vocab.Chain{Kind: vocab.ChainMeshHTTP, Port: ph.number}.String(),
+				Port:    ph.number,
+				Match:   Match{ServerNames: names, Transport: TransportTLS},
+				MeshTLS: true,
+				HTTP: &HTTP{Routes: routes.Name, StatPrefix: fmt.Sprintf("egress_mesh_http_%d", ph.number), Mesh: true,
+					Dynamic: routes.Dynamic, ByHost: routes.ByHost},
+			})
+		}
+	}
+	for _, hp := range ph.tls {
+		if hp.host.Wildcard && dynamic(hp) {
+			continue // the inner SNI is hidden behind the mesh TLS: nothing to forward by
+		}
+		var names []string
+		if !hp.host.Wildcard {
+			names = append(names, meshSNI(hp.host.Name, ph.number))
+		}
+		if hp.sniPort == ph.number {
+			names = append(names, hp.host.Name)
+		}
+		if len(names) == 0 {
+			continue
+		}
+		chains = append(chains, &Chain{
+			Name:    vocab.Chain{Kind: vocab.ChainMeshTLS, Port: ph.number, Target: hp.host.Name}.String(),
+			Port:    ph.number,
+			Match:   Match{ServerNames: names, Transport: TransportTLS},
+			MeshTLS: true,
+			// Inside mesh TLS the server name Envoy sees is the mesh
+			// one: the policies' hosts are decided for this host.
+			Forward: &Forward{Cluster: p.passthroughCluster(hp), AuthorizeHost: hp.host.Name, Logs: []Log{
+				{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.hp.Entry.Ref.String(), Mesh: true},
+			}},
+		})
+	}
+	return chains
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,6 +32,14 @@ const (
 // one Port per service port any host uses (plus the always-on ports),
 // each refusing what no entry allows.
 func Plan(a *serviceentry.Allowlist, opts Options) (*Gateway, error) {
+	return PlanWith(a, opts, nil)
+}
+
+// PlanWith is Plan reusing the ports of the last Plan with cache (may be
+// nil) whose hosts are unchanged, and leaving this one's in it. The model
+// is equal to Plan's; reused parts are shared with the last model, so
+// neither may be changed.
+func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, error) {
 	o, err := opts.check()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -44,16 +53,27 @@ func Plan(a *serviceentry.Allowlist, opts Options) (*Gateway, error) {
 		numbers[i] = ph.number
 	}
 	p := &planner{o: o, clusters: map[string]*Cluster{}, listening: o.listenerPorts(numbers)}
+	last := cache.reusable(o, p.listening)
+	next := make(map[uint32]*portPlan, len(hosts))
 	g := &Gateway{Allowlist: a.Version(), Outbound: o.Outbound}
+	var meshChains []*Chain
 	for _, ph := range hosts {
-		port, err := p.port(ph)
-		if err != nil {
+		pp, ok := last[ph.number]
+		if ok && samePortHosts(pp.in, ph) {
+			for _, c := range pp.clusters {
+				p.add(c)
+			}
+			p.warnings = append(p.warnings, pp.warnings...)
+		} else if pp, err = p.planPort(ph); err != nil {
 			return nil, err
 		}
-		g.Ports = append(g.Ports, port)
+		next[ph.number] = pp
+		g.Ports = append(g.Ports, pp.port)
+		meshChains = append(meshChains, pp.mesh...)
 	}
+	cache.keep(o, p.listening, next)
 	if o.MeshPort != 0 {
-		g.Mesh = p.mesh(a, hosts, g.Ports)
+		g.Mesh = p.mesh(a, meshChains)
 	}
 	p.add(&Cluster{Name: BlackholeCluster, Kind: ClusterBlackhole})
 	for _, c := range p.clusters {
@@ -63,6 +83,25 @@ func Plan(a *serviceentry.Allowlist, opts Options) (*Gateway, error) {
 	sort.Strings(p.warnings)
 	g.Warnings = p.warnings
 	return g, nil
+}
+
+// planPort plans one port: its listener and its mesh chains, with the
+// clusters they name and the warnings.
+func (p *planner) planPort(ph *portHosts) (*portPlan, error) {
+	p.used = nil
+	warned := len(p.warnings)
+	port, err := p.port(ph)
+	if err != nil {
+		return nil, err
+	}
+	pp := &portPlan{in: ph, port: port}
+	if p.o.MeshPort != 0 {
+		pp.mesh = p.meshChains(ph, port)
+	}
+	pp.clusters = p.used
+	pp.warnings = slices.Clone(p.warnings[warned:])
+	p.used = nil
+	return pp, nil
 }
 
 // needsSecrets reports whether any host port originates TLS.
@@ -89,6 +128,9 @@ func originationBlocked(hp serviceentry.HostPort) bool {
 type hostPort struct {
 	host *serviceentry.Host
 	hp   serviceentry.HostPort
+	// entry is the digest of hp's entry; sniPort the host's plainSNIPort.
+	entry   string
+	sniPort uint32
 }
 
 // portHosts is everything the gateway serves on one service port.
@@ -119,20 +161,26 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 	for _, n := range o.AlwaysTLSPorts {
 		port(n).alwaysTLS = true
 	}
-	seenTCP := map[string]bool{}
+	type entryPort struct {
+		namespace, name string
+		number          uint32
+	}
+	seenTCP := map[entryPort]bool{}
 	for _, h := range a.Hosts() { // sorted by name
+		sni := plainSNIPort(h)
 		for _, hp := range h.Ports {
 			p := port(hp.Number)
+			x := hostPort{host: h, hp: hp, entry: a.EntryDigest(hp.Entry), sniPort: sni}
 			switch hp.Protocol.Class() {
 			case serviceentry.ClassHTTP:
-				p.http = append(p.http, hostPort{h, hp})
+				p.http = append(p.http, x)
 			case serviceentry.ClassTLS:
-				p.tls = append(p.tls, hostPort{h, hp})
+				p.tls = append(p.tls, x)
 			default:
-				key := fmt.Sprintf("%s|%d", hp.Entry.Ref, hp.Number)
+				key := entryPort{hp.Entry.Ref.Namespace, hp.Entry.Ref.Name, hp.Number}
 				if !seenTCP[key] {
 					seenTCP[key] = true
-					p.tcp = append(p.tcp, hostPort{h, hp})
+					p.tcp = append(p.tcp, x)
 				}
 			}
 		}
@@ -153,6 +201,8 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 type planner struct {
 	o        Options
 	clusters map[string]*Cluster
+	// used are the clusters named since planPort began, in order.
+	used []*Cluster
 	// listening are the ports the gateway's own addresses serve.
 	listening map[uint32]bool
 	warnings  []string
@@ -165,10 +215,23 @@ func (p *planner) warnf(format string, args ...any) {
 // add records c unless a cluster of its name is already there, and
 // returns its name.
 func (p *planner) add(c *Cluster) string {
-	if _, ok := p.clusters[c.Name]; !ok {
+	if kept, ok := p.clusters[c.Name]; ok {
+		c = kept
+	} else {
 		p.clusters[c.Name] = c
 	}
+	p.used = append(p.used, c)
 	return c.Name
+}
+
+// known reports whether a cluster of that name is already planned, and if
+// so counts it as named by the port being planned.
+func (p *planner) known(name string) bool {
+	c, ok := p.clusters[name]
+	if ok {
+		p.used = append(p.used, c)
+	}
+	return ok
 }
 
 // wildcardSet is the suffixes (".example.com") of a port's wildcard hosts.

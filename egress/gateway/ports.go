@@ -102,7 +102,7 @@ func (p *planner) addressClusters(port uint32, hp hostPort) bool {
 	}
 	for _, a := range e.Addresses {
 		name := vocab.AddressClusterName(a.Addr().Unmap().String(), port)
-		if _, ok := p.clusters[name]; ok {
+		if p.known(name) {
 			continue // two entries name the address: the first (by entry) has it
 		}
 		p.add(p.upstream(name, hp.host.Name, hp.hp))

@@ -53,9 +53,10 @@ type Server struct {
 	services []func(grpc.ServiceRegistrar)
 	creds    credentials.TransportCredentials // nil: plaintext
 	secrets  func() []*tlsv3.Secret
-	warnings []string   // the last published translation's Warnings
-	last     *Resources // the last translation published, for Refresh
-	memo     *memo      // its resources by their model, for the next translation
+	warnings []string      // the last published translation's Warnings
+	last     *Resources    // the last translation published, for Refresh
+	memo     *memo         // its resources by their model, for the next translation
+	plans    gateway.Cache // the last translation's ports, for the next
 
 	// pubMu serialises publish: Update (config changes) and Refresh
 	// (rotated secrets) come from different goroutines.
@@ -143,7 +144,7 @@ func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string,
 	s.mu.Lock()
 	memo := s.memo
 	s.mu.Unlock()
-	res, err := translate(a, s.opts, memo)
+	res, err := translate(a, s.opts, memo, &s.plans)
 	if err != nil {
 		return "", err
 	}

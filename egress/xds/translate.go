@@ -84,17 +84,18 @@ func (r *Resources) secretNames(counted func(*clusterv3.Cluster) bool) []string 
 // pure and deterministic. The result has one listener per service port
 // (plus the always-on ports), each denying whatever no entry allows.
 func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
-	return translate(a, opts, nil)
+	return translate(a, opts, nil, nil)
 }
 
 // translate is Translate reusing the resources of last (may be nil) whose
-// model did not change.
-func translate(a *serviceentry.Allowlist, opts Options, last *memo) (*Resources, error) {
+// model did not change, and the ports planned with plans (may be nil)
+// whose hosts did not.
+func translate(a *serviceentry.Allowlist, opts Options, last *memo, plans *gateway.Cache) (*Resources, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("xds: %w", err)
 	}
-	g, err := gateway.Plan(a, o.plan())
+	g, err := gateway.PlanWith(a, o.plan(), plans)
 	if err != nil {
 		return nil, err
 	}

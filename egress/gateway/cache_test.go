@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/gen"
+)
+
+// secretNames is a SecretNames for the tests' DestinationRules.
+func secretNames(o *serviceentry.Origination) (string, string) {
+	return "client/" + o.Rule.String(), "ca/" + o.Rule.String()
+}
+
+// TestPlanWithCacheEqualsPlan changes a generated configuration one entry
+// at a time (a host added, an entry dropped, a port's protocol changed,
+// an entry put back) and checks that planning with the cache of the last
+// plan gives exactly the model a fresh Plan gives, with the mesh listener
+// on and off and in every outbound mode, and that the ports no change
+// touched are reused.
+func TestPlanWithCacheEqualsPlan(t *testing.T) {
+	cfg, problems := serviceentry.ParseConfig("gen.yaml", gen.ServiceEntries(400, 7))
+	if len(problems) > 0 {
+		t.Fatalf("generated configuration: %v", problems)
+	}
+	for _, o := range []Options{
+		{SecretNames: secretNames},
+		{SecretNames: secretNames, MeshPort: 15443},
+		{SecretNames: secretNames, MeshPort: 15443, Outbound: serviceentry.AllowAny, AlwaysHTTPPorts: []uint32{80}, AlwaysTLSPorts: []uint32{443}},
+		{SecretNames: secretNames, Outbound: serviceentry.Audit},
+	} {
+		t.Run(fmt.Sprintf("mesh=%d/%s", o.MeshPort, o.Outbound), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 2))
+			var cache Cache
+			c := cfg
+			var last *Gateway
+			reused := 0
+			for step := range 60 {
+				c.Entries = slices.Clone(c.Entries)
+				i := r.IntN(len(c.Entries))
+				e := *c.Entries[i]
+				switch step % 4 {
+				case 0: // a host added
+					e.Hosts = append(slices.Clone(e.Hosts), fmt.Sprintf("added-%d.cache.example", step))
+					c.Entries[i] = &e
+				case 1: // an entry dropped
+					c.Entries = slices.Delete(c.Entries, i, i+1)
+				case 2: // a port's protocol changed (HTTP and TCP swap classes)
+					e.Ports = slices.Clone(e.Ports)
+					if e.Ports[0].Protocol == serviceentry.ProtocolHTTP {
+						e.Ports[0].Protocol = serviceentry.ProtocolTLS
+					} else {
+						e.Ports[0].Protocol = serviceentry.ProtocolHTTP
+					}
+					c.Entries[i] = &e
+				case 3: // the same configuration parsed again: new pointers, same content
+					again, _ := serviceentry.ParseConfig("gen.yaml", gen.ServiceEntries(400, 7))
+					c = again
+				}
+				a := serviceentry.CompileConfig(c, nil)
+				want, err := Plan(a, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := PlanWith(a, o, &cache)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("step %d: the model planned with the cache differs from Plan's:\n%s", step, firstDifference(got, want))
+				}
+				if last != nil {
+					for _, p := range got.Ports {
+						if lp := last.port(p.Number); lp == p {
+							reused++
+						}
+					}
+				}
+				last = got
+			}
+			if reused == 0 {
+				t.Fatal("no port was reused from the cache in 60 one-entry changes")
+			}
+		})
+	}
+}
+
+// TestCacheDropsOnOptionChange: a cache planned with other options, or
+// other listener ports, is not reused.
+func TestCacheDropsOnOptionChange(t *testing.T) {
+	cfg, _ := serviceentry.ParseConfig("gen.yaml", gen.ServiceEntries(50, 3))
+	a := serviceentry.CompileConfig(cfg, nil)
+	var cache Cache
+	first, err := PlanWith(a, Options{SecretNames: secretNames}, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{
+		{SecretNames: secretNames, PortOffset: 10000},
+		{SecretNames: secretNames, Outbound: serviceentry.AllowAny},
+		{SecretNames: func(o *serviceentry.Origination) (string, string) { return "x", "y" }},
+	} {
+		g, err := PlanWith(a, o, &cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := Plan(a, o)
+		if !reflect.DeepEqual(g, want) {
+			t.Fatalf("options %+v: the model differs from Plan's:\n%s", o, firstDifference(g, want))
+		}
+		for _, p := range g.Ports {
+			if first.port(p.Number) == p {
+				t.Fatalf("options %+v: port %d reused from a plan with other options", o, p.Number)
+			}
+		}
+	}
+}
+
+// firstDifference names the first port or cluster that differs.
+func firstDifference(got, want *Gateway) string {
+	for i := range min(len(got.Ports), len(want.Ports)) {
+		if !reflect.DeepEqual(got.Ports[i], want.Ports[i]) {
+			return fmt.Sprintf("port %d:\n got  %+v\n want %+v", want.Ports[i].Number, got.Ports[i], want.Ports[i])
+		}
+	}
+	for i := range min(len(got.Clusters), len(want.Clusters)) {
+		if !reflect.DeepEqual(got.Clusters[i], want.Clusters[i]) {
+			return fmt.Sprintf("cluster %s:\n got  %+v\n want %+v", want.Clusters[i].Name, got.Clusters[i], want.Clusters[i])
+		}
+	}
+	if !reflect.DeepEqual(got.Mesh, want.Mesh) {
+		return "the mesh listener"
+	}
+	return fmt.Sprintf("ports %d/%d, clusters %d/%d, warnings %q/%q", len(got.Ports), len(want.Ports), len(got.Clusters), len(want.Clusters), got.Warnings, want.Warnings)
+}
