@@ -38,6 +38,15 @@ func Compile(entries []*Entry, problems []Problem) *Allowlist {
 // reported. Which of them apply to the gateway is for the gateway to decide
 // by their selectors.
 func CompileConfig(c Config, problems []Problem) *Allowlist {
+	return CompileConfigWith(c, problems, nil)
+}
+
+// CompileConfigWith is CompileConfig reusing what compiling last (may be
+// nil) found of the entries c shares with it, by pointer: a source that
+// keeps the validated entries of unchanged resources (the Kubernetes
+// source does) then hashes only the changed ones. Entries are never
+// changed once validated, so a shared pointer is shared content.
+func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist {
 	sorted := append([]*Entry(nil), c.Entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
 
@@ -83,7 +92,11 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 	a.applyRules(c.Rules)
 	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
 	a.peers = uniqueByRef(a, c.PeerAuthentications, func(p *PeerAuthentication) Ref { return p.Ref })
-	a.version = a.digest()
+	var known map[*Entry]string
+	if last != nil {
+		known = last.entryDigests
+	}
+	a.version = a.digest(known)
 	return a
 }
 
@@ -148,18 +161,23 @@ func (a *Allowlist) host(name string) *Host {
 // compiled in; not the problems): equal
 // allowlists get equal versions, so an unchanged reload publishes nothing
 // new, and a change to a DestinationRule alone is a new version.
-func (a *Allowlist) digest() string {
+func (a *Allowlist) digest(known map[*Entry]string) string {
 	// An entry is hashed once, however many hosts and ports it gives;
-	// hosts name it by that digest.
-	entries := map[*Entry]string{}
+	// hosts name it by that digest. known are digests of entries already
+	// hashed.
+	entries := make(map[*Entry]string, len(a.entries))
+	var list []*Entry
 	for _, h := range a.hosts {
 		for _, p := range h.Ports {
-			entries[p.Entry] = ""
+			if _, ok := entries[p.Entry]; ok {
+				continue
+			}
+			d, ok := known[p.Entry]
+			entries[p.Entry] = d
+			if !ok {
+				list = append(list, p.Entry)
+			}
 		}
-	}
-	list := make([]*Entry, 0, len(entries))
-	for e := range entries {
-		list = append(list, e)
 	}
 	sums := make([]string, len(list))
 	parallel(len(list), func(lo, hi int) {

@@ -3,6 +3,7 @@ package serviceentry
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -535,5 +536,46 @@ func TestCompileDoesNotModifyInput(t *testing.T) {
 	}
 	if got := problems[:cap(problems)][1]; got != (Problem{}) {
 		t.Errorf("Compile wrote into the caller's problems array: %v", got)
+	}
+}
+
+// TestCompileConfigWithEqualsCompileConfig: compiling with the last
+// allowlist (its entry digests reused by pointer) gives the allowlist a
+// fresh compile gives, after an entry changes, goes and comes back.
+func TestCompileConfigWithEqualsCompileConfig(t *testing.T) {
+	var docs []string
+	for i := range 40 {
+		docs = append(docs, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: se-%d, namespace: ns-%d}
+spec:
+  hosts: [h%d.example.com, shared-%d.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+`, i, i%3, i, i%5))
+	}
+	cfg, problems := ParseConfig("c.yaml", []byte(strings.Join(docs, "---\n")))
+	last := CompileConfig(cfg, problems)
+	for step := range 30 {
+		c := cfg
+		c.Entries = slices.Clone(cfg.Entries)
+		i := step % len(c.Entries)
+		switch step % 3 {
+		case 0:
+			e := *c.Entries[i]
+			e.Hosts = append(slices.Clone(e.Hosts), fmt.Sprintf("step-%d.example.com", step))
+			c.Entries[i] = &e
+		case 1:
+			c.Entries = slices.Delete(c.Entries, i, i+1)
+		}
+		got := CompileConfigWith(c, problems, last)
+		want := CompileConfig(c, problems)
+		if got.Version() != want.Version() {
+			t.Fatalf("step %d: version %s with the last allowlist, %s without", step, got.Version(), want.Version())
+		}
+		if diff := cmp.Diff(want.entryDigests, got.entryDigests); diff != "" {
+			t.Fatalf("step %d: entry digests differ (-fresh +with last):\n%s", step, diff)
+		}
+		last = got
 	}
 }

@@ -24,7 +24,26 @@ type Cache struct {
 	mu        sync.Mutex
 	opts      Options
 	listening map[uint32]bool
+	last      *planned
+}
+
+// planned is what one Plan made: its ports by number, and its upstream
+// clusters by name, so a port planned again (one of its hosts changed)
+// reuses the clusters of the others.
+type planned struct {
 	ports     map[uint32]*portPlan
+	upstreams map[string]*upstreamPlan
+}
+
+// upstreamPlan is one planned upstream cluster with what it was planned
+// from.
+type upstreamPlan struct {
+	host     string
+	port     serviceentry.Port
+	entry    string // the entry's digest
+	tls      *serviceentry.Origination
+	cluster  *Cluster
+	warnings []string
 }
 
 // portPlan is what planning one port gave.
@@ -39,28 +58,33 @@ type portPlan struct {
 	warnings []string
 }
 
-// reusable returns the cache's ports if they were planned with opts and
-// listening, else nil.
-func (c *Cache) reusable(opts Options, listening map[uint32]bool) map[uint32]*portPlan {
+// reusable returns the cache's last plan if it was planned with opts and
+// listening, else an empty one.
+func (c *Cache) reusable(opts Options, listening map[uint32]bool) *planned {
 	if c == nil {
-		return nil
+		return &planned{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ports == nil || !sameOptions(c.opts, opts) || !maps.Equal(c.listening, listening) {
-		return nil
+	if c.last == nil || !sameOptions(c.opts, opts) || !maps.Equal(c.listening, listening) {
+		return &planned{}
 	}
-	return c.ports
+	return c.last
 }
 
-// keep makes ports the cache's.
-func (c *Cache) keep(opts Options, listening map[uint32]bool, ports map[uint32]*portPlan) {
+// keep makes next the cache's last plan.
+func (c *Cache) keep(opts Options, listening map[uint32]bool, next *planned) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.opts, c.listening, c.ports = opts, listening, ports
+	c.opts, c.listening, c.last = opts, listening, next
+}
+
+// reuses reports whether u was planned from the same inputs.
+func (u *upstreamPlan) reuses(host string, hp serviceentry.HostPort, entry string) bool {
+	return entry != "" && u.entry == entry && u.host == host && u.port == hp.Port && sameOrigination(u.tls, hp.TLS)
 }
 
 // sameOptions compares options; SecretNames by identity.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/gen"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // secretNames is a SecretNames for the tests' DestinationRules.
@@ -136,4 +137,45 @@ func firstDifference(got, want *Gateway) string {
 		return "the mesh listener"
 	}
 	return fmt.Sprintf("ports %d/%d, clusters %d/%d, warnings %q/%q", len(got.Ports), len(want.Ports), len(got.Clusters), len(want.Clusters), got.Warnings, want.Warnings)
+}
+
+// TestCacheReusesClustersOfReplannedPort: a host added to a port replans
+// that port, and its other hosts keep their cluster models.
+func TestCacheReusesClustersOfReplannedPort(t *testing.T) {
+	const doc = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [%s]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+`
+	var cache Cache
+	first, err := PlanWith(compile(t, fmt.Sprintf(doc, "b.example.com")), Options{}, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := PlanWith(compile(t, fmt.Sprintf(doc, "b.example.com, c.example.com")), Options{}, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.port(443) == second.port(443) {
+		t.Fatal("port 443 was reused though a host was added to it")
+	}
+	a := vocab.PassthroughClusterName("a.example.com", 443)
+	if first.cluster(a) == nil || first.cluster(a) != second.cluster(a) {
+		t.Fatalf("cluster %s was planned again though its host did not change", a)
+	}
+	c := vocab.PassthroughClusterName("c.example.com", 443)
+	if second.cluster(c) == nil {
+		t.Fatalf("no cluster %s for the added host", c)
+	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/egressd/egressd/serviceentry"
@@ -30,8 +31,25 @@ func (p *planner) passthroughCluster(hp hostPort) string {
 
 // upstream is the cluster of host on one of its ports, from its entry's
 // resolution and endpoints. A STATIC endpoint on one of the gateway's own
-// listeners is left out (a forwarding loop), with a warning.
+// listeners is left out (a forwarding loop), with a warning. The last
+// plan's cluster of that name is reused when it was planned from the same
+// host, port, entry content and origination.
 func (p *planner) upstream(name, host string, hp serviceentry.HostPort) *Cluster {
+	entry := p.a.EntryDigest(hp.Entry)
+	if u, ok := p.last.upstreams[name]; ok && u.reuses(host, hp, entry) {
+		p.warnings = append(p.warnings, u.warnings...)
+		p.next.upstreams[name] = u
+		return u.cluster
+	}
+	warned := len(p.warnings)
+	c := p.planUpstream(name, host, hp)
+	p.next.upstreams[name] = &upstreamPlan{host: host, port: hp.Port, entry: entry, tls: hp.TLS, cluster: c,
+		warnings: slices.Clone(p.warnings[warned:])}
+	return c
+}
+
+// planUpstream is upstream without the cache.
+func (p *planner) planUpstream(name, host string, hp serviceentry.HostPort) *Cluster {
 	e := hp.Entry
 	c := &Cluster{Name: name, HTTP2: hp.Protocol.UpstreamHTTP2(), ServiceEntry: e.Ref.String()}
 	switch e.Resolution {

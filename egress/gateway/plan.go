@@ -52,13 +52,14 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 	for i, ph := range hosts {
 		numbers[i] = ph.number
 	}
-	p := &planner{o: o, clusters: map[string]*Cluster{}, listening: o.listenerPorts(numbers)}
-	last := cache.reusable(o, p.listening)
-	next := make(map[uint32]*portPlan, len(hosts))
+	listening := o.listenerPorts(numbers)
+	last := cache.reusable(o, listening)
+	p := &planner{o: o, a: a, clusters: make(map[string]*Cluster, len(last.upstreams)+8), listening: listening, last: last}
+	p.next = &planned{ports: make(map[uint32]*portPlan, len(hosts)), upstreams: make(map[string]*upstreamPlan, len(p.last.upstreams))}
 	g := &Gateway{Allowlist: a.Version(), Outbound: o.Outbound}
 	var meshChains []*Chain
 	for _, ph := range hosts {
-		pp, ok := last[ph.number]
+		pp, ok := p.last.ports[ph.number]
 		if ok && samePortHosts(pp.in, ph) {
 			for _, c := range pp.clusters {
 				p.add(c)
@@ -67,19 +68,21 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 		} else if pp, err = p.planPort(ph); err != nil {
 			return nil, err
 		}
-		next[ph.number] = pp
+		p.next.ports[ph.number] = pp
 		g.Ports = append(g.Ports, pp.port)
 		meshChains = append(meshChains, pp.mesh...)
 	}
-	cache.keep(o, p.listening, next)
+	p.keepUpstreams()
+	cache.keep(o, p.listening, p.next)
 	if o.MeshPort != 0 {
 		g.Mesh = p.mesh(a, meshChains)
 	}
 	p.add(&Cluster{Name: BlackholeCluster, Kind: ClusterBlackhole})
+	g.Clusters = make([]*Cluster, 0, len(p.clusters))
 	for _, c := range p.clusters {
 		g.Clusters = append(g.Clusters, c)
 	}
-	sort.Slice(g.Clusters, func(i, j int) bool { return g.Clusters[i].Name < g.Clusters[j].Name })
+	slices.SortFunc(g.Clusters, func(x, y *Cluster) int { return strings.Compare(x.Name, y.Name) })
 	sort.Strings(p.warnings)
 	g.Warnings = p.warnings
 	return g, nil
@@ -167,7 +170,10 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 	}
 	seenTCP := map[entryPort]bool{}
 	for _, h := range a.Hosts() { // sorted by name
-		sni := plainSNIPort(h)
+		var sni uint32
+		if o.MeshPort != 0 { // only the mesh listener reads it
+			sni = plainSNIPort(h)
+		}
 		for _, hp := range h.Ports {
 			p := port(hp.Number)
 			x := hostPort{host: h, hp: hp, entry: a.EntryDigest(hp.Entry), sniPort: sni}
@@ -187,9 +193,13 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 	}
 	out := make([]*portHosts, 0, len(byNumber))
 	for _, p := range byNumber {
-		sort.SliceStable(p.tcp, func(i, j int) bool {
-			return p.tcp[i].hp.Entry.Ref.String() < p.tcp[j].hp.Entry.Ref.String()
-		})
+		if len(p.tcp) > 1 {
+			refs := make(map[*serviceentry.Entry]string, len(p.tcp))
+			for _, x := range p.tcp {
+				refs[x.hp.Entry] = x.hp.Entry.Ref.String()
+			}
+			slices.SortStableFunc(p.tcp, func(x, y hostPort) int { return strings.Compare(refs[x.hp.Entry], refs[y.hp.Entry]) })
+		}
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
@@ -200,7 +210,10 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 // what was left out.
 type planner struct {
 	o        Options
+	a        *serviceentry.Allowlist
 	clusters map[string]*Cluster
+	// last is the cache's last plan (empty without one), next this one's.
+	last, next *planned
 	// used are the clusters named since planPort began, in order.
 	used []*Cluster
 	// listening are the ports the gateway's own addresses serve.
@@ -298,4 +311,14 @@ func (p *planner) unlistedVerdict() (vocab.Verdict, vocab.Reason) {
 		return vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry
 	}
 	return vocab.VerdictAllow, vocab.ReasonAllowAny
+}
+
+// keepUpstreams carries into the next plan the last plan's upstream
+// clusters that this one reused with their ports.
+func (p *planner) keepUpstreams() {
+	for name, u := range p.last.upstreams {
+		if _, ok := p.next.upstreams[name]; !ok && p.clusters[name] == u.cluster {
+			p.next.upstreams[name] = u
+		}
+	}
 }

@@ -3,6 +3,7 @@ package xds
 import (
 	"reflect"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -18,6 +19,15 @@ import (
 // nothing can be reused stale. A memo is never changed once published.
 type memo struct {
 	byKind map[memoKind]map[string]memoized
+	// digests are the digests the resources were published under (see
+	// published); nil until then.
+	digests map[string]map[string]string
+	// clusterSecrets are the SDS secrets of its clusters that name any
+	// (see secretsOf).
+	clusterSecrets map[*clusterv3.Cluster][]string
+	// hint is how many resources of each kind to expect (the last
+	// memo's): the maps' initial sizes.
+	hint map[memoKind]int
 }
 
 // memoKind is the xDS type of memoized resources.
@@ -30,67 +40,108 @@ const (
 )
 
 type memoized struct {
-	node   any // the model node the message was built from
-	msg    proto.Message
-	digest string // "" until published
+	node any // the model node the message was built from
+	msg  proto.Message
 }
 
 func newMemo() *memo {
 	return &memo{byKind: map[memoKind]map[string]memoized{}}
 }
 
-// get returns what was built from node under name, if node is unchanged
-// and the message's digest is known.
-func (m *memo) get(kind memoKind, name string, node any) (memoized, bool) {
+// successor is an empty memo for the next build, sized like m.
+func (m *memo) successor() *memo {
+	next := newMemo()
+	if m != nil {
+		next.hint = make(map[memoKind]int, len(m.byKind))
+		for kind, byName := range m.byKind {
+			next.hint[kind] = len(byName)
+		}
+	}
+	return next
+}
+
+// built is how many resources m holds, published or not.
+func (m *memo) built() int {
 	if m == nil {
-		return memoized{}, false
+		return 0
+	}
+	n := 0
+	for _, byName := range m.byKind {
+		n += len(byName)
+	}
+	return n
+}
+
+// get returns the message built from node under name, with its digest,
+// if node is unchanged and the message was published.
+func (m *memo) get(kind memoKind, name string, node any) (proto.Message, string, bool) {
+	if m == nil {
+		return nil, "", false
 	}
 	e, ok := m.byKind[kind][name]
-	if !ok || e.digest == "" || !reflect.DeepEqual(e.node, node) {
-		return memoized{}, false
+	if !ok {
+		return nil, "", false
 	}
-	return e, true
+	d, ok := m.digests[string(kind)][name]
+	if !ok && kind == memoCluster {
+		d, ok = m.digests[onDemandDigests][name]
+	}
+	if !ok || !reflect.DeepEqual(e.node, node) {
+		return nil, "", false
+	}
+	return e.msg, d, true
 }
 
 func (m *memo) put(kind memoKind, name string, node any, msg proto.Message) {
 	byName := m.byKind[kind]
 	if byName == nil {
-		byName = map[string]memoized{}
+		byName = make(map[string]memoized, m.hint[kind])
 		m.byKind[kind] = byName
 	}
 	byName[name] = memoized{node: node, msg: msg}
 }
 
 // published is m with the digests the resources were published under
-// (by type URL, then name); resources without one are dropped.
+// (by type URL, then name): only resources with one are reused. The
+// digests are those of m's own messages (one Resources'), so a name's
+// digest is its message's.
 func (m *memo) published(digests map[string]map[string]string) *memo {
-	out := newMemo()
 	if m == nil {
-		return out
+		return newMemo()
 	}
-	for kind, byName := range m.byKind {
-		for name, e := range byName {
-			d, ok := digests[string(kind)][name]
-			if !ok && kind == memoCluster {
-				d, ok = digests[onDemandDigests][name]
-			}
-			if ok {
-				e.digest = d
-				if out.byKind[kind] == nil {
-					out.byKind[kind] = map[string]memoized{}
-				}
-				out.byKind[kind][name] = e
-			}
-		}
-	}
-	return out
+	return &memo{byKind: m.byKind, digests: digests, clusterSecrets: m.clusterSecrets}
 }
 
-// size is how many resources m holds.
+// secrets returns the secrets kept for c.
+func (m *memo) secrets(c *clusterv3.Cluster) ([]string, bool) {
+	if m == nil {
+		return nil, false
+	}
+	names, ok := m.clusterSecrets[c]
+	return names, ok
+}
+
+// keepSecrets keeps the secrets of c.
+func (m *memo) keepSecrets(c *clusterv3.Cluster, names []string) {
+	if m.clusterSecrets == nil {
+		m.clusterSecrets = map[*clusterv3.Cluster][]string{}
+	}
+	m.clusterSecrets[c] = names
+}
+
+// size is how many published resources m holds.
 func (m *memo) size() int {
 	n := 0
-	for _, byName := range m.byKind {
-		n += len(byName)
+	for kind, byName := range m.byKind {
+		for name := range byName {
+			_, ok := m.digests[string(kind)][name]
+			if !ok && kind == memoCluster {
+				_, ok = m.digests[onDemandDigests][name]
+			}
+			if ok {
+				n++
+			}
+		}
 	}
 	return n
 }

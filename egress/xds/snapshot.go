@@ -8,6 +8,9 @@ import (
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -62,15 +65,34 @@ func (r *Resources) digests() (string, map[string]map[string]string) {
 	wg.Wait()
 	whole := sha256.New()
 	each := map[string]map[string]string{}
+	var line []byte
 	for i, m := range msgs {
 		typ, n := r.key(m)
-		fmt.Fprintf(whole, "%s|%s|%s\n", typ, n, sums[i])
-		if each[typ] == nil {
-			each[typ] = map[string]string{}
+		line = append(append(append(append(append(append(line[:0], typ...), '|'), n...), '|'), sums[i]...), '\n')
+		whole.Write(line)
+		byName := each[typ]
+		if byName == nil {
+			byName = make(map[string]string, r.count(typ))
+			each[typ] = byName
 		}
-		each[typ][n] = sums[i]
+		byName[n] = sums[i]
 	}
 	return hex.EncodeToString(whole.Sum(nil)[:8]), each
+}
+
+// count is about how many resources key files under typ: a size hint.
+func (r *Resources) count(typ string) int {
+	switch typ {
+	case resourcev3.ListenerType:
+		return len(r.Listeners)
+	case resourcev3.RouteType:
+		return len(r.Routes)
+	case resourcev3.ClusterType:
+		return len(r.Clusters) - len(r.onDemand)
+	case onDemandDigests:
+		return len(r.onDemand)
+	}
+	return len(r.Secrets)
 }
 
 // validateChanged is Validate for the resources whose digest is not the
@@ -117,6 +139,16 @@ func (r *Resources) onDemandClusters() map[string]*clusterv3.Cluster {
 }
 
 func typeURL(m proto.Message) string {
+	switch m.(type) { // the resources' types, without building the string
+	case *listenerv3.Listener:
+		return resourcev3.ListenerType
+	case *routev3.RouteConfiguration:
+		return resourcev3.RouteType
+	case *clusterv3.Cluster:
+		return resourcev3.ClusterType
+	case *tlsv3.Secret:
+		return resourcev3.SecretType
+	}
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
 
@@ -173,10 +205,38 @@ func (r *Resources) snapshot(version string, versions map[string]map[string]stri
 		versions = merged
 	}
 	s.VersionMap = versions
+	if r.reusedListenersAndRoutes() {
+		// Every listener and route table is the last publish's, which was
+		// found consistent: checking again unpacks every listener's
+		// filters for nothing.
+		return s, nil
+	}
 	if err := s.Consistent(); err != nil {
 		return nil, fmt.Errorf("xds: snapshot %s is inconsistent: %w", version, err)
 	}
 	return s, nil
+}
+
+// reusedListenersAndRoutes reports whether every listener and route table
+// was reused from the last publish, and the route tables are all of its.
+func (r *Resources) reusedListenersAndRoutes() bool {
+	if r.last == nil || len(r.Routes) != len(r.last[resourcev3.RouteType]) || len(r.Listeners) != len(r.last[resourcev3.ListenerType]) {
+		return false
+	}
+	for _, l := range r.Listeners {
+		if _, ok := r.known[l]; !ok {
+			return false
+		}
+	}
+	for _, rc := range r.Routes {
+		if _, ok := r.known[rc]; !ok {
+			return false
+		}
+		if _, ok := r.last[resourcev3.RouteType][rc.Name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // messages are every resource, secrets last: the version covers a secret's

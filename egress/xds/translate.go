@@ -43,17 +43,28 @@ type Resources struct {
 	// resource was built from, and the digests of those reused from it.
 	built *memo
 	known map[proto.Message]string
+	// last are the digests of the publish whose memo was reused.
+	last map[string]map[string]string
+	// clusterSecrets are the SDS secrets of the clusters that name any,
+	// in cluster order (never nil after build).
+	clusterSecrets []clusterSecrets
+}
+
+// clusterSecrets are the SDS secrets one cluster names.
+type clusterSecrets struct {
+	cluster string
+	secrets []string
 }
 
 // SecretNames returns the SDS secrets the clusters and listeners refer
 // to, sorted.
 func (r *Resources) SecretNames() []string {
-	return r.secretNames(func(*clusterv3.Cluster) bool { return true })
+	return r.secretNames(func(string) bool { return true })
 }
 
 // secretNames returns the SDS secrets the listeners (every filter chain,
 // the default one too) and the clusters counted refer to, sorted.
-func (r *Resources) secretNames(counted func(*clusterv3.Cluster) bool) []string {
+func (r *Resources) secretNames(counted func(cluster string) bool) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(names []string) {
@@ -64,9 +75,16 @@ func (r *Resources) secretNames(counted func(*clusterv3.Cluster) bool) []string 
 			}
 		}
 	}
-	for _, c := range r.Clusters {
-		if counted(c) {
-			add(secretsOf(c))
+	if r.clusterSecrets == nil { // not built by build: look at every cluster
+		for _, c := range r.Clusters {
+			if counted(c.Name) {
+				add(secretsOf(c))
+			}
+		}
+	}
+	for _, cs := range r.clusterSecrets {
+		if counted(cs.cluster) {
+			add(cs.secrets)
 		}
 	}
 	for _, l := range r.Listeners {
@@ -143,10 +161,13 @@ func (o Options) plan() gateway.Options {
 // last (may be nil) whose part of the model is unchanged. o has been
 // through withDefaults.
 func build(g *gateway.Gateway, o Options, last *memo) *Resources {
-	b := &builder{o: o, last: last, next: newMemo(), known: map[proto.Message]string{},
+	b := &builder{o: o, last: last, next: last.successor(), known: make(map[proto.Message]string, last.built()),
 		logs: map[string][]*accesslogv3.AccessLog{}, dnsTypes: map[bool]*clusterv3.Cluster_ClusterType{},
 		sniFilters: map[uint32]*listenerv3.Filter{}}
 	res := &Resources{Gateway: g, Warnings: g.Warnings, allowlist: g.Allowlist, built: b.next, known: b.known}
+	if last != nil {
+		res.last = last.digests
+	}
 	for _, p := range g.Ports {
 		res.Listeners = append(res.Listeners, b.portListener(p))
 		if p.Routes != nil {
@@ -156,9 +177,13 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 	if g.Mesh != nil {
 		res.Listeners = append(res.Listeners, b.meshListener(g.Mesh))
 	}
+	res.clusterSecrets = []clusterSecrets{}
 	for _, c := range g.Clusters { // sorted by name
 		cluster := b.cluster(c)
 		res.Clusters = append(res.Clusters, cluster)
+		if names := b.secretsOf(cluster); len(names) > 0 {
+			res.clusterSecrets = append(res.clusterSecrets, clusterSecrets{cluster.Name, names})
+		}
 		if b.onDemand(c, cluster) {
 			if res.onDemand == nil {
 				res.onDemand = map[string]bool{}
@@ -168,7 +193,7 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 	}
 	if res.onDemand != nil {
 		res.coreSecrets = map[string]bool{}
-		for _, n := range res.secretNames(func(c *clusterv3.Cluster) bool { return !res.onDemand[c.Name] }) {
+		for _, n := range res.secretNames(func(c string) bool { return !res.onDemand[c] }) {
 			res.coreSecrets[n] = true
 		}
 	}
@@ -212,12 +237,26 @@ type builder struct {
 	odHTTP     *hcmv3.HttpFilter // see onDemandHTTPFilter
 }
 
+// secretsOf is secretsOf(c), remembered for a message reused from the
+// last build.
+func (b *builder) secretsOf(c *clusterv3.Cluster) []string {
+	if c.GetTransportSocket() == nil {
+		return nil
+	}
+	names, ok := b.last.secrets(c)
+	if !ok {
+		names = secretsOf(c)
+	}
+	b.next.keepSecrets(c, names)
+	return names
+}
+
 // reuse returns the message built from node last time, when node is
 // unchanged, else build's; either way it is recorded for the next memo.
 func reuse[M proto.Message](b *builder, kind memoKind, name string, node any, build func() M) M {
-	if m, ok := b.last.get(kind, name, node); ok {
-		msg := m.msg.(M)
-		b.known[msg] = m.digest
+	if m, digest, ok := b.last.get(kind, name, node); ok {
+		msg := m.(M)
+		b.known[msg] = digest
 		b.next.put(kind, name, node, msg)
 		return msg
 	}

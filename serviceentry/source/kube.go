@@ -257,7 +257,8 @@ func (k *Kube) Start(ctx context.Context) error {
 	}
 
 	leader := k.isLeader()
-	last, ok := k.update(ctx, "", &ls, reporter)
+	var compiled compileState
+	last, ok := k.update(ctx, "", &ls, reporter, &compiled)
 	var timer, retry <-chan time.Time
 	if !ok {
 		retry = time.After(statusRetry)
@@ -292,7 +293,7 @@ func (k *Kube) Start(ctx context.Context) error {
 			}
 		case <-timer:
 			timer = nil
-			if last, ok = k.update(ctx, last, &ls, reporter); !ok && retry == nil {
+			if last, ok = k.update(ctx, last, &ls, reporter, &compiled); !ok && retry == nil {
 				retry = time.After(statusRetry)
 			}
 		}
@@ -334,10 +335,11 @@ func (k *Kube) watch(ctx context.Context, inf cache.SharedIndexInformer, kind, n
 // update compiles the informers' content, publishes it unless its key is
 // last, and (as leader) reports invalid resources. It returns the new key
 // and false if a status write failed.
-func (k *Kube) update(ctx context.Context, last string, ls *kubeListers, rep *statusReporter) (string, bool) {
+func (k *Kube) update(ctx context.Context, last string, ls *kubeListers, rep *statusReporter, compiled *compileState) (string, bool) {
 	objs := ls.read()
-	c, problems := buildConfig(objs)
-	a := serviceentry.CompileConfig(c, problems)
+	c, problems := buildConfig(objs, &compiled.validated)
+	a := serviceentry.CompileConfigWith(c, problems, compiled.allowlist)
+	compiled.allowlist = a
 	ok := true
 	if k.isLeader() {
 		ok = !rep.reconcile(ctx, objs, a.Problems())
@@ -362,6 +364,13 @@ func (k *Kube) update(ctx context.Context, last string, ls *kubeListers, rep *st
 		k.OnUpdate(ctx, a)
 	}
 	return key, ok
+}
+
+// compileState is what one update keeps for the next: the objects'
+// validation, and the allowlist compiled.
+type compileState struct {
+	validated validated
+	allowlist *serviceentry.Allowlist
 }
 
 // eventScheme knows the Kubernetes and Istio kinds, so that Events can

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -493,7 +494,7 @@ func TestKubeFailClosedForms(t *testing.T) {
 		entries:  []*networkingv1.ServiceEntry{serviceEntry("default", "api", "api.example.com")},
 		rules:    []*networkingv1.DestinationRule{dr},
 		policies: []*securityv1.AuthorizationPolicy{ap},
-	})
+	}, nil)
 	if len(c.Rules) != 1 || c.Rules[0].Invalid == "" {
 		t.Fatalf("invalid TLS rule not kept fail-closed: %+v", c.Rules)
 	}
@@ -632,5 +633,30 @@ func TestKubeExportTo(t *testing.T) {
 	})
 	if b.Version() == a.Version() {
 		t.Error("version unchanged after an exportTo change")
+	}
+}
+
+// TestBuildConfigReusesValidatedObjects: with the cache, an object read
+// again (the informer's same pointer) keeps its validated entry, and a
+// replaced one is validated again; the Config equals a fresh build's.
+func TestBuildConfigReusesValidatedObjects(t *testing.T) {
+	a := serviceEntry("default", "a", "a.example.com")
+	b := serviceEntry("default", "b", "b.example.com")
+	var cache validated
+	first, _ := buildConfig(kubeObjects{entries: []*networkingv1.ServiceEntry{a, b}}, &cache)
+	b2 := serviceEntry("default", "b", "b.example.com", "c.example.com")
+	second, problems := buildConfig(kubeObjects{entries: []*networkingv1.ServiceEntry{b2, a}}, &cache)
+	fresh, freshProblems := buildConfig(kubeObjects{entries: []*networkingv1.ServiceEntry{b2, a}}, nil)
+	if !reflect.DeepEqual(second, fresh) || !reflect.DeepEqual(problems, freshProblems) {
+		t.Fatalf("cached build differs from a fresh one:\n%+v\n%+v", second, fresh)
+	}
+	if len(second.Entries) != 2 || second.Entries[0] != first.Entries[0] {
+		t.Fatal("the unchanged ServiceEntry was validated again")
+	}
+	if second.Entries[1] == first.Entries[1] || len(second.Entries[1].Hosts) != 2 {
+		t.Fatalf("the replaced ServiceEntry kept its old validation: %+v", second.Entries[1])
+	}
+	if len(cache.byObject) != 2 {
+		t.Fatalf("the cache holds %d objects, want the last read's 2", len(cache.byObject))
 	}
 }

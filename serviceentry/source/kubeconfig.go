@@ -52,25 +52,76 @@ func kubeRef(kind string, o metav1.Object) serviceentry.Ref {
 // buildConfig validates the objects as serviceentry.ParseConfig validates
 // the resources of a file, through serviceentry.BuildConfig: the same
 // validation per kind and the same fail-closed forms. The typed objects'
-// specs are Istio's own messages and are used as they are.
-func buildConfig(objs kubeObjects) (serviceentry.Config, []serviceentry.Problem) {
+// specs are Istio's own messages and are used as they are. An object
+// validated before, with cache (may be nil), is not validated again.
+func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []serviceentry.Problem) {
 	sortByName(objs.entries)
 	sortByName(objs.rules)
 	sortByName(objs.policies)
 	sortByName(objs.peers)
 
-	objects := make([]serviceentry.Object, 0, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers))
+	var c serviceentry.Config
+	var problems []serviceentry.Problem
+	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers))
+	add := func(key any, o func() serviceentry.Object) {
+		v, ok := cache.get(key)
+		if !ok {
+			v.config, v.problems = serviceentry.BuildConfig([]serviceentry.Object{o()})
+		}
+		next[key] = v
+		c.Add(v.config)
+		problems = append(problems, v.problems...)
+	}
 	for _, se := range objs.entries {
-		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, se), APIVersion: networkingAPIVersion, ServiceEntry: &se.Spec})
+		add(se, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, se), APIVersion: networkingAPIVersion, ServiceEntry: &se.Spec}
+		})
 	}
 	for _, dr := range objs.rules {
-		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, dr), APIVersion: networkingAPIVersion, DestinationRule: &dr.Spec})
+		add(dr, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, dr), APIVersion: networkingAPIVersion, DestinationRule: &dr.Spec}
+		})
 	}
 	for _, ap := range objs.policies {
-		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, ap), APIVersion: securityAPIVersion, AuthorizationPolicy: &ap.Spec})
+		add(ap, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, ap), APIVersion: securityAPIVersion, AuthorizationPolicy: &ap.Spec}
+		})
 	}
 	for _, pa := range objs.peers {
-		objects = append(objects, serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec})
+		add(pa, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec}
+		})
 	}
-	return serviceentry.BuildConfig(objects)
+	cache.keep(next)
+	return c, problems
+}
+
+// validated keeps what validating each object of the last read gave, by
+// the object's pointer: informer caches never change an object in place
+// (an update replaces it), so the same pointer is the same content. It
+// holds the last read's objects only. Reusing the validated resources
+// also keeps their pointers, so the compile after a one-object change
+// hashes that object alone (serviceentry.CompileConfigWith).
+type validated struct {
+	byObject map[any]validatedObject
+}
+
+// validatedObject is one object's part of the Config, and its problems.
+type validatedObject struct {
+	config   serviceentry.Config
+	problems []serviceentry.Problem
+}
+
+func (v *validated) get(key any) (validatedObject, bool) {
+	if v == nil {
+		return validatedObject{}, false
+	}
+	o, ok := v.byObject[key]
+	return o, ok
+}
+
+func (v *validated) keep(next map[any]validatedObject) {
+	if v != nil {
+		v.byObject = next
+	}
 }
