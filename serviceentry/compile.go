@@ -1,13 +1,16 @@
 package serviceentry
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -48,7 +51,7 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 // changed once validated, so a shared pointer is shared content.
 func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist {
 	sorted := append([]*Entry(nil), c.Entries...)
-	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
+	slices.SortStableFunc(sorted, func(x, y *Entry) int { return refCompare(&x.Ref, &y.Ref) })
 
 	a := &Allowlist{
 		exact:    map[string]*Host{},
@@ -85,9 +88,11 @@ func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist
 	for _, h := range a.wildcard {
 		a.hosts = append(a.hosts, h)
 	}
-	sort.Slice(a.hosts, func(i, j int) bool { return a.hosts[i].Name < a.hosts[j].Name })
+	slices.SortFunc(a.hosts, func(x, y *Host) int { return strings.Compare(x.Name, y.Name) })
 	for _, h := range a.hosts {
-		sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })
+		if len(h.Ports) > 1 {
+			slices.SortFunc(h.Ports, func(x, y HostPort) int { return cmp.Compare(x.Number, y.Number) })
+		}
 	}
 	a.applyRules(c.Rules)
 	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
@@ -249,6 +254,20 @@ func mustJSON(v any) []byte {
 		panic(fmt.Sprintf("serviceentry: hashing allowlist: %v", err))
 	}
 	return b
+}
+
+// refCompare is refLess as a three-way comparison.
+func refCompare(a, b *Ref) int {
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.File, b.File); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Line, b.Line)
 }
 
 func refLess(a, b Ref) bool {
