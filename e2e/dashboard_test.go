@@ -83,6 +83,15 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: NONE
 `)
+	// Written for an application's own workloads: listed, not applied.
+	writeFile(t, dir, "app-policy.yaml", `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-inbound, namespace: bookinfo}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: DENY
+  rules: [{to: [{operation: {hosts: [ok.dash.test]}}]}]
+`)
 	g := startGateway(t, dir)
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("ok.dash.test", 200))
 
@@ -182,6 +191,7 @@ spec:
 	b.WaitFor(2*time.Second, "TLS origination shown", `Array.from(document.querySelectorAll("#allowlist tbody tr")).some(r => r.dataset.host === "billing.dash.test" && r.querySelector(".tls").textContent.includes("SIMPLE"))`)
 	b.WaitFor(2*time.Second, "invalid resource shown", `document.querySelector(".problems") !== null && document.querySelector(".problems").textContent.includes("e2e/everything")`)
 	b.WaitFor(5*time.Second, "gateway chains shown", `Array.from(document.querySelectorAll("#gateway tbody tr")).some(r => r.dataset.chain === "tls|443|by_sni" && r.textContent.includes("pass TLS through to the SNI's cluster")) && document.querySelector("#gateway-meta").textContent.includes("cluster")`)
+	b.WaitFor(2*time.Second, "policy not for the gateway shown", `document.querySelector("#gateway-warnings").textContent.includes("not for the gateway") && document.querySelector("#gateway-warnings").textContent.includes("bookinfo/reviews-inbound")`)
 	b.WaitFor(2*time.Second, "health panel", `document.querySelector("#h-envoy").classList.contains("ok") && document.querySelector("#h-source").classList.contains("ok") && document.querySelector("#outbound").textContent === "REGISTRY_ONLY"`)
 	shot(b, "05-allowlist.png", true)
 

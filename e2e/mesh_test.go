@@ -135,6 +135,33 @@ spec:
   action: DENY
   rules:
   - to: [{operation: {hosts: [web.mesh.test], methods: [POST]}}]
+---
+# The mesh root namespace's policies apply to the gateway too.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-delete, namespace: istio-system}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {hosts: [web.mesh.test], methods: [DELETE]}}]
+---
+# Written for the web-api workloads of an application namespace: not for
+# the gateway, so it must not deny web-api's requests there.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: web-api-inbound, namespace: default}
+spec:
+  selector: {matchLabels: {app: web-api}}
+  action: DENY
+  rules:
+  - to: [{operation: {hosts: [web.mesh.test]}}]
+---
+# An application namespace's PeerAuthentication: not the gateway's mode.
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: PERMISSIVE}
 `
 
 func peerAuthentication(mode string) string {
@@ -162,7 +189,8 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 		staticEntry("secure", "secure.mesh.test", 443, "TLS", securePort)+"---\n"+teamEntry)
 	writeFile(t, dir, "policies.yaml", meshPolicies)
 	writeFile(t, dir, "peer.yaml", peerAuthentication("STRICT"))
-	g := startGateway(t, dir, "--mesh-ca-dir", caDir, "--no-envoy-access-log")
+	// The gateway's policies are in its namespace, egress.
+	g := startGateway(t, dir, "--mesh-ca-dir", caDir, "--no-envoy-access-log", "--gateway-namespace", "egress")
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("web.mesh.test", 200))
 
 	webAPI := issueMeshCert(t, caDir, "default", "web-api")
@@ -203,6 +231,17 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	}
 	g.waitDecision(t, "POST denied by no-post", url.Values{"reason": {"policy_denied"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
 		if d.Method != "POST" || !strings.Contains(d.Detail, "egress/no-post") {
+			return fmt.Errorf("%s %q", d.Method, d.Detail)
+		}
+		return nil
+	})
+
+	// DELETE: denied by the root namespace's policy.
+	if code, _, err := webAPI.request(g, "DELETE", "web.mesh.test", 80); err != nil || code != 403 {
+		t.Errorf("web-api DELETE: %d %v, want 403", code, err)
+	}
+	g.waitDecision(t, "DELETE denied by the root namespace's no-delete", url.Values{"reason": {"policy_denied"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
+		if d.Method != "DELETE" || !strings.Contains(d.Detail, "istio-system/no-delete") {
 			return fmt.Errorf("%s %q", d.Method, d.Detail)
 		}
 		return nil

@@ -75,6 +75,10 @@ type Config struct {
 	MeshPort    uint
 	MeshCADir   string
 	TrustDomain string
+	// Scope is the gateway's namespace and labels and the mesh root
+	// namespace: which AuthorizationPolicies and PeerAuthentications act
+	// at the gateway.
+	Scope serviceentry.PolicyScope
 	// GatewayIdentities are the identities ("namespace/serviceaccount")
 	// allowed on the xDS port; the first is the managed Envoy's, and the
 	// mesh listener's certificate. GatewayIdentity is that first one.
@@ -190,6 +194,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
+	scope := scopeFlags(fs)
 	var gatewayIdentities, xdsServerNames string
 	fs.StringVar(&gatewayIdentities, "gateway-identity", "egressd-system/egress-gateway", "comma-separated identities (namespace/serviceaccount) allowed on the xDS port; the first is the managed Envoy's and the mesh listener's")
 	fs.StringVar(&c.ControlPlaneIdentity, "control-plane-identity", "egressd-system/egressd", "egressd's own identity (namespace/serviceaccount) on its xDS port; gateways verify it")
@@ -216,6 +221,10 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	case sourceDir, sourceKubernetes:
 	default:
 		return nil, fmt.Errorf("--source: %q: use %s or %s", c.Source, sourceDir, sourceKubernetes)
+	}
+	var scopeErr error
+	if c.Scope, scopeErr = scope(); scopeErr != nil {
+		return nil, scopeErr
 	}
 	c.WatchNamespaces = splitList(watchNamespaces)
 	if c.Source == sourceKubernetes && c.CertDir == "" {
@@ -399,4 +408,26 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// scopeFlags defines the flags of the gateway's place in the mesh; the
+// function returned reads them once parsed.
+func scopeFlags(fs *flag.FlagSet) func() (serviceentry.PolicyScope, error) {
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		namespace = serviceentry.DefaultRootNamespace
+	}
+	fs.StringVar(&namespace, "gateway-namespace", namespace, "the gateway's namespace: AuthorizationPolicies and PeerAuthentications there (and in --mesh-root-namespace) apply to it when their selector matches --gateway-labels; those of other namespaces are for other workloads; the default is $POD_NAMESPACE, else istio-system")
+	labels := fs.String("gateway-labels", "app=istio-egressgateway,istio=egressgateway", "the gateway's labels (k=v,...), matched against policies' spec.selector.matchLabels; the default is what Istio's egress gateway carries, so the policies of Istio's egress tasks apply")
+	root := fs.String("mesh-root-namespace", serviceentry.DefaultRootNamespace, "the mesh root namespace (Istio's meshConfig.rootNamespace): a policy there without a selector applies mesh-wide")
+	return func() (serviceentry.PolicyScope, error) {
+		l, err := serviceentry.ParseLabels(*labels)
+		if err != nil {
+			return serviceentry.PolicyScope{}, fmt.Errorf("--gateway-labels: %w", err)
+		}
+		if namespace == "" || *root == "" {
+			return serviceentry.PolicyScope{}, errors.New("--gateway-namespace and --mesh-root-namespace must not be empty")
+		}
+		return serviceentry.PolicyScope{Workload: serviceentry.Workload{Namespace: namespace, Labels: l}, RootNamespace: *root}, nil
+	}
 }

@@ -39,6 +39,13 @@ func TestExecute(t *testing.T) {
 			args:       []string{"validate", "--config", "{dir}"},
 			wantStdout: "2 ServiceEntries valid, 3 hosts allowed, 0 errors, version {version}\n",
 		},
+		"validate lists policies not for the gateway": {
+			files: map[string]string{"a.yaml": testSE("a", tlsSpec), "p.yaml": "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n" +
+				"metadata: {name: inbound, namespace: shop}\nspec:\n  selector: {matchLabels: {app: cart}}\n  action: DENY\n  rules: [{}]\n"},
+			args: []string{"validate", "--config", "{dir}", "--gateway-namespace", "egress"},
+			wantStdout: "not for the gateway: AuthorizationPolicy shop/inbound ({dir}/p.yaml:1): namespace shop is neither the gateway's (egress) nor the mesh root (istio-system): it is for workloads of shop\n" +
+				"1 ServiceEntries valid, 1 hosts allowed, 0 errors, version {version}\n",
+		},
 		"validate with a warning": {
 			files: map[string]string{"w.yaml": testSE("w", "  hosts: [db.example.com]\n  resolution: DNS\n  ports: [{number: 5432, name: pg}]\n")},
 			args:  []string{"validate", "--config={dir}"},
@@ -77,11 +84,11 @@ func TestExecute(t *testing.T) {
 			args:     []string{"validate", "--dir", "{dir}"},
 			wantCode: 2,
 			wantStderr: "flag provided but not defined: -dir\nUsage of egressd validate:\n" +
-				"  -config string\n    \tfolder of ServiceEntry YAML files (default \"examples\")\n",
+				"  -config string\n    \tfolder of ServiceEntry YAML files (default \"examples\")\n" + validateScopeHelp,
 		},
 		"validate help": {
 			args:       []string{"validate", "-h"},
-			wantStderr: "Usage of egressd validate:\n  -config string\n    \tfolder of ServiceEntry YAML files (default \"examples\")\n",
+			wantStderr: "Usage of egressd validate:\n  -config string\n    \tfolder of ServiceEntry YAML files (default \"examples\")\n" + validateScopeHelp,
 		},
 		"version":   {args: []string{"version"}, wantStdout: "egressd dev\n"},
 		"--version": {args: []string{"--version"}, wantStdout: "egressd dev\n"},
@@ -170,3 +177,9 @@ func TestValidateExamples(t *testing.T) {
 		t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 }
+
+// validateScopeHelp is the help of the gateway scope flags validate shares
+// with run.
+const validateScopeHelp = "  -gateway-labels string\n    \tthe gateway's labels (k=v,...), matched against policies' spec.selector.matchLabels; the default is what Istio's egress gateway carries, so the policies of Istio's egress tasks apply (default \"app=istio-egressgateway,istio=egressgateway\")\n" +
+	"  -gateway-namespace string\n    \tthe gateway's namespace: AuthorizationPolicies and PeerAuthentications there (and in --mesh-root-namespace) apply to it when their selector matches --gateway-labels; those of other namespaces are for other workloads; the default is $POD_NAMESPACE, else istio-system (default \"istio-system\")\n" +
+	"  -mesh-root-namespace string\n    \tthe mesh root namespace (Istio's meshConfig.rootNamespace): a policy there without a selector applies mesh-wide (default \"istio-system\")\n"

@@ -128,6 +128,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		ConnectTimeout:   cfg.ConnectTimeout,
 		SecretNames:      origination.SecretNamesFor,
 		Mesh:             meshOptions(cfg),
+		Scope:            &cfg.Scope,
 		ODCDSCluster:     onDemandCluster(cfg),
 	})
 	if err != nil {
@@ -202,7 +203,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		snapshots.dns = dnsServer
 	}
 	tracker := redirect.NewTracker(redirect.Config{Publish: publish, Allowlist: snapshots.Current, Outbound: cfg.Outbound})
-	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: snapshots.Current, Refusals: refusals, Log: log.Named("intake"), Registerer: registry})
+	als, err := intake.New(intake.Config{Sink: tracker.Add, Allowlist: snapshots.Current, Scope: &cfg.Scope, Refusals: refusals, Log: log.Named("intake"), Registerer: registry})
 	if err != nil {
 		return err
 	}

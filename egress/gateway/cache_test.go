@@ -179,3 +179,81 @@ spec:
 		t.Fatalf("no cluster %s for the added host", c)
 	}
 }
+
+// TestPlanScopesPolicies: with the gateway's scope, the mesh listener
+// enforces only the policies Istio would apply to it, takes the most
+// specific PeerAuthentication's mode, and lists the rest as not applied.
+func TestPlanScopesPolicies(t *testing.T) {
+	const doc = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gateway-policy, namespace: egress}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {hosts: [a.example.com]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: app-policy, namespace: bookinfo}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {hosts: [a.example.com]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: gateway, namespace: egress}
+spec:
+  selector: {matchLabels: {app: gw}}
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: app, namespace: bookinfo}
+spec:
+  mtls: {mode: DISABLE}
+`
+	a := compile(t, doc)
+	scope := &serviceentry.PolicyScope{Workload: serviceentry.Workload{Namespace: "egress", Labels: map[string]string{"app": "gw"}}}
+	g, err := Plan(a, Options{MeshPort: 15443, Scope: scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range g.Mesh.Policies {
+		names = append(names, p.Ref.String())
+	}
+	if !slices.Contains(names, "egress/gateway-policy") || slices.Contains(names, "bookinfo/app-policy") {
+		t.Errorf("mesh policies %v: want egress/gateway-policy and not bookinfo/app-policy", names)
+	}
+	if g.Mesh.Mode != serviceentry.MTLSStrict {
+		t.Errorf("mesh mode %s, want the workload policy's STRICT over the mesh-wide PERMISSIVE", g.Mesh.Mode)
+	}
+	var ignored []string
+	for _, n := range g.NotApplied {
+		ignored = append(ignored, n.Ref.Kind+" "+n.Ref.String())
+	}
+	if want := []string{"AuthorizationPolicy bookinfo/app-policy", "PeerAuthentication bookinfo/app"}; !slices.Equal(ignored, want) {
+		t.Errorf("not applied %v, want %v", ignored, want)
+	}
+	// Without a scope every policy applies, as before.
+	all, err := Plan(a, Options{MeshPort: 15443})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.NotApplied) != 0 || len(all.Mesh.Policies) < 2 {
+		t.Errorf("without a scope: %d not applied, %d policies", len(all.NotApplied), len(all.Mesh.Policies))
+	}
+}

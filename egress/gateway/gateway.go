@@ -35,6 +35,10 @@ type Gateway struct {
 	// Warnings say what was left out (an endpoint on one of the
 	// gateway's own listeners, say), in words, sorted.
 	Warnings []string `json:"warnings,omitempty"`
+	// NotApplied are the AuthorizationPolicies and PeerAuthentications
+	// written for other workloads (Options.Scope), with the reason: they
+	// do not act at the gateway. Not errors.
+	NotApplied []serviceentry.NotApplied `json:"notApplied,omitempty"`
 }
 
 // Port is the listener of one service port.

@@ -16,10 +16,11 @@ func meshSNI(host string, port uint32) string {
 }
 
 // meshMode is the gateway's PeerAuthentication mode on the mesh port:
-// the first policy by namespace/name that sets one (port level first);
-// PERMISSIVE without any, as in Istio.
-func meshMode(a *serviceentry.Allowlist, port uint32) serviceentry.MTLSMode {
-	for _, pa := range a.PeerAuthentications() {
+// the first of the policies that apply (the most specific first, see
+// serviceentry.PolicyScope) that sets one, port level first; PERMISSIVE
+// without any, as in Istio.
+func meshMode(peers []*serviceentry.PeerAuthentication, port uint32) serviceentry.MTLSMode {
+	for _, pa := range peers {
 		if m, ok := pa.PortModes[port]; ok && m != serviceentry.MTLSUnset {
 			return m
 		}
@@ -39,11 +40,13 @@ func meshMode(a *serviceentry.Allowlist, port uint32) serviceentry.MTLSMode {
 // (meshChains), in port order.
 func (p *planner) mesh(a *serviceentry.Allowlist, chains []*Chain) *Mesh {
 	mp := p.o.MeshPort
+	policies, _ := a.AuthorizationPoliciesFor(p.o.Scope)
+	peers, _ := a.PeerAuthenticationsFor(p.o.Scope)
 	m := &Mesh{
 		Port:     mp,
 		Listen:   mp + p.o.PortOffset,
-		Mode:     meshMode(a, mp),
-		Policies: append(append([]*serviceentry.AuthorizationPolicy(nil), a.AuthorizationPolicies()...), authz.ExportTo(a)...),
+		Mode:     meshMode(peers, mp),
+		Policies: append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...),
 		Chains:   chains,
 	}
 	m.Default = &Chain{

@@ -31,6 +31,10 @@ type Options struct {
 	OwnPorts []uint32
 	// MeshPort, when not 0, adds the mesh listener on that service port.
 	MeshPort uint32
+	// Scope is the gateway's place in the mesh: which AuthorizationPolicies
+	// and PeerAuthentications apply to it (serviceentry.PolicyScope). nil
+	// applies every one (a configuration written for the gateway alone).
+	Scope *serviceentry.PolicyScope
 	// SecretNames names the SDS secrets of TLS origination; required when
 	// a DestinationRule asks for it.
 	SecretNames func(o *serviceentry.Origination) (client, ca string)

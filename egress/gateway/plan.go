@@ -77,6 +77,7 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 	if o.MeshPort != 0 {
 		g.Mesh = p.mesh(a, meshChains)
 	}
+	g.NotApplied = notApplied(a, o.Scope)
 	p.add(&Cluster{Name: BlackholeCluster, Kind: ClusterBlackhole})
 	g.Clusters = make([]*Cluster, 0, len(p.clusters))
 	for _, c := range p.clusters {
@@ -321,4 +322,12 @@ func (p *planner) keepUpstreams() {
 			p.next.upstreams[name] = u
 		}
 	}
+}
+
+// notApplied lists the policies of a that scope leaves out, by namespace
+// and name.
+func notApplied(a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) []serviceentry.NotApplied {
+	_, policies := a.AuthorizationPoliciesFor(scope)
+	_, peers := a.PeerAuthenticationsFor(scope)
+	return append(policies, peers...)
 }

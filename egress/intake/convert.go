@@ -21,6 +21,12 @@ import (
 // entries that are not decisions: intermediate entries of long streams,
 // and entries without egressd's tags (not from a gateway listener).
 func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decision.Decision, ok bool) {
+	return fromHTTP(e, a, nil)
+}
+
+// fromHTTP is FromHTTP with the gateway's policy scope (nil: every
+// policy applies), for the policies a denial lists.
+func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) (d *decision.Decision, ok bool) {
 	c := e.GetCommonProperties()
 	if c == nil || c.GetIntermediateLogEntry() {
 		return nil, false
@@ -54,7 +60,7 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 	} else if details != "" {
 		d.Detail += "; " + details
 	}
-	if guardDenied(d, resp.GetResponseCodeDetails()) || policyDenied(d, d.Detail, a) {
+	if guardDenied(d, resp.GetResponseCodeDetails()) || policyDenied(d, d.Detail, a, scope) {
 		return d, true
 	}
 	if d.Verdict == "" {
@@ -70,6 +76,11 @@ func FromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist) (d *decis
 // TCP filter chain of a gateway listener) into a Decision; see FromHTTP. a
 // (may be nil) is the current allowlist; it names the entry of a TLS host.
 func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decision.Decision, ok bool) {
+	return fromTCP(e, a, nil)
+}
+
+// fromTCP is FromTCP with the gateway's policy scope (see fromHTTP).
+func fromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) (d *decision.Decision, ok bool) {
 	c := e.GetCommonProperties()
 	if c == nil || c.GetIntermediateLogEntry() {
 		return nil, false
@@ -96,7 +107,7 @@ func FromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist) (d *decisio
 			d.ServiceEntry = formatted(tags[xds.TagClusterServiceEntry])
 		}
 	}
-	if policyDenied(d, c.GetConnectionTerminationDetails(), a) {
+	if policyDenied(d, c.GetConnectionTerminationDetails(), a, scope) {
 		return d, true
 	}
 	upstreamFailure(d, c)
@@ -144,7 +155,7 @@ const rbacDenied = "rbac_access_denied_matched_policy["
 // deny / policy_denied naming the policy, and reports whether it did.
 // When no ALLOW policy matched, Envoy names none: the detail then lists the
 // ALLOW policies in force and whom they allow, from the allowlist a.
-func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlist) bool {
+func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) bool {
 	i := strings.Index(details, rbacDenied)
 	if i < 0 {
 		return false
@@ -156,7 +167,7 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 	d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonPolicyDenied
 	switch {
 	case policy == "none" || policy == "":
-		d.Detail = "no ALLOW AuthorizationPolicy matches the caller" + allowPolicies(a)
+		d.Detail = "no ALLOW AuthorizationPolicy matches the caller" + allowPolicies(a, scope)
 	default:
 		if k := strings.LastIndexByte(policy, '#'); k > 0 {
 			policy = policy[:k] // "ns/name#rule" -> "ns/name"
@@ -359,14 +370,15 @@ func flags(f *datav3.ResponseFlags) string {
 	return strings.Join(out, ",")
 }
 
-// allowPolicies describes the ALLOW policies of a: "; ALLOW policies:
-// ns/name (principals a, b), ...".
-func allowPolicies(a *serviceentry.Allowlist) string {
+// allowPolicies describes the ALLOW policies of a that apply to the
+// gateway (scope): "; ALLOW policies: ns/name (principals a, b), ...".
+func allowPolicies(a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) string {
 	if a == nil {
 		return ""
 	}
 	var parts []string
-	for _, p := range a.AuthorizationPolicies() {
+	applied, _ := a.AuthorizationPoliciesFor(scope)
+	for _, p := range applied {
 		if p.Action != serviceentry.AuthzAllow {
 			continue
 		}

@@ -27,6 +27,9 @@ type Config struct {
 	Sink func(*decision.Decision)
 	// Allowlist returns the current allowlist (may return nil).
 	Allowlist func() *serviceentry.Allowlist
+	// Scope is the gateway's place in the mesh: the policies a policy
+	// denial lists are those that apply to it (nil: all).
+	Scope *serviceentry.PolicyScope
 	// Refusals is where the gateway resolver notes the addresses it
 	// refused (see Refused); nil: decisions are not matched with them.
 	Refusals *netguard.Ledger
@@ -101,7 +104,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if http := msg.GetHttpLogs().GetLogEntry(); len(http) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range http {
-				if d, ok := FromHTTP(e, a); ok && d.Valid() {
+				if d, ok := fromHTTP(e, a, s.cfg.Scope); ok && d.Valid() {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					d.Gateway, d.GatewayNode = gateway, node
 					httpDecision.Inc()
@@ -114,7 +117,7 @@ func (s *Service) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcc
 		if tcp := msg.GetTcpLogs().GetLogEntry(); len(tcp) > 0 {
 			a := s.cfg.Allowlist()
 			for _, e := range tcp {
-				if d, ok := FromTCP(e, a); ok && d.Valid() {
+				if d, ok := fromTCP(e, a, s.cfg.Scope); ok && d.Valid() {
 					Refused(d, a, s.cfg.Refusals, time.Now())
 					d.Gateway, d.GatewayNode = gateway, node
 					tcpDecision.Inc()

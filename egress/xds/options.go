@@ -46,6 +46,8 @@ type Options struct {
 	// addresses (Guard.Self, to which ListenAddress is added unless it is
 	// unspecified). See guard.go.
 	Guard netguard.Policy
+	// Scope is the gateway's place in the mesh (see gateway.Options.Scope).
+	Scope *serviceentry.PolicyScope
 	// OwnPorts are further ports the gateway's own addresses serve
 	// (Envoy's admin interface, egressd's listeners when it runs beside
 	// Envoy): like the listeners, never an upstream.

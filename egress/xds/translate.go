@@ -150,6 +150,7 @@ func (o Options) plan() gateway.Options {
 		Self:            o.Guard.Self,
 		OwnPorts:        o.OwnPorts,
 		SecretNames:     o.SecretNames,
+		Scope:           o.Scope,
 	}
 	if o.Mesh != nil {
 		p.MeshPort = o.Mesh.Port

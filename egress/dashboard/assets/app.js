@@ -587,6 +587,14 @@
         el("h3", null, `${warnings.length} thing${warnings.length === 1 ? "" : "s"} left out of the gateway`),
         el("ul", null, ...warnings.map((w) => el("li", null, el("span", { class: "sev warning" }, "warning"), el("div", null, w))))));
     }
+    // Policies written for other workloads: shown, not errors.
+    const notApplied = (g.gateway && g.gateway.notApplied) || [];
+    if (notApplied.length) {
+      box.append(el("div", { class: "problems info" },
+        el("h3", null, `${notApplied.length} polic${notApplied.length === 1 ? "y" : "ies"} not for the gateway (written for other workloads; not applied)`),
+        el("ul", null, ...notApplied.map((n) => el("li", null, el("span", { class: "sev info" }, "skipped"),
+          el("div", null, `${n.ref.kind} ${n.ref.namespace}/${n.ref.name}: ${n.why}`))))));
+    }
     const needle = $("#allow-search").value.trim().toLowerCase();
     const tb = $("#gateway tbody");
     const frag = document.createDocumentFragment();
