@@ -424,6 +424,13 @@ func (d *decoder) resource(n *yaml.Node) {
 		r.ref.Name = orUnknown(r.ref.Name)
 		r.warnf(CodeKindNotHandled, "", "kind %s is not handled yet; ignored", kind)
 		return
+	case apiVersion != "" && !strings.HasSuffix(apiGroup(apiVersion), "istio.io"):
+		// A Kubernetes Service, Endpoints, Deployment... kept next to the
+		// ServiceEntries: not for egressd, and no mistake either.
+		r.problems = r.problems[:before]
+		r.ref.Name = orUnknown(r.ref.Name)
+		r.warnf(CodeKindNotHandled, "kind", "%s (apiVersion %q) is not an Istio resource; skipped (egressd reads ServiceEntry and DestinationRule, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)", kind, apiVersion)
+		return
 	default:
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)

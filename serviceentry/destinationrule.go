@@ -111,9 +111,14 @@ func ValidateRule(o Object) (*Rule, []Problem) {
 	return r, v.problems
 }
 
-// ruleHost normalises spec.host. Unlike a ServiceEntry host it must be
-// fully qualified: Istio would complete a short name with the rule's
-// namespace, and egressd has no such search list.
+// ClusterServiceSuffix completes a short DestinationRule host with its
+// namespace: <name>.<namespace>.svc.cluster.local (Istio's default
+// domain suffix).
+const ClusterServiceSuffix = "svc.cluster.local"
+
+// ruleHost normalises spec.host. A short name (no dot) is completed as
+// Istio completes it, with the rule's namespace: "reviews" in namespace
+// bookinfo is reviews.bookinfo.svc.cluster.local, an in-cluster Service.
 func (v *validator) ruleHost(h string) string {
 	const field = "spec.host"
 	name := strings.TrimSuffix(h, ".")
@@ -137,8 +142,9 @@ func (v *validator) ruleHost(h string) string {
 		return ""
 	}
 	if !strings.Contains(n, ".") {
-		v.errorf(field, "%q is a short name; egressd does not complete names with a namespace's DNS suffix as Istio does: write the fully qualified name a ServiceEntry lists, e.g. %q", h, n+".example.com")
-		return ""
+		full := n + "." + v.ref.Namespace + "." + ClusterServiceSuffix
+		v.warnf(field, "%q is a short name: as Istio does, it means %q, a Service in the rule's namespace, not an external host; the rule acts only if a ServiceEntry lists that name (write the external host's full name, e.g. %q, if that was meant)", h, full, n+".example.com")
+		return full
 	}
 	return n
 }
@@ -263,17 +269,26 @@ func (v *validator) tls(field string, t *networkingv1alpha3.ClientTLSSettings) *
 	if !out.Originates() {
 		return out
 	}
-	if out.InsecureSkipVerify && (out.CACertificates != "" || len(out.SubjectAltNames) > 0) {
-		var ignored []string
+	if out.InsecureSkipVerify {
+		// As Istio: nothing that verifies the server may be set with it
+		// (in MUTUAL, credentialName also carries the client's key pair).
+		var conflicting []string
 		if out.CACertificates != "" {
-			ignored = append(ignored, "caCertificates")
+			conflicting = append(conflicting, "caCertificates")
+		}
+		if out.CredentialName != "" && out.Mode == TLSSimple {
+			conflicting = append(conflicting, "credentialName")
 		}
 		if len(out.SubjectAltNames) > 0 {
-			ignored = append(ignored, "subjectAltNames")
+			conflicting = append(conflicting, "subjectAltNames")
 		}
-		v.warnf(field+".insecureSkipVerify", "true skips verifying the server's certificate, so %s %s ignored; remove %s, or insecureSkipVerify to verify the server", joinFields(ignored), isAre(len(ignored)), itThem(len(ignored)))
+		if len(conflicting) > 0 {
+			v.errorf(field+".insecureSkipVerify", "true skips verifying the server's certificate, and Istio refuses it together with %s: remove %s, or insecureSkipVerify to verify the server", joinFields(conflicting), itThem(len(conflicting)))
+		}
 	}
-	if t.GetCaCrl() != "" {
+	if t.GetCaCrl() != "" && out.CredentialName != "" {
+		v.errorf(field+".caCrl", "cannot be set with credentialName (as Istio requires); the Secret holds the CA: remove caCrl")
+	} else if t.GetCaCrl() != "" {
 		v.warnf(field+".caCrl", "egressd does not check certificate revocation lists yet; caCrl is ignored")
 	}
 	return out

@@ -61,9 +61,17 @@ func TestValidateRuleInvalid(t *testing.T) {
 			spec: "  host: 'api*.example.com'\n",
 			want: []string{`error: spec.host: "api*.example.com" has a misplaced "*"; a wildcard must be the whole first label, as in "*.example.com"`},
 		},
-		"short name": {
-			spec: "  host: reviews\n",
-			want: []string{`error: spec.host: "reviews" is a short name; egressd does not complete names with a namespace's DNS suffix as Istio does: write the fully qualified name a ServiceEntry lists, e.g. "reviews.example.com"`},
+		"insecure skip verify with verification settings (Istio refuses it)": {
+			spec: "  host: api.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, insecureSkipVerify: true, caCertificates: /ca.pem, subjectAltNames: [api.example.com]}\n",
+			want: []string{`error: spec.trafficPolicy.tls.insecureSkipVerify: true skips verifying the server's certificate, and Istio refuses it together with caCertificates and subjectAltNames: remove them, or insecureSkipVerify to verify the server`},
+		},
+		"insecure skip verify with a credential in SIMPLE": {
+			spec: "  host: api.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, insecureSkipVerify: true, credentialName: ca}\n",
+			want: []string{`error: spec.trafficPolicy.tls.insecureSkipVerify: true skips verifying the server's certificate, and Istio refuses it together with credentialName: remove it, or insecureSkipVerify to verify the server`},
+		},
+		"ca crl with a credential": {
+			spec: "  host: api.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, credentialName: ca, caCrl: /crl.pem}\n",
+			want: []string{`error: spec.trafficPolicy.tls.caCrl: cannot be set with credentialName (as Istio requires); the Secret holds the CA: remove caCrl`},
 		},
 		"ip address host": {
 			spec: "  host: 192.0.2.10\n",
@@ -159,7 +167,7 @@ func TestValidateRuleInvalid(t *testing.T) {
 		"every problem is reported, warnings too": {
 			spec: "  host: reviews\n  trafficPolicy:\n    loadBalancer: {simple: RANDOM}\n    tls: {mode: ISTIO_MUTUAL, clientCertificate: c.pem}\n",
 			want: []string{
-				`error: spec.host: "reviews" is a short name; egressd does not complete names with a namespace's DNS suffix as Istio does: write the fully qualified name a ServiceEntry lists, e.g. "reviews.example.com"`,
+				`warning: spec.host: "reviews" is a short name: as Istio does, it means "reviews.ns.svc.cluster.local", a Service in the rule's namespace, not an external host; the rule acts only if a ServiceEntry lists that name (write the external host's full name, e.g. "reviews.example.com", if that was meant)`,
 				`warning: spec.trafficPolicy.tls.mode: ISTIO_MUTUAL applies to hops inside the mesh, never to TLS origination to external hosts: egressd originates no TLS with these settings; use SIMPLE or MUTUAL to originate TLS`,
 				`error: spec.trafficPolicy.tls.clientCertificate: "c.pem" is not an absolute path; write the file's full path, starting with "/" (a relative path would depend on the folder egressd runs in)`,
 				`error: spec.trafficPolicy.tls.privateKey: missing: clientCertificate is set, and a client certificate needs its private key; set privateKey too, or remove clientCertificate`,
@@ -256,14 +264,16 @@ func TestValidateRuleValid(t *testing.T) {
 				`spec.trafficPolicy.tls.mode: DISABLE (the default when mode is not set) sends no TLS, so caCertificates, insecureSkipVerify and caCrl are ignored; set mode: SIMPLE or MUTUAL to originate TLS`,
 			},
 		},
-		"insecure skip verify with verification settings": {
-			spec: tlsSpec("mode: SIMPLE, insecureSkipVerify: true, caCertificates: /ca.pem, subjectAltNames: [api.example.com]"),
-			want: &Rule{Ref: ref, Host: "api.example.com", TLS: &TLSSettings{
-				Mode: TLSSimple, InsecureSkipVerify: true, CACertificates: "/ca.pem", SubjectAltNames: []string{"api.example.com"},
-			}},
+		"short name, completed with the rule's namespace as Istio does": {
+			spec: "  host: reviews\n",
+			want: &Rule{Ref: ref, Host: "reviews.ns.svc.cluster.local"},
 			warnings: []string{
-				`spec.trafficPolicy.tls.insecureSkipVerify: true skips verifying the server's certificate, so caCertificates and subjectAltNames are ignored; remove them, or insecureSkipVerify to verify the server`,
+				`spec.host: "reviews" is a short name: as Istio does, it means "reviews.ns.svc.cluster.local", a Service in the rule's namespace, not an external host; the rule acts only if a ServiceEntry lists that name (write the external host's full name, e.g. "reviews.example.com", if that was meant)`,
 			},
+		},
+		"insecure skip verify with a credential in MUTUAL (the client's key pair)": {
+			spec: tlsSpec("mode: MUTUAL, insecureSkipVerify: true, credentialName: client"),
+			want: &Rule{Ref: ref, Host: "api.example.com", TLS: &TLSSettings{Mode: TLSMutual, InsecureSkipVerify: true, CredentialName: "client"}},
 		},
 		"insecure skip verify alone": {
 			spec: tlsSpec("mode: SIMPLE, insecureSkipVerify: true"),

@@ -285,7 +285,9 @@ func (v *validator) endpoints(se *networkingv1alpha3.ServiceEntry, e *Entry) []E
 	case e.Resolution == ResolutionNone && len(raw) > 0:
 		v.errorf("spec.endpoints", "resolution NONE cannot have endpoints, as the gateway connects to the address the client asked for; remove the endpoints, or use resolution STATIC (IP addresses) or DNS (host names)")
 	case e.Resolution == ResolutionStatic && len(raw) == 0 && !selector:
-		v.errorf("spec.endpoints", "resolution STATIC needs at least one endpoint; list the IP addresses to connect to, or use resolution DNS to resolve the hosts")
+		// Istio accepts it (the hosts then have nowhere to go); so does
+		// egressd, saying what it means.
+		v.warnf("spec.endpoints", "resolution STATIC without endpoints: the hosts are allowed but have no address to connect to, so every request or connection to them fails; list the IP addresses to connect to, or use resolution DNS to resolve the hosts")
 	case e.Resolution == ResolutionDNSRoundRobin && len(raw) > 1:
 		v.errorf("spec.endpoints", "resolution DNS_ROUND_ROBIN allows at most one endpoint, found %d; use resolution DNS for several endpoints", len(raw))
 	}
@@ -299,10 +301,18 @@ func (v *validator) endpoints(se *networkingv1alpha3.ServiceEntry, e *Entry) []E
 		}
 	}
 	var out []Endpoint
+	dropped := 0
 	for i, we := range raw {
 		field := fmt.Sprintf("spec.endpoints[%d]", i)
 		if we == nil {
 			v.errorf(field, "empty endpoint; remove it")
+			continue
+		}
+		if we.GetAddress() == "" && we.GetNetwork() != "" {
+			// Istio reaches such an endpoint through the network's
+			// gateway (multi-network meshes); egressd has no path there.
+			v.warnf(field, "an endpoint with network %q and no address is reached through that network's gateway in Istio; egressd cannot reach it and leaves it out", we.GetNetwork())
+			dropped++
 			continue
 		}
 		ep := Endpoint{Address: v.endpointAddress(field+".address", we.GetAddress(), e.Resolution), Weight: we.GetWeight()}
@@ -323,6 +333,15 @@ func (v *validator) endpoints(se *networkingv1alpha3.ServiceEntry, e *Entry) []E
 			ep.Ports[name] = n
 		}
 		out = append(out, ep)
+	}
+	if dropped > 0 && len(out) == 0 {
+		if e.Resolution == ResolutionStatic {
+			v.warnf("spec.endpoints", "no endpoint egressd can reach: every request or connection to these hosts fails")
+		} else {
+			// Without endpoints a DNS entry resolves its hosts: somewhere
+			// else than the endpoints said. Fail closed instead.
+			v.errorf("spec.endpoints", "no endpoint egressd can reach (each is on another network without an address); egressd would otherwise resolve the hosts themselves, which is not where the endpoints send traffic: add an address, or remove the endpoints")
+		}
 	}
 	return out
 }

@@ -122,10 +122,6 @@ func TestValidateInvalid(t *testing.T) {
 			spec: "  hosts: [api.example.com]\n  resolution: DYNAMIC_DNS\n  ports: [{number: 443, name: https, protocol: TLS}]\n",
 			want: []string{`error: spec.resolution: DYNAMIC_DNS is not supported by egressd; use DNS, or NONE for wildcard hosts`},
 		},
-		"static without endpoints": {
-			spec: "  hosts: [api.example.com]\n  resolution: STATIC\n  ports: [{number: 443, name: https, protocol: TLS}]\n",
-			want: []string{`error: spec.endpoints: resolution STATIC needs at least one endpoint; list the IP addresses to connect to, or use resolution DNS to resolve the hosts`},
-		},
 		"static endpoint host name": {
 			spec: "  hosts: [api.example.com]\n  resolution: STATIC\n  ports: [{number: 443, name: https, protocol: TLS}]\n  endpoints: [{address: 192.0.2.1}, {address: backend.example.com}]\n",
 			want: []string{`error: spec.endpoints[1].address: "backend.example.com" is not an IP address; resolution STATIC needs IP addresses: use resolution DNS to connect to host names`},
@@ -135,8 +131,15 @@ func TestValidateInvalid(t *testing.T) {
 			want: []string{`error: spec.endpoints[0].address: "unix:///var/run/api.sock" is a unix domain socket, which the gateway cannot connect to; use an IP address or host name`},
 		},
 		"endpoint without address": {
-			spec: "  hosts: [api.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: https, protocol: TLS}]\n  endpoints: [{network: remote}]\n",
+			spec: "  hosts: [api.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: https, protocol: TLS}]\n  endpoints: [{}]\n",
 			want: []string{`error: spec.endpoints[0].address: missing; egressd needs an address to connect to`},
+		},
+		"dns endpoints only on other networks (fails closed: the hosts are not resolved instead)": {
+			spec: "  hosts: [api.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: https, protocol: TLS}]\n  endpoints: [{network: remote}]\n",
+			want: []string{
+				`warning: spec.endpoints[0]: an endpoint with network "remote" and no address is reached through that network's gateway in Istio; egressd cannot reach it and leaves it out`,
+				`error: spec.endpoints: no endpoint egressd can reach (each is on another network without an address); egressd would otherwise resolve the hosts themselves, which is not where the endpoints send traffic: add an address, or remove the endpoints`,
+			},
 		},
 		"dns with wildcard host": {
 			spec: "  hosts: ['*.example.com']\n  resolution: DNS\n  ports: [{number: 443, name: https, protocol: TLS}]\n",
@@ -202,7 +205,7 @@ func TestValidateInvalid(t *testing.T) {
 				`error: spec.ports[0].number: missing; set the port clients connect to (1-65535)`,
 				`warning: spec.ports[0].protocol: not set; egressd treats the port as TCP (Istio would detect the protocol, the gateway cannot): set protocol: TCP, or HTTP, HTTPS or TLS if the port speaks that`,
 				`error: spec.ports[1].protocol: UDP is not supported by the gateway; egressd proxies TCP-based protocols only`,
-				`error: spec.endpoints: resolution STATIC needs at least one endpoint; list the IP addresses to connect to, or use resolution DNS to resolve the hosts`,
+				`warning: spec.endpoints: resolution STATIC without endpoints: the hosts are allowed but have no address to connect to, so every request or connection to them fails; list the IP addresses to connect to, or use resolution DNS to resolve the hosts`,
 			},
 		},
 	}
@@ -243,6 +246,18 @@ func TestValidateValid(t *testing.T) {
 				Location:   LocationMeshExternal,
 				Resolution: ResolutionNone,
 			},
+		},
+		"static without endpoints (Istio accepts it)": {
+			spec: "  hosts: [api.example.com]\n  resolution: STATIC\n  ports: [{number: 443, name: https, protocol: TLS}]\n",
+			want: &Entry{Ref: ref, Hosts: []string{"api.example.com"}, Ports: []Port{{Number: 443, Protocol: ProtocolTLS, Name: "https"}},
+				Location: LocationMeshExternal, Resolution: ResolutionStatic},
+			warnings: []string{`spec.endpoints: resolution STATIC without endpoints: the hosts are allowed but have no address to connect to, so every request or connection to them fails; list the IP addresses to connect to, or use resolution DNS to resolve the hosts`},
+		},
+		"an endpoint on another network is left out": {
+			spec: "  hosts: [api.example.com]\n  resolution: STATIC\n  ports: [{number: 443, name: https, protocol: TLS}]\n  endpoints: [{network: remote}, {address: 192.0.2.1}]\n",
+			want: &Entry{Ref: ref, Hosts: []string{"api.example.com"}, Ports: []Port{{Number: 443, Protocol: ProtocolTLS, Name: "https"}},
+				Location: LocationMeshExternal, Resolution: ResolutionStatic, Endpoints: []Endpoint{{Address: "192.0.2.1"}}},
+			warnings: []string{`spec.endpoints[0]: an endpoint with network "remote" and no address is reached through that network's gateway in Istio; egressd cannot reach it and leaves it out`},
 		},
 		"static with everything": {
 			spec: `  hosts: [db.internal, db2.internal]
