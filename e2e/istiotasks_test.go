@@ -8,11 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressd/egressd/egress/decision"
 )
 
 // The ServiceEntries, DestinationRules, Gateway and VirtualService of
@@ -258,5 +261,171 @@ func writeUpstreamCert(t *testing.T, ip, name, path string) {
 	}
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// taskEgressGatewayRoutes are the Istio tasks that route at the egress
+// gateway, as the docs apply them: plain HTTP to edition.cnn.com port 80
+// goes out on port 443 with TLS originated (egress gateway TLS
+// origination), and every *.wikipedia.org SNI goes to www.wikipedia.org
+// (wildcard hosts through the egress gateway, a single hosting server).
+const taskEgressGatewayRoutes = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cnn, namespace: default}
+spec:
+  hosts: [edition.cnn.com]
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: https-port-for-tls-origination, protocol: HTTPS}
+    hosts: [edition.cnn.com]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-cnn-through-egress-gateway, namespace: default}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match:
+    - gateways: [mesh]
+      port: 80
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port: {number: 80}
+      weight: 100
+  - match:
+    - gateways: [istio-egressgateway]
+      port: 80
+    route:
+    - destination:
+        host: edition.cnn.com
+        port: {number: 443}
+      weight: 100
+    timeout: 10s
+    retries: {attempts: 2, perTryTimeout: 3s}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: originate-tls-for-edition-cnn-com, namespace: default}
+spec:
+  host: edition.cnn.com
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    portLevelSettings:
+    - port: {number: 443}
+      tls: {mode: SIMPLE}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: www-wikipedia, namespace: default}
+spec:
+  hosts: [www.wikipedia.org]
+  ports:
+  - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-wikipedia-through-egress-gateway, namespace: default}
+spec:
+  hosts: ["*.wikipedia.org"]
+  gateways: [mesh, istio-egressgateway]
+  tls:
+  - match:
+    - gateways: [mesh]
+      port: 443
+      sniHosts: ["*.wikipedia.org"]
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: wikipedia
+        port: {number: 443}
+      weight: 100
+  - match:
+    - gateways: [istio-egressgateway]
+      port: 443
+      sniHosts: ["*.wikipedia.org"]
+    route:
+    - destination:
+        host: www.wikipedia.org
+        port: {number: 443}
+      weight: 100
+`
+
+// TestIstioEgressGatewayRouting: the VirtualServices of Istio's egress
+// gateway tasks are applied at egressd's gateway: the HTTP request to
+// port 80 reaches the upstream over TLS on 443, and a *.wikipedia.org
+// name no ServiceEntry lists is passed through to www.wikipedia.org, each
+// decision naming the ServiceEntry of the destination.
+func TestIstioEgressGatewayRouting(t *testing.T) {
+	skipShort(t)
+	ip, _ := realPortUpstreams(t, "edition.cnn.com", "www.wikipedia.org", "en.wikipedia.org")
+	resolver := dnsServerTo(t, ".", net.ParseIP(ip))
+	caFile := filepath.Join(t.TempDir(), "upstream.pem")
+	writeUpstreamCert(t, ip, "edition.cnn.com", caFile)
+	t.Setenv("SSL_CERT_FILE", caFile)
+	dir := t.TempDir()
+	writeFile(t, dir, "tasks.yaml", taskEgressGatewayRoutes)
+	g := startGateway(t, dir, append(allowUpstreams(ip), "--gateway-dns", resolver, "--no-envoy-access-log")...)
+
+	eventually(t, 30*time.Second, "HTTP on port 80 routed to 443 with TLS originated", func() error {
+		code, body, err := g.getVia("http://edition.cnn.com/politics")
+		if err != nil || code != 200 || !strings.Contains(body, "hello over TLS from edition.cnn.com") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	g.waitDecision(t, "the routed request", url.Values{"host": {"edition.cnn.com"}, "verdict": {"allow"}, "layer": {"http"}}, func(d decision.Decision) error {
+		if d.ServiceEntry != "default/cnn" {
+			return fmt.Errorf("serviceentry %q", d.ServiceEntry)
+		}
+		return nil
+	})
+
+	tlsGet := func(host string) (int, string, error) {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DisableKeepAlives: true,
+			TLSClientConfig:   &tls.Config{ServerName: host, InsecureSkipVerify: true},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, g.Addr(443))
+			},
+		}}
+		resp, err := client.Get("https://" + host + "/wiki/Main_Page")
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	eventually(t, 10*time.Second, "en.wikipedia.org passed through to www.wikipedia.org", func() error {
+		code, body, err := tlsGet("en.wikipedia.org")
+		if err != nil || code != 200 || !strings.Contains(body, "en.wikipedia.org") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	g.waitDecision(t, "the routed connection", url.Values{"host": {"en.wikipedia.org"}, "verdict": {"allow"}, "layer": {"tls"}}, func(d decision.Decision) error {
+		if d.ServiceEntry != "default/www-wikipedia" {
+			return fmt.Errorf("serviceentry %q", d.ServiceEntry)
+		}
+		return nil
+	})
+	// A name neither the VirtualService nor a ServiceEntry covers stays closed.
+	if _, _, err := tlsGet("en.wikipedia.com"); err == nil {
+		t.Error("en.wikipedia.com reachable though nothing lists it")
 	}
 }

@@ -24,26 +24,33 @@ func SecretNamesFor(o *serviceentry.Origination) (client, ca string) {
 	return ClientSecretName(c), CASecretName(a)
 }
 
-// SourcesOf returns every source the allowlist's originations need, each
-// once, in a stable order: client key pairs of MUTUAL rules, and CA bundles
-// of rules that verify the upstream.
+// SourcesOf returns every source the allowlist's originations need (the
+// host ports' and their VirtualService routes'), each once, in a stable
+// order: client key pairs of MUTUAL rules, and CA bundles of rules that
+// verify the upstream.
 func SourcesOf(a *serviceentry.Allowlist) (client, ca []Source) {
 	seenClient, seenCA := map[string]bool{}, map[string]bool{}
+	var originations []*serviceentry.Origination
 	for _, h := range a.Hosts() {
 		for _, hp := range h.Ports {
-			o := hp.TLS
-			if o == nil || o.Unsupported != "" {
-				continue
+			originations = append(originations, hp.TLS)
+			if hp.Route != nil { // a VirtualService's destination
+				originations = append(originations, hp.Route.TLS)
 			}
-			c, v := SourcesFor(o)
-			if o.Mode == serviceentry.TLSMutual && !seenClient[ClientSecretName(c)] {
-				seenClient[ClientSecretName(c)] = true
-				client = append(client, c)
-			}
-			if !o.InsecureSkipVerify && !seenCA[CASecretName(v)] {
-				seenCA[CASecretName(v)] = true
-				ca = append(ca, v)
-			}
+		}
+	}
+	for _, o := range originations {
+		if o == nil || o.Unsupported != "" {
+			continue
+		}
+		c, v := SourcesFor(o)
+		if o.Mode == serviceentry.TLSMutual && !seenClient[ClientSecretName(c)] {
+			seenClient[ClientSecretName(c)] = true
+			client = append(client, c)
+		}
+		if !o.InsecureSkipVerify && !seenCA[CASecretName(v)] {
+			seenCA[CASecretName(v)] = true
+			ca = append(ca, v)
 		}
 	}
 	return client, ca

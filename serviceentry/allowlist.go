@@ -2,6 +2,7 @@ package serviceentry
 
 import (
 	"strings"
+	"time"
 )
 
 // Allowlist is one immutable, compiled snapshot of every valid ServiceEntry,
@@ -22,6 +23,8 @@ type Allowlist struct {
 	// entryDigests are the digests of the entries that give hosts, by
 	// content (see EntryDigest).
 	entryDigests map[*Entry]string
+	// virtualServices are the VirtualServices compiled in.
+	virtualServices []*VirtualService
 }
 
 // Host is one allowed host name (exact or "*.suffix" wildcard) with every
@@ -45,6 +48,37 @@ type HostPort struct {
 	// DestinationRule; nil means none (no rule, mode DISABLE or
 	// ISTIO_MUTUAL, or a port where the client already sends TLS).
 	TLS *Origination `json:"tls,omitempty"`
+	// Route, when set, sends this host port's traffic elsewhere (a
+	// VirtualService's egress route): the gateway connects to Route's
+	// host and port, not to this one.
+	Route *Route `json:"route,omitempty"`
+}
+
+// Route is where a VirtualService sends one host port's traffic.
+type Route struct {
+	// VirtualService and Field name the route.
+	VirtualService Ref    `json:"virtualService"`
+	Field          string `json:"field"`
+	// Host is the destination, listed by Entry on Port (the destination's
+	// port as Entry lists it, with the protocol of the port routed).
+	Host  string `json:"host"`
+	Port  Port   `json:"port"`
+	Entry *Entry `json:"-"`
+	// TLS is what the gateway originates to the destination (its
+	// DestinationRule for that port), nil: none. For HTTP only.
+	TLS *Origination `json:"tls,omitempty"`
+	// Timeout and Retries: the route's (HTTP).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Retries *Retries      `json:"retries,omitempty"`
+}
+
+// Target is the host port the gateway connects to for hp: its route's
+// destination, else hp itself.
+func (hp HostPort) Target() HostPort {
+	if hp.Route == nil {
+		return hp
+	}
+	return HostPort{Port: hp.Route.Port, Entry: hp.Route.Entry, TLS: hp.Route.TLS}
 }
 
 // Origination is the TLS the gateway originates to one host's port: a

@@ -28,6 +28,8 @@ func TestProblemCodes(t *testing.T) {
 		"rule unused":         {dr("r", "nowhere.example.com", "SIMPLE"), CodeRuleUnused},
 		"rule conflict":       {se("a", "a.example.com", "{number: 80, name: http, protocol: HTTP}") + dr("r1", "a.example.com", "SIMPLE") + dr("r2", "a.example.com", "SIMPLE"), CodeRuleConflict},
 		"origination ignored": {se("a", "a.example.com", "{number: 443, name: tls, protocol: TLS}") + dr("r", "a.example.com", "SIMPLE"), CodeOriginationIgnored},
+		"route ignored": {se("a", "a.example.com", "{number: 80, name: http, protocol: HTTP}") +
+			"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v, namespace: ns}\nspec:\n  hosts: [a.example.com]\n  http: [{route: [{destination: {host: b.example.com}}]}]\n", CodeRouteIgnored},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg, problems := ParseConfig("case.yaml", []byte(tc.doc))

@@ -94,7 +94,8 @@ func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist
 			slices.SortFunc(h.Ports, func(x, y HostPort) int { return cmp.Compare(x.Number, y.Number) })
 		}
 	}
-	a.applyRules(c.Rules)
+	exactRules, wildcardRules := a.applyRules(c.Rules)
+	a.applyRoutes(c.VirtualServices, exactRules, wildcardRules)
 	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
 	a.peers = uniqueByRef(a, c.PeerAuthentications, func(p *PeerAuthentication) Ref { return p.Ref })
 	var known map[*Entry]string
@@ -199,6 +200,9 @@ func (a *Allowlist) digest(known map[*Entry]string) string {
 		Port
 		Entry string       `json:"entry"`
 		TLS   *Origination `json:"tls,omitempty"`
+		// Route with the digest of its destination's entry.
+		Route      *Route `json:"route,omitempty"`
+		RouteEntry string `json:"routeEntry,omitempty"`
 	}
 	type host struct {
 		Name  string `json:"name"`
@@ -208,7 +212,11 @@ func (a *Allowlist) digest(known map[*Entry]string) string {
 	for _, h := range a.hosts {
 		hh := host{Name: h.Name}
 		for _, p := range h.Ports {
-			hh.Ports = append(hh.Ports, port{Port: p.Port, Entry: entries[p.Entry], TLS: p.TLS})
+			pp := port{Port: p.Port, Entry: entries[p.Entry], TLS: p.TLS, Route: p.Route}
+			if p.Route != nil {
+				pp.RouteEntry = entries[p.Route.Entry]
+			}
+			hh.Ports = append(hh.Ports, pp)
 		}
 		hosts = append(hosts, hh)
 	}

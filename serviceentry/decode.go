@@ -38,6 +38,9 @@ type Object struct {
 	// AuthorizationPolicy is the resource's spec, set when Ref.Kind is
 	// KindAuthorizationPolicy.
 	AuthorizationPolicy *securityv1beta1.AuthorizationPolicy
+	// VirtualService is the resource's spec, set when Ref.Kind is
+	// KindVirtualService.
+	VirtualService *networkingv1alpha3.VirtualService
 	// PeerAuthentication is the resource's spec, set when Ref.Kind is
 	// KindPeerAuthentication.
 	PeerAuthentication *securityv1beta1.PeerAuthentication
@@ -71,7 +74,6 @@ var ignoredKinds = map[string]bool{
 	"RequestAuthentication": true,
 	"Sidecar":               true,
 	"Telemetry":             true,
-	"VirtualService":        true,
 	"WasmPlugin":            true,
 	"WorkloadEntry":         true,
 	"WorkloadGroup":         true,

@@ -281,16 +281,16 @@ spec:
 		},
 		"ignored kinds": {
 			in: `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: vs, namespace: web}
-spec: {hosts: [api.example.com]}
+kind: Sidecar
+metadata: {name: default, namespace: web}
+spec: {egress: [{hosts: ["./*"]}]}
 ---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: {name: jwt}
 `,
 			problems: []string{
-				`warning: f.yaml:1: VirtualService web/vs: kind VirtualService is not handled yet; ignored`,
+				`warning: f.yaml:1: Sidecar web/default: kind Sidecar is not handled yet; ignored`,
 				`warning: f.yaml:6: RequestAuthentication default/jwt: kind RequestAuthentication is not handled yet; ignored`,
 			},
 		},

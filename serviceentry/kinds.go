@@ -75,6 +75,21 @@ var kinds = []KindInfo{
 		},
 	},
 	{
+		Kind:        KindVirtualService,
+		APIVersions: networkingAPIVersions,
+		NewSpec: func(o *Object) proto.Message {
+			o.VirtualService = &networkingv1alpha3.VirtualService{}
+			return o.VirtualService
+		},
+		Validate: func(o Object, c *Config) (bool, []Problem) {
+			vs, ps := ValidateVirtualService(o)
+			if vs != nil {
+				c.VirtualServices = append(c.VirtualServices, vs)
+			}
+			return vs != nil, ps
+		},
+	},
+	{
 		Kind:        KindAuthorizationPolicy,
 		APIVersions: securityAPIVersions,
 		NewSpec: func(o *Object) proto.Message {
@@ -156,4 +171,5 @@ func (c *Config) Add(other Config) {
 	c.Rules = append(c.Rules, other.Rules...)
 	c.AuthorizationPolicies = append(c.AuthorizationPolicies, other.AuthorizationPolicies...)
 	c.PeerAuthentications = append(c.PeerAuthentications, other.PeerAuthentications...)
+	c.VirtualServices = append(c.VirtualServices, other.VirtualServices...)
 }

@@ -15,6 +15,7 @@ type Config struct {
 	Rules                 []*Rule
 	AuthorizationPolicies []*AuthorizationPolicy
 	PeerAuthentications   []*PeerAuthentication
+	VirtualServices       []*VirtualService
 }
 
 // ParseConfig decodes and validates every resource in one file's bytes. It

@@ -198,6 +198,7 @@ const (
 	CodeRuleUnused         ProblemCode = "RuleUnused"         // a DestinationRule no listed host uses
 	CodeOriginationIgnored ProblemCode = "OriginationIgnored" // TLS origination asked where it does not apply
 	CodeOriginationBlocked ProblemCode = "OriginationBlocked" // TLS origination the gateway cannot do: traffic refused
+	CodeRouteIgnored       ProblemCode = "RouteIgnored"       // a VirtualService route the gateway cannot apply
 	// CodeFailClosed says what the gateway does with an invalid resource
 	// kept in a fail-closed form.
 	CodeFailClosed ProblemCode = "FailClosed"

@@ -23,7 +23,7 @@ import (
 //     sni: an Origination marked Unsupported, so the gateway refuses the
 //     traffic rather than send it in plaintext, and an error;
 //   - otherwise an Origination.
-func (a *Allowlist) applyRules(rules []*Rule) {
+func (a *Allowlist) applyRules(rules []*Rule) (exact, wildcard map[string]*Rule) {
 	sorted := append([]*Rule(nil), rules...)
 	// Valid rules first: an invalid rule only fails closed a host that no
 	// valid rule configures.
@@ -34,8 +34,8 @@ func (a *Allowlist) applyRules(rules []*Rule) {
 		return refLess(sorted[i].Ref, sorted[j].Ref)
 	})
 
-	exact := map[string]*Rule{}
-	wildcard := map[string]*Rule{} // by suffix
+	exact = map[string]*Rule{}
+	wildcard = map[string]*Rule{} // by suffix
 	for _, r := range sorted {
 		byHost := exact
 		key := r.Host
@@ -77,6 +77,7 @@ func (a *Allowlist) applyRules(rules []*Rule) {
 		}
 		a.problems = append(a.problems, Problem{Ref: r.Ref, Field: "spec.host", Code: CodeRuleUnused, Severity: SeverityWarning, Message: msg})
 	}
+	return exact, wildcard
 }
 
 // mostSpecificRule returns the rule for the allowlist host name: the exact

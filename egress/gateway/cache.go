@@ -107,7 +107,19 @@ func samePortHosts(a, b *portHosts) bool {
 
 func sameHostPort(a, b hostPort) bool {
 	return a.entry != "" && a.entry == b.entry && a.host.Name == b.host.Name && a.host.Wildcard == b.host.Wildcard &&
-		a.sniPort == b.sniPort && a.hp.Port == b.hp.Port && sameOrigination(a.hp.TLS, b.hp.TLS)
+		a.sniPort == b.sniPort && a.hp.Port == b.hp.Port && sameOrigination(a.hp.TLS, b.hp.TLS) &&
+		a.routeEntry == b.routeEntry && sameRoute(a.hp.Route, b.hp.Route)
+}
+
+// sameRoute compares routes by content; their entries by digest (the
+// caller compares those).
+func sameRoute(a, b *serviceentry.Route) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Entry, y.Entry = nil, nil
+	return reflect.DeepEqual(x, y)
 }
 
 func sameOrigination(a, b *serviceentry.Origination) bool {

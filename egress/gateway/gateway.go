@@ -15,6 +15,7 @@ package gateway
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/vocab"
@@ -217,6 +218,19 @@ type VirtualHost struct {
 	Host string `json:"host,omitempty"`
 	// Blocked says why (VHostBlocked).
 	Blocked *Blocked `json:"blocked,omitempty"`
+	// VirtualService names the VirtualService whose route sends the host
+	// to Cluster (another host or port), if one does; Timeout (0: none)
+	// and Retries are that route's.
+	VirtualService string        `json:"virtualService,omitempty"`
+	Timeout        time.Duration `json:"timeout,omitempty"`
+	Retries        *Retries      `json:"retries,omitempty"`
+}
+
+// Retries is a route's retry policy.
+type Retries struct {
+	Attempts      uint32        `json:"attempts"`
+	PerTryTimeout time.Duration `json:"perTryTimeout,omitempty"`
+	RetryOn       string        `json:"retryOn,omitempty"`
 }
 
 // RouteGuard is how the address guard treats a route.

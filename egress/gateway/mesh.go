@@ -105,7 +105,7 @@ func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
 		}
 	}
 	for _, hp := range ph.tls {
-		if hp.host.Wildcard && dynamic(hp) {
+		if hp.host.Wildcard && dynamic(hp) && hp.hp.Route == nil {
 			continue // the inner SNI is hidden behind the mesh TLS: nothing to forward by
 		}
 		var names []string
@@ -125,8 +125,9 @@ func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
 			MeshTLS: true,
 			// Inside mesh TLS the server name Envoy sees is the mesh
 			// one: the policies' hosts are decided for this host.
-			Forward: &Forward{Cluster: p.passthroughCluster(hp), AuthorizeHost: hp.host.Name, Logs: []Log{
-				{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.hp.Entry.Ref.String(), Mesh: true},
+			// A VirtualService's route sends it to another host.
+			Forward: &Forward{Cluster: p.passthroughCluster(hp.target()), AuthorizeHost: hp.host.Name, Logs: []Log{
+				{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.target().hp.Entry.Ref.String(), Mesh: true},
 			}},
 		})
 	}

@@ -112,7 +112,7 @@ func (p *planner) planPort(ph *portHosts) (*portPlan, error) {
 func needsSecrets(a *serviceentry.Allowlist) bool {
 	for _, h := range a.Hosts() {
 		for _, hp := range h.Ports {
-			if originates(hp) {
+			if originates(hp) || originates(hp.Target()) {
 				return true
 			}
 		}
@@ -132,9 +132,20 @@ func originationBlocked(hp serviceentry.HostPort) bool {
 type hostPort struct {
 	host *serviceentry.Host
 	hp   serviceentry.HostPort
-	// entry is the digest of hp's entry; sniPort the host's plainSNIPort.
-	entry   string
-	sniPort uint32
+	// entry is the digest of hp's entry (routeEntry of its route's);
+	// sniPort the host's plainSNIPort.
+	entry, routeEntry string
+	sniPort           uint32
+}
+
+// target is where the gateway connects for hp: its route's destination
+// (a VirtualService), else hp itself.
+func (hp hostPort) target() hostPort {
+	r := hp.hp.Route
+	if r == nil {
+		return hp
+	}
+	return hostPort{host: &serviceentry.Host{Name: r.Host}, hp: hp.hp.Target(), entry: hp.routeEntry}
 }
 
 // portHosts is everything the gateway serves on one service port.
@@ -178,6 +189,9 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 		for _, hp := range h.Ports {
 			p := port(hp.Number)
 			x := hostPort{host: h, hp: hp, entry: a.EntryDigest(hp.Entry), sniPort: sni}
+			if hp.Route != nil {
+				x.routeEntry = a.EntryDigest(hp.Route.Entry)
+			}
 			switch hp.Protocol.Class() {
 			case serviceentry.ClassHTTP:
 				p.http = append(p.http, x)
@@ -301,7 +315,7 @@ func dynamic(hp hostPort) bool {
 // one cluster added or removed). Wildcards, hosts under a wildcard and
 // hosts the gateway resolves per connection keep their own.
 func (p *planner) foundByName(hp hostPort, wild wildcardSet) bool {
-	return !p.o.Outbound.Forwards() && !dynamic(hp) && !hp.host.Wildcard && !underWildcard(hp, wild)
+	return !p.o.Outbound.Forwards() && hp.hp.Route == nil && !dynamic(hp) && !hp.host.Wildcard && !underWildcard(hp, wild)
 }
 
 // unlistedVerdict is how traffic to unlisted destinations is recorded when

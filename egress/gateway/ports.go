@@ -130,9 +130,16 @@ func addressChain(port uint32) *Chain {
 // resolved per connection for resolution NONE, else to its cluster.
 func (p *planner) tlsChain(port uint32, hp hostPort) *Chain {
 	f := &Forward{Logs: []Log{{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.hp.Entry.Ref.String()}}}
-	if dynamic(hp) {
+	switch {
+	case hp.hp.Route != nil:
+		// A VirtualService sends this SNI to another host: passed
+		// through, unterminated, to that host's cluster.
+		t := hp.target()
+		f.Cluster = p.passthroughCluster(t)
+		f.Logs[0].ServiceEntry = t.hp.Entry.Ref.String()
+	case dynamic(hp):
 		f.Cluster, f.ResolveSNIPort = p.add(dynamicCluster(DynamicTLSCluster, false)), hp.hp.UpstreamPort()
-	} else {
+	default:
 		f.Cluster = p.passthroughCluster(hp)
 	}
 	return &Chain{

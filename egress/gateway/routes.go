@@ -26,6 +26,23 @@ func (p *planner) routes(ph *portHosts) *Routes {
 			Reason:  vocab.ReasonAllowed,
 		}
 		switch {
+		case hp.hp.Route != nil:
+			// A VirtualService sends it elsewhere: to the destination's
+			// cluster, with the TLS its DestinationRule originates.
+			r := hp.hp.Route
+			if originationBlocked(hp.hp.Target()) {
+				vh.Kind, vh.Route = VHostBlocked, "tls_origination_unavailable"
+				vh.Verdict, vh.Reason, vh.ServiceEntry = vocab.VerdictDeny, vocab.ReasonTLSOriginationFailed, r.Entry.Ref.String()
+				vh.Blocked = &Blocked{Rule: r.TLS.Rule.String(), Unsupported: r.TLS.Unsupported}
+				break
+			}
+			t := hp.target()
+			vh.Cluster = p.hostCluster(t.host.Name, t.hp)
+			vh.VirtualService = r.VirtualService.String()
+			vh.Timeout = r.Timeout
+			if rr := r.Retries; rr != nil {
+				vh.Retries = &Retries{Attempts: rr.Attempts, PerTryTimeout: rr.PerTryTimeout, RetryOn: rr.RetryOn}
+			}
 		case originationBlocked(hp.hp):
 			// 502 with the reason, never the request in clear.
 			vh.Kind, vh.Route = VHostBlocked, "tls_origination_unavailable"

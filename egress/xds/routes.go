@@ -55,12 +55,23 @@ func (b *builder) virtualHost(port uint32, vh *gateway.VirtualHost) *routev3.Vir
 	case gateway.VHostByHost:
 		return b.byHostVirtualHost(port, vh, route)
 	default:
-		route.Action = &routev3.Route_Route{Route: &routev3.RouteAction{
+		action := &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: vh.Cluster},
 			// Streams and long polls are legitimate egress; idle timeouts
 			// bound them instead.
-			Timeout: durationpb.New(0),
-		}}
+			Timeout: durationpb.New(vh.Timeout),
+		}
+		if r := vh.Retries; r != nil {
+			retryOn := r.RetryOn
+			if retryOn == "" {
+				retryOn = serviceentry.DefaultRetryOn
+			}
+			action.RetryPolicy = &routev3.RetryPolicy{RetryOn: retryOn, NumRetries: wrapperspb.UInt32(r.Attempts)}
+			if r.PerTryTimeout > 0 {
+				action.RetryPolicy.PerTryTimeout = durationpb.New(r.PerTryTimeout)
+			}
+		}
+		route.Action = &routev3.Route_Route{Route: action}
 	}
 	switch vh.Guard {
 	case gateway.GuardOff:

@@ -119,6 +119,7 @@ type kubeListers struct {
 	rules    []networkinglisters.DestinationRuleLister
 	policies []securitylisters.AuthorizationPolicyLister
 	peers    []securitylisters.PeerAuthenticationLister
+	services []networkinglisters.VirtualServiceLister
 }
 
 func (l *kubeListers) read() kubeObjects {
@@ -138,6 +139,10 @@ func (l *kubeListers) read() kubeObjects {
 	for _, x := range l.peers {
 		v, _ := x.List(labels.Everything())
 		o.peers = append(o.peers, v...)
+	}
+	for _, x := range l.services {
+		v, _ := x.List(labels.Everything())
+		o.services = append(o.services, v...)
 	}
 	return o
 }
@@ -199,9 +204,12 @@ func (k *Kube) Start(ctx context.Context) error {
 		ls.rules = append(ls.rules, dr.Lister())
 		ls.policies = append(ls.policies, ap.Lister())
 		ls.peers = append(ls.peers, pa.Lister())
+		vs := f.Networking().V1().VirtualServices()
+		ls.services = append(ls.services, vs.Lister())
 		for name, inf := range map[string]cache.SharedIndexInformer{
 			"serviceentries": se.Informer(), "destinationrules": dr.Informer(),
 			"authorizationpolicies": ap.Informer(), "peerauthentications": pa.Informer(),
+			"virtualservices": vs.Informer(),
 		} {
 			if err := k.watch(ctx, inf, name, ns, health, notify); err != nil {
 				return err

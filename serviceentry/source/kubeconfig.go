@@ -26,6 +26,7 @@ type kubeObjects struct {
 	rules    []*networkingv1.DestinationRule
 	policies []*securityv1.AuthorizationPolicy
 	peers    []*securityv1.PeerAuthentication
+	services []*networkingv1.VirtualService
 }
 
 // sortByName orders objects by namespace, then name, so that the problems
@@ -59,10 +60,11 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 	sortByName(objs.rules)
 	sortByName(objs.policies)
 	sortByName(objs.peers)
+	sortByName(objs.services)
 
 	var c serviceentry.Config
 	var problems []serviceentry.Problem
-	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers))
+	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers)+len(objs.services))
 	add := func(key any, o func() serviceentry.Object) {
 		v, ok := cache.get(key)
 		if !ok {
@@ -90,6 +92,11 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 	for _, pa := range objs.peers {
 		add(pa, func() serviceentry.Object {
 			return serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec}
+		})
+	}
+	for _, vs := range objs.services {
+		add(vs, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindVirtualService, vs), APIVersion: networkingAPIVersion, VirtualService: &vs.Spec}
 		})
 	}
 	cache.keep(next)

@@ -1,0 +1,148 @@
+package serviceentry
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const vsEntries = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cnn, namespace: default}
+spec:
+  hosts: [edition.cnn.com]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tls, namespace: default}
+spec:
+  host: edition.cnn.com
+  trafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: SIMPLE}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wiki, namespace: default}
+spec:
+  hosts: [www.wikipedia.org]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+`
+
+func compileVS(t *testing.T, vs string) *Allowlist {
+	t.Helper()
+	return CompileYAML("vs.yaml", []byte(vsEntries+vs))
+}
+
+func problemsOf(a *Allowlist) string {
+	var out []string
+	for _, p := range a.Problems() {
+		out = append(out, p.Error())
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestVirtualServiceRoutes: the egress leg of a VirtualService routes a
+// listed host port to another port (with the TLS its DestinationRule
+// originates there), or makes an unlisted name reachable through a listed
+// destination; the mesh leg (to the egress gateway service) changes
+// nothing.
+func TestVirtualServiceRoutes(t *testing.T) {
+	a := compileVS(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cnn, namespace: default}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}}]
+  - match: [{gateways: [istio-egressgateway], port: 80}]
+    route: [{destination: {host: edition.cnn.com, port: {number: 443}}}]
+    timeout: 5s
+    retries: {attempts: 3, perTryTimeout: 1s}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wiki, namespace: default}
+spec:
+  hosts: ["*.wikipedia.org"]
+  tls:
+  - match: [{port: 443, sniHosts: ["*.wikipedia.org"]}]
+    route: [{destination: {host: www.wikipedia.org, port: {number: 443}}}]
+`)
+	if errs := a.Errors(); len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	_, hp, ok := a.MatchPort("edition.cnn.com", 80)
+	if !ok || hp.Route == nil {
+		t.Fatalf("edition.cnn.com:80 not routed: %+v\n%s", hp, problemsOf(a))
+	}
+	r := hp.Route
+	if r.Host != "edition.cnn.com" || r.Port.Number != 443 || r.Port.Protocol != ProtocolHTTP || r.Entry == nil || r.Entry.Ref.Name != "cnn" {
+		t.Errorf("route %+v", r)
+	}
+	if r.TLS == nil || r.TLS.Mode != TLSSimple || r.TLS.SNI != "edition.cnn.com" {
+		t.Errorf("the route originates %+v, want SIMPLE with SNI edition.cnn.com (the DestinationRule's port 443)", r.TLS)
+	}
+	if r.Timeout != 5*time.Second || r.Retries == nil || r.Retries.Attempts != 3 || r.Retries.PerTryTimeout != time.Second {
+		t.Errorf("timeout %v retries %+v", r.Timeout, r.Retries)
+	}
+	if r.VirtualService.String() != "default/cnn" || r.Field != "spec.http[1]" {
+		t.Errorf("route names %s %s", r.VirtualService, r.Field)
+	}
+	h, hp, ok := a.MatchPort("en.wikipedia.org", 443)
+	if !ok || h.Name != "*.wikipedia.org" || hp.Route == nil || hp.Route.Host != "www.wikipedia.org" || hp.Route.Entry.Ref.Name != "wiki" {
+		t.Fatalf("en.wikipedia.org:443: %v %+v\n%s", ok, hp, problemsOf(a))
+	}
+	if _, _, ok := a.MatchPort("en.wikipedia.org", 80); ok {
+		t.Error("the TLS route also allowed port 80")
+	}
+	// The version follows the routes.
+	b := compileVS(t, "")
+	if a.Version() == b.Version() {
+		t.Error("the routes did not change the allowlist's version")
+	}
+}
+
+// TestVirtualServiceNotApplied: what egressd cannot apply is a warning
+// naming the field, and the host ports keep their own routing.
+func TestVirtualServiceNotApplied(t *testing.T) {
+	for name, tc := range map[string]struct {
+		vs, want string
+	}{
+		"destination not listed": {
+			vs:   "  hosts: [edition.cnn.com]\n  http: [{route: [{destination: {host: api.example.com, port: {number: 443}}}]}]\n",
+			want: "spec.http[0]: routes edition.cnn.com port 80 to api.example.com port 443, which no ServiceEntry lists; the route is not applied",
+		},
+		"uri match": {
+			vs:   "  hosts: [edition.cnn.com]\n  http: [{match: [{uri: {prefix: /a}}], route: [{destination: {host: edition.cnn.com, port: {number: 443}}}]}]\n",
+			want: "spec.http[0].match[0]: egressd routes by host and port only, so it does not apply this route (it matches on uri)",
+		},
+		"redirect": {
+			vs:   "  hosts: [edition.cnn.com]\n  http: [{redirect: {uri: /b}}]\n",
+			want: "spec.http[0]: egressd does not apply redirect at the gateway, so it does not apply this route",
+		},
+		"weighted split": {
+			vs:   "  hosts: [edition.cnn.com]\n  http: [{route: [{destination: {host: edition.cnn.com, port: {number: 443}}, weight: 50}, {destination: {host: www.wikipedia.org}, weight: 50}]}]\n",
+			want: "spec.http[0].route: egressd sends a route's traffic to one destination and does not split it by weight; it does not apply this route",
+		},
+		"TLS to an HTTP port": {
+			vs:   "  hosts: [www.wikipedia.org]\n  tls: [{match: [{port: 443, sniHosts: [www.wikipedia.org]}], route: [{destination: {host: edition.cnn.com, port: {number: 80}}}]}]\n",
+			want: "spec.tls[0]: routes TLS for www.wikipedia.org port 443 to edition.cnn.com port 80, which its ServiceEntry lists as HTTP; the route is not applied",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := compileVS(t, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs, namespace: default}\nspec:\n"+tc.vs)
+			if !strings.Contains(problemsOf(a), tc.want) {
+				t.Fatalf("problems:\n%s\nwant one with %q", problemsOf(a), tc.want)
+			}
+			_, hp, _ := a.MatchPort("edition.cnn.com", 80)
+			if hp.Route != nil {
+				t.Errorf("a route was applied: %+v", hp.Route)
+			}
+		})
+	}
+}
