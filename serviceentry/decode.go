@@ -431,12 +431,12 @@ func (d *decoder) resource(n *yaml.Node) {
 		// ServiceEntries: not for egressd, and no mistake either.
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.warnf(CodeKindNotHandled, "kind", "%s (apiVersion %q) is not an Istio resource; skipped (egressd reads ServiceEntry and DestinationRule, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)", kind, apiVersion)
+		r.warnf(CodeKindNotHandled, "kind", "%s (apiVersion %q) is not an Istio resource; skipped (egressd reads ServiceEntry, DestinationRule and VirtualService, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)", kind, apiVersion)
 		return
 	default:
 		r.problems = r.problems[:before]
 		r.ref.Name = orUnknown(r.ref.Name)
-		r.errorf(CodeUnknownKind, "kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry and DestinationRule (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input", kind, apiVersion)
+		r.errorf(CodeUnknownKind, "kind", "%s (apiVersion %q) is not a kind egressd reads; egressd reads ServiceEntry, DestinationRule and VirtualService (networking.istio.io/v1), AuthorizationPolicy and PeerAuthentication (security.istio.io/v1): remove it from the input", kind, apiVersion)
 		return
 	}
 

@@ -307,9 +307,9 @@ apiVersion: v1
 kind: ConfigMap
 `,
 			problems: []string{
-				`warning: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not an Istio resource; skipped (egressd reads ServiceEntry and DestinationRule, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)`,
+				`warning: f.yaml:1: Deployment default/web: kind: Deployment (apiVersion "apps/v1") is not an Istio resource; skipped (egressd reads ServiceEntry, DestinationRule and VirtualService, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)`,
 				`error: f.yaml:5: DestinationRule default/lookalike: apiVersion: "example.com/v1" is not an API version of DestinationRule; use networking.istio.io/v1 (v1beta1 and v1alpha3 are accepted too)`,
-				`warning: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not an Istio resource; skipped (egressd reads ServiceEntry and DestinationRule, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)`,
+				`warning: f.yaml:9: ConfigMap default/(unnamed): kind: ConfigMap (apiVersion "v1") is not an Istio resource; skipped (egressd reads ServiceEntry, DestinationRule and VirtualService, networking.istio.io/v1, AuthorizationPolicy and PeerAuthentication, security.istio.io/v1)`,
 			},
 		},
 		"missing kind and not a mapping": {
