@@ -129,6 +129,16 @@ type Config struct {
 	// the allowlist, and for every address the rebinding guard drops,
 	// instead of logging them. It runs on the query path: it must not block.
 	OnDecision func(Decision)
+	// CallerNamespace, when set, names the namespace of the workload at a
+	// client address (the Kubernetes source's pod index); false when
+	// unknown. A known caller is then answered only the names its
+	// namespace may reach: ServiceEntries exported to it, and the hosts
+	// its Sidecar (or the root namespace's) lists; others are refused as
+	// not_exported or sidecar_scope. An unknown caller is not scoped.
+	CallerNamespace func(ip netip.Addr) (namespace string, ok bool)
+	// RootNamespace is the mesh root namespace, for its Sidecar (default
+	// serviceentry.DefaultRootNamespace).
+	RootNamespace string
 }
 
 // config is a validated Config with defaults applied.

@@ -146,9 +146,19 @@ func (s *Server) answer(rq *request) *dns.Msg {
 	// host names; matching their presentation form by suffix could let
 	// "x.a\.b.example.com." pass for "*.b.example.com".
 	var plan *hostPlan
+	var host *serviceentry.Host
 	if strings.IndexByte(rq.name, '\\') < 0 {
-		if h := snap.allow.Match(rq.name); h != nil {
-			plan = snap.plans[h]
+		if host = snap.allow.Match(rq.name); host != nil {
+			plan = snap.plans[host]
+		}
+	}
+	if plan != nil && s.cfg.CallerNamespace != nil {
+		if reason, detail := s.scope(rq, snap, host); reason != "" {
+			rq.reason = reason
+			d := rq.decision(vocab.VerdictDeny, reason)
+			d.Detail, d.ServiceEntry = detail, plan.entry
+			s.record(d)
+			return s.failure(rq, s.cfg.RefuseRcode, dns.ExtendedErrorCodeBlocked, "egressd: "+detail)
 		}
 	}
 	if plan == nil {
@@ -166,6 +176,32 @@ func (s *Server) answer(rq *request) *dns.Msg {
 		return s.failure(rq, s.cfg.RefuseRcode, dns.ExtendedErrorCodeBlocked, textNotInRegistry)
 	}
 	return s.answerAllowed(rq, snap, plan)
+}
+
+// scope says why the caller's namespace may not reach host ("" when it
+// may, or when the caller's namespace is unknown): no entry of the host is
+// exported to it, or its Sidecar lists none of them.
+func (s *Server) scope(rq *request, snap *snapshot, host *serviceentry.Host) (vocab.Reason, string) {
+	src := rq.source()
+	if !src.IsValid() {
+		return "", ""
+	}
+	ns, ok := s.cfg.CallerNamespace(src.Addr().Unmap())
+	if !ok {
+		return "", ""
+	}
+	name := strings.TrimSuffix(rq.name, ".")
+	var reason, detail string
+	for _, hp := range host.Ports {
+		r, d := snap.allow.Reachable(ns, s.cfg.RootNamespace, name, hp.Entry)
+		if r == "" {
+			return "", ""
+		}
+		if reason == "" || r == string(vocab.ReasonSidecarScope) {
+			reason, detail = r, d
+		}
+	}
+	return vocab.Reason(reason), detail
 }
 
 // passthrough reports whether name is in a pass-through zone.

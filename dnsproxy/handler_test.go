@@ -476,3 +476,60 @@ func TestCNAMEChain(t *testing.T) {
 		t.Errorf("chain %q, want %q", got, want)
 	}
 }
+
+// TestCallerScope: a caller whose namespace is known is answered only the
+// names its namespace may reach (exportTo, its Sidecar); an unknown
+// caller is not scoped.
+func TestCallerScope(t *testing.T) {
+	namespaces := map[netip.Addr]string{netip.MustParseAddr("127.0.0.2"): "web"}
+	s, d := newTestServer(t, Config{Mode: ModeGateway, GatewayIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		CallerNamespace: func(ip netip.Addr) (string, bool) { ns, ok := namespaces[ip]; return ns, ok }})
+	s.SetAllowlist(compileYAML(t, "scope.yaml", `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: stripe, namespace: payments}
+spec:
+  hosts: [api.stripe.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: internal, namespace: payments}
+spec:
+  hosts: [ledger.example.com]
+  exportTo: ["."]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pypi, namespace: web}
+spec:
+  hosts: [pypi.org]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: web}
+spec:
+  egress: [{hosts: ["./*", "payments/ledger.example.com"]}]
+`))
+	runHandlerCases(t, s, d, map[string]handlerCase{
+		"own namespace's host": {name: "pypi.org.", qtype: dns.TypeA, want: []string{"A 192.0.2.1"}},
+		"not in the Sidecar": {name: "api.stripe.com.", qtype: dns.TypeA, opts: []queryOpt{withEDNS(1232, false)},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonSidecarScope}},
+		"not exported": {name: "ledger.example.com.", qtype: dns.TypeA, opts: []queryOpt{withEDNS(1232, false)},
+			rcode: dns.RcodeNameError, ede: dns.ExtendedErrorCodeBlocked, reasons: []vocab.Reason{vocab.ReasonNotExported}},
+	})
+	for _, x := range d.all() {
+		if x.Reason == vocab.ReasonSidecarScope && !strings.Contains(x.Detail, "Sidecar web/default") {
+			t.Errorf("detail %q does not name the Sidecar", x.Detail)
+		}
+	}
+	// An unknown caller is answered as before.
+	delete(namespaces, netip.MustParseAddr("127.0.0.2"))
+	if m := ask(t, s, "api.stripe.com.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
+		t.Errorf("unknown caller refused: %v", m)
+	}
+}

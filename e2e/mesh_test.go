@@ -156,6 +156,14 @@ spec:
   rules:
   - to: [{operation: {hosts: [web.mesh.test]}}]
 ---
+# team-a's workloads reach their own namespace's external hosts only.
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-a}
+spec:
+  egress:
+  - hosts: ["./*"]
+---
 # An application namespace's PeerAuthentication: not the gateway's mode.
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -255,9 +263,21 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	if code, _, err := webAPI.request(g, "GET", "team.mesh.test", 80); err != nil || code != 403 {
 		t.Errorf("default caller to a team-a-only entry: %d %v, want 403", code, err)
 	}
-	g.waitDecision(t, "exportTo denial", url.Values{"reason": {"policy_denied"}, "host": {"team.mesh.test"}}, func(d decision.Decision) error {
+	g.waitDecision(t, "exportTo denial", url.Values{"reason": {"not_exported"}, "host": {"team.mesh.test"}}, func(d decision.Decision) error {
 		if !strings.Contains(d.Detail, "ServiceEntry team-a/team is not exported to the caller's namespace") ||
 			d.Identity != "spiffe://cluster.local/ns/default/sa/web-api" {
+			return fmt.Errorf("%q %q", d.Identity, d.Detail)
+		}
+		return nil
+	})
+
+	// Sidecar: team-a's workloads may reach their own namespace's hosts
+	// only (egress hosts "./*").
+	if code, _, err := teamA.request(g, "GET", "web.mesh.test", 80); err != nil || code != 403 {
+		t.Errorf("team-a caller to a host its Sidecar does not list: %d %v, want 403", code, err)
+	}
+	g.waitDecision(t, "Sidecar scope denial", url.Values{"reason": {"sidecar_scope"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
+		if !strings.Contains(d.Detail, "Sidecar team-a/default") || d.Identity != "spiffe://cluster.local/ns/team-a/sa/billing" {
 			return fmt.Errorf("%q %q", d.Identity, d.Detail)
 		}
 		return nil

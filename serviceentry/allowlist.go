@@ -23,8 +23,10 @@ type Allowlist struct {
 	// entryDigests are the digests of the entries that give hosts, by
 	// content (see EntryDigest).
 	entryDigests map[*Entry]string
-	// virtualServices are the VirtualServices compiled in.
+	// virtualServices are the VirtualServices compiled in; sidecars the
+	// namespace-wide Sidecars, one per namespace.
 	virtualServices []*VirtualService
+	sidecars        []*Sidecar
 }
 
 // Host is one allowed host name (exact or "*.suffix" wildcard) with every

@@ -96,6 +96,7 @@ func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist
 	}
 	exactRules, wildcardRules := a.applyRules(c.Rules)
 	a.applyRoutes(c.VirtualServices, exactRules, wildcardRules)
+	a.keepSidecars(c.Sidecars)
 	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
 	a.peers = uniqueByRef(a, c.PeerAuthentications, func(p *PeerAuthentication) Ref { return p.Ref })
 	var known map[*Entry]string

@@ -38,6 +38,8 @@ type Object struct {
 	// AuthorizationPolicy is the resource's spec, set when Ref.Kind is
 	// KindAuthorizationPolicy.
 	AuthorizationPolicy *securityv1beta1.AuthorizationPolicy
+	// Sidecar is the resource's spec, set when Ref.Kind is KindSidecar.
+	Sidecar *networkingv1alpha3.Sidecar
 	// VirtualService is the resource's spec, set when Ref.Kind is
 	// KindVirtualService.
 	VirtualService *networkingv1alpha3.VirtualService
@@ -72,7 +74,6 @@ var ignoredKinds = map[string]bool{
 	"Gateway":               true,
 	"ProxyConfig":           true,
 	"RequestAuthentication": true,
-	"Sidecar":               true,
 	"Telemetry":             true,
 	"WasmPlugin":            true,
 	"WorkloadEntry":         true,

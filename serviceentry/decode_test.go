@@ -281,16 +281,16 @@ spec:
 		},
 		"ignored kinds": {
 			in: `apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: web}
-spec: {egress: [{hosts: ["./*"]}]}
+kind: EnvoyFilter
+metadata: {name: lua, namespace: web}
+spec: {}
 ---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: {name: jwt}
 `,
 			problems: []string{
-				`warning: f.yaml:1: Sidecar web/default: kind Sidecar is not handled yet; ignored`,
+				`warning: f.yaml:1: EnvoyFilter web/lua: kind EnvoyFilter is not handled yet; ignored`,
 				`warning: f.yaml:6: RequestAuthentication default/jwt: kind RequestAuthentication is not handled yet; ignored`,
 			},
 		},

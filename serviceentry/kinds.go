@@ -90,6 +90,21 @@ var kinds = []KindInfo{
 		},
 	},
 	{
+		Kind:        KindSidecar,
+		APIVersions: networkingAPIVersions,
+		NewSpec: func(o *Object) proto.Message {
+			o.Sidecar = &networkingv1alpha3.Sidecar{}
+			return o.Sidecar
+		},
+		Validate: func(o Object, c *Config) (bool, []Problem) {
+			s, ps := ValidateSidecar(o)
+			if s != nil {
+				c.Sidecars = append(c.Sidecars, s)
+			}
+			return s != nil, ps
+		},
+	},
+	{
 		Kind:        KindAuthorizationPolicy,
 		APIVersions: securityAPIVersions,
 		NewSpec: func(o *Object) proto.Message {
@@ -172,4 +187,5 @@ func (c *Config) Add(other Config) {
 	c.AuthorizationPolicies = append(c.AuthorizationPolicies, other.AuthorizationPolicies...)
 	c.PeerAuthentications = append(c.PeerAuthentications, other.PeerAuthentications...)
 	c.VirtualServices = append(c.VirtualServices, other.VirtualServices...)
+	c.Sidecars = append(c.Sidecars, other.Sidecars...)
 }

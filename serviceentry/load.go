@@ -16,6 +16,7 @@ type Config struct {
 	AuthorizationPolicies []*AuthorizationPolicy
 	PeerAuthentications   []*PeerAuthentication
 	VirtualServices       []*VirtualService
+	Sidecars              []*Sidecar
 }
 
 // ParseConfig decodes and validates every resource in one file's bytes. It

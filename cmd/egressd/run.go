@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -187,7 +188,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	// publishes the decisions.
 	var dnsServer *dnsproxy.Server
 	if cfg.DNSListen != "" {
-		if dnsServer, err = newDNSProxy(cfg, log, registry, &netguard.Policy{Allow: policy.Allow}, func(d dnsproxy.Decision) { publish(dnsDecision(d)) }); err != nil {
+		if dnsServer, err = newDNSProxy(cfg, log, registry, &netguard.Policy{Allow: policy.Allow}, func(d dnsproxy.Decision) { publish(dnsDecision(d)) }, src); err != nil {
 			return err
 		}
 	}
@@ -378,7 +379,7 @@ func newGatewayIdentity(cfg *Config, ca *identity.CA, log *zap.Logger, reg prome
 	return gw, nil
 }
 
-func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard *netguard.Policy, onDecision func(dnsproxy.Decision)) (*dnsproxy.Server, error) {
+func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard *netguard.Policy, onDecision func(dnsproxy.Decision), src configSource) (*dnsproxy.Server, error) {
 	upstreams, err := dnsUpstreams(cfg)
 	if err != nil {
 		return nil, err
@@ -401,6 +402,13 @@ func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard 
 		Log:              log.Named("dns"),
 		Registerer:       reg,
 		OnDecision:       onDecision,
+		// The pod index knows the caller's namespace (--source
+		// kubernetes): answers follow its exportTo and Sidecar scope.
+		CallerNamespace: func(ip netip.Addr) (string, bool) {
+			ns, _, ok := src.Workload(ip)
+			return ns, ok
+		},
+		RootNamespace: cfg.Scope.RootNamespace,
 	})
 }
 

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -107,4 +109,145 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sidecarPrefix marks the DENY policies that enforce a Sidecar's egress
+// hosts: "sidecar.<sidecar name>" in the Sidecar's namespace.
+const sidecarPrefix = "sidecar."
+
+// SidecarScope returns DENY policies that enforce the Sidecars' egress
+// hosts where the caller is known (the mesh listener): a caller from a
+// namespace with a Sidecar of its own reaches only the listed hosts its
+// Sidecar lists; a caller from any other namespace only those the root
+// namespace's Sidecar lists (when there is one). Callers without an
+// identity are scoped by the root Sidecar, having no namespace of their
+// own. exportTo is ExportTo's.
+func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.AuthorizationPolicy {
+	sidecars := a.Sidecars()
+	if len(sidecars) == 0 {
+		return nil
+	}
+	if root == "" {
+		root = serviceentry.DefaultRootNamespace
+	}
+	own := map[string]bool{}
+	var rootSC *serviceentry.Sidecar
+	for _, s := range sidecars {
+		if s.Ref.Namespace == root {
+			rootSC = s
+			continue
+		}
+		own[s.Ref.Namespace] = true
+	}
+	ownNames := sortedKeys(own)
+	type listed struct{ host, namespace string }
+	var hosts []listed
+	seen := map[listed]bool{}
+	for _, h := range a.Hosts() {
+		for _, hp := range h.Ports {
+			if hp.Entry == nil {
+				continue
+			}
+			l := listed{h.Name, hp.Entry.Ref.Namespace}
+			if !seen[l] {
+				seen[l] = true
+				hosts = append(hosts, l)
+			}
+		}
+	}
+	var out []*serviceentry.AuthorizationPolicy
+	for _, s := range sidecars {
+		if s.Ref.Namespace == root {
+			continue
+		}
+		denied := map[string]bool{}
+		for _, l := range hosts {
+			if !sidecarAllows(s, s.Ref.Namespace, l.namespace, l.host) {
+				denied[l.host] = true
+			}
+		}
+		if len(denied) == 0 {
+			continue
+		}
+		out = append(out, sidecarPolicy(s, []serviceentry.AuthzRule{{
+			From: []serviceentry.AuthzSource{{Namespaces: []string{s.Ref.Namespace}}},
+			To:   []serviceentry.AuthzOperation{{Hosts: sortedKeys(denied)}},
+		}}))
+	}
+	if rootSC != nil {
+		// Callers of every namespace without a Sidecar: a host the root
+		// Sidecar lists only for its own namespace (".") is allowed to
+		// callers from the entry's namespace.
+		byExempt := map[string]map[string]bool{} // exempt namespace ("" none) -> hosts
+		for _, l := range hosts {
+			if sidecarAllowsAll(rootSC, l.namespace, l.host) {
+				continue
+			}
+			exempt := ""
+			if sidecarAllows(rootSC, l.namespace, l.namespace, l.host) && !own[l.namespace] {
+				exempt = l.namespace
+			}
+			if byExempt[exempt] == nil {
+				byExempt[exempt] = map[string]bool{}
+			}
+			byExempt[exempt][l.host] = true
+		}
+		var rules []serviceentry.AuthzRule
+		for _, exempt := range slices.Sorted(maps.Keys(byExempt)) {
+			not := slices.Clone(ownNames)
+			if exempt != "" {
+				not = append(not, exempt)
+				sort.Strings(not)
+			}
+			rule := serviceentry.AuthzRule{To: []serviceentry.AuthzOperation{{Hosts: sortedKeys(byExempt[exempt])}}}
+			if len(not) > 0 {
+				rule.From = []serviceentry.AuthzSource{{NotNamespaces: not}}
+			}
+			rules = append(rules, rule)
+		}
+		if len(rules) > 0 {
+			out = append(out, sidecarPolicy(rootSC, rules))
+		}
+	}
+	return out
+}
+
+func sidecarPolicy(s *serviceentry.Sidecar, rules []serviceentry.AuthzRule) *serviceentry.AuthorizationPolicy {
+	return &serviceentry.AuthorizationPolicy{
+		Ref:    serviceentry.Ref{Kind: serviceentry.KindAuthorizationPolicy, Namespace: s.Ref.Namespace, Name: sidecarPrefix + s.Ref.Name},
+		Action: serviceentry.AuthzDeny,
+		Rules:  rules,
+	}
+}
+
+// sidecarAllows reports whether s lets a caller from namespace caller
+// reach host, listed by an entry of namespace entryNS.
+func sidecarAllows(s *serviceentry.Sidecar, caller, entryNS, host string) bool {
+	for _, h := range s.Hosts {
+		if h.Allows(caller, entryNS, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// sidecarAllowsAll reports whether s lets callers from every namespace
+// reach host (a pattern whose namespace is "*" or the entry's).
+func sidecarAllowsAll(s *serviceentry.Sidecar, entryNS, host string) bool {
+	for _, h := range s.Hosts {
+		if h.Namespace != "." && h.Allows("", entryNS, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSidecarPolicy reports whether a policy reference ("ns/name") names one
+// of SidecarScope's policies, and returns the Sidecar ("ns/name").
+func IsSidecarPolicy(ref string) (sidecar string, ok bool) {
+	ns, name, found := strings.Cut(ref, "/")
+	if !found || !strings.HasPrefix(name, sidecarPrefix) {
+		return "", false
+	}
+	return ns + "/" + strings.TrimPrefix(name, sidecarPrefix), true
 }

@@ -69,3 +69,102 @@ spec:
 		t.Error("an ordinary policy taken for an exportTo one")
 	}
 }
+
+// TestSidecarScope: a namespace's Sidecar limits its callers to the hosts
+// it lists; the root namespace's Sidecar limits every other namespace,
+// "./*" meaning the caller's own namespace's hosts.
+func TestSidecarScope(t *testing.T) {
+	const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: stripe, namespace: payments}
+spec:
+  hosts: [api.stripe.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shared, namespace: istio-system}
+spec:
+  hosts: [pypi.org]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: github, namespace: ci}
+spec:
+  hosts: [github.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: web}
+spec:
+  egress: [{hosts: ["payments/api.stripe.com"]}]
+`
+	c, problems := serviceentry.ParseConfig("s.yaml", []byte(yaml))
+	a := serviceentry.CompileConfig(c, problems)
+	if errs := a.Errors(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := SidecarScope(a, "istio-system")
+	want := []*serviceentry.AuthorizationPolicy{
+		{
+			Ref:    serviceentry.Ref{Kind: "AuthorizationPolicy", Namespace: "web", Name: "sidecar.default"},
+			Action: serviceentry.AuthzDeny,
+			Rules: []serviceentry.AuthzRule{{
+				From: []serviceentry.AuthzSource{{Namespaces: []string{"web"}}},
+				To:   []serviceentry.AuthzOperation{{Hosts: []string{"github.com", "pypi.org"}}},
+			}},
+		},
+		{
+			Ref:    serviceentry.Ref{Kind: "AuthorizationPolicy", Namespace: "istio-system", Name: "sidecar.default"},
+			Action: serviceentry.AuthzDeny,
+			Rules: []serviceentry.AuthzRule{
+				{
+					From: []serviceentry.AuthzSource{{NotNamespaces: []string{"ci", "web"}}},
+					To:   []serviceentry.AuthzOperation{{Hosts: []string{"github.com"}}},
+				},
+				{
+					From: []serviceentry.AuthzSource{{NotNamespaces: []string{"payments", "web"}}},
+					To:   []serviceentry.AuthzOperation{{Hosts: []string{"api.stripe.com"}}},
+				},
+			},
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		namespace, host, reason string
+	}{
+		{"web", "api.stripe.com", ""},
+		{"web", "pypi.org", "sidecar_scope"},
+		{"payments", "api.stripe.com", ""},
+		{"payments", "pypi.org", ""},
+		{"payments", "github.com", "sidecar_scope"},
+		{"ci", "github.com", ""},
+	} {
+		h := a.Match(tc.host)
+		reason, detail := a.Reachable(tc.namespace, "istio-system", tc.host, h.Ports[0].Entry)
+		if reason != tc.reason {
+			t.Errorf("%s -> %s: %q (%s), want %q", tc.namespace, tc.host, reason, detail, tc.reason)
+		}
+	}
+	for _, f := range HTTPFilters(got) {
+		if err := f.ValidateAll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if IsSidecar, ok := IsSidecarPolicy("web/sidecar.default"); !ok || IsSidecar != "web/default" {
+		t.Errorf("IsSidecarPolicy: %q %v", IsSidecar, ok)
+	}
+}

@@ -46,7 +46,7 @@ func (p *planner) mesh(a *serviceentry.Allowlist, chains []*Chain) *Mesh {
 		Port:     mp,
 		Listen:   mp + p.o.PortOffset,
 		Mode:     meshMode(peers, mp),
-		Policies: append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...),
+		Policies: append(append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...), authz.SidecarScope(a, p.root())...),
 		Chains:   chains,
 	}
 	m.Default = &Chain{
@@ -132,4 +132,12 @@ func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
 		})
 	}
 	return chains
+}
+
+// root is the mesh root namespace (Options.Scope's, else Istio's default).
+func (p *planner) root() string {
+	if p.o.Scope != nil && p.o.Scope.RootNamespace != "" {
+		return p.o.Scope.RootNamespace
+	}
+	return serviceentry.DefaultRootNamespace
 }

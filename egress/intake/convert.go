@@ -174,7 +174,12 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 		}
 		d.Detail = "AuthorizationPolicy " + policy
 		if se, ok := authz.IsExportPolicy(policy); ok {
+			d.Reason = vocab.ReasonNotExported
 			d.Detail = "ServiceEntry " + se + " is not exported to the caller's namespace (exportTo)"
+		}
+		if sc, ok := authz.IsSidecarPolicy(policy); ok {
+			d.Reason = vocab.ReasonSidecarScope
+			d.Detail = "Sidecar " + sc + " does not list the host among the egress hosts of the caller's namespace"
 		}
 	}
 	return true

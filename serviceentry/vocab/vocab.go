@@ -49,6 +49,8 @@ const (
 	ReasonNoSNI                Reason = "no_sni"                    // TLS without a server name
 	ReasonUnidentifiedTCP      Reason = "unidentified_tcp"          // plaintext TCP without Host, SNI or listed address
 	ReasonPolicyDenied         Reason = "policy_denied"             // an AuthorizationPolicy refused the caller
+	ReasonNotExported          Reason = "not_exported"              // the entry's exportTo leaves the caller's namespace out
+	ReasonSidecarScope         Reason = "sidecar_scope"             // the caller namespace's Sidecar does not list the host
 	ReasonTLSOriginationFailed Reason = "tls_origination_failed"    // TLS to the upstream failed, or cannot be originated
 	ReasonUpstreamError        Reason = "upstream_error"            // no upstream connection (refused, timeout, DNS)
 	ReasonRedirectUnlisted     Reason = "redirect_to_unlisted_host" // a 3xx Location no ServiceEntry allows
@@ -64,7 +66,7 @@ var (
 	verdicts = []Verdict{VerdictAllow, VerdictDeny, VerdictAuditDeny}
 	reasons  = []Reason{
 		ReasonAllowed, ReasonAllowAny, ReasonPassthrough, ReasonNotInRegistry,
-		ReasonNoSNI, ReasonUnidentifiedTCP, ReasonPolicyDenied, ReasonTLSOriginationFailed,
+		ReasonNoSNI, ReasonUnidentifiedTCP, ReasonPolicyDenied, ReasonNotExported, ReasonSidecarScope, ReasonTLSOriginationFailed,
 		ReasonUpstreamError, ReasonRedirectUnlisted, ReasonCNAMEToUnlisted,
 		ReasonBlockedAddress, ReasonForwardingLoop, ReasonNotReady, ReasonMalformed,
 	}

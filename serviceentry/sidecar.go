@@ -1,0 +1,190 @@
+package serviceentry
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// KindSidecar is the kind of Istio Sidecars.
+const KindSidecar = "Sidecar"
+
+// Sidecar is the egress part of one namespace-wide Istio Sidecar that
+// passed validation: which external hosts the workloads of its namespace
+// may reach (spec.egress[].hosts). In the mesh root namespace it is the
+// default of every namespace without a Sidecar of its own.
+type Sidecar struct {
+	Ref   Ref          `json:"ref"`
+	Hosts []EgressHost `json:"hosts"`
+}
+
+// EgressHost is one "namespace/host" of a Sidecar's egress: Namespace is
+// a namespace, "." (the Sidecar's own), "*" (any) or "~" (none); Host is
+// a host, "*.suffix" or "*".
+type EgressHost struct {
+	Namespace string `json:"namespace"`
+	Host      string `json:"host"`
+}
+
+// ValidateSidecar checks one decoded Sidecar and keeps its egress hosts.
+// A Sidecar with a workloadSelector is for some workloads only, which the
+// gateway cannot tell apart: it is kept out with a warning. It returns
+// nil when the resource has any SeverityError or is not applied.
+func ValidateSidecar(o Object) (*Sidecar, []Problem) {
+	v := &validator{ref: o.Ref}
+	sc := o.Sidecar
+	if sc == nil {
+		v.errorf("spec", "missing; a Sidecar needs a spec with egress hosts")
+		return nil, v.problems
+	}
+	if sc.GetWorkloadSelector() != nil {
+		v.warnf("spec.workloadSelector", "a Sidecar for selected workloads only: the gateway tells callers apart by namespace, not by workload, so egressd does not apply it; use a Sidecar without workloadSelector for the namespace")
+		return nil, v.problems
+	}
+	out := &Sidecar{Ref: o.Ref}
+	if len(sc.GetEgress()) == 0 {
+		v.warnf("spec.egress", "none: the namespace's workloads may reach every listed host (the Sidecar limits nothing egressd enforces)")
+	}
+	for i, eg := range sc.GetEgress() {
+		field := fmt.Sprintf("spec.egress[%d]", i)
+		if eg.GetPort() != nil {
+			v.warnf(field+".port", "egressd applies a Sidecar's egress hosts to every port; ignored")
+		}
+		if len(eg.GetHosts()) == 0 {
+			v.errorf(field+".hosts", "missing; list namespace/host entries such as \"./*\" or \"istio-system/*\"")
+		}
+		for j, h := range eg.GetHosts() {
+			hf := fmt.Sprintf("%s.hosts[%d]", field, j)
+			ns, host, ok := strings.Cut(h, "/")
+			if !ok || ns == "" || host == "" {
+				v.errorf(hf, "%q: want namespace/host, e.g. \"./*\", \"istio-system/*\" or \"payments/api.stripe.com\"", h)
+				continue
+			}
+			if ns != "." && ns != "*" && ns != "~" && !IsDNS1123Label(ns) {
+				v.errorf(hf, "%q: %q is not a namespace, \".\", \"*\" or \"~\"", h, ns)
+				continue
+			}
+			if host != "*" {
+				n, err := NormalizeHost(host)
+				if err != nil {
+					v.errorf(hf, "%q: %v", h, err)
+					continue
+				}
+				host = n
+			}
+			out.Hosts = append(out.Hosts, EgressHost{Namespace: ns, Host: host})
+		}
+	}
+	v.unapplied("spec", sc, "egress", "workload_selector", "ingress", "outbound_traffic_policy")
+	if sc.GetOutboundTrafficPolicy() != nil {
+		v.warnf("spec.outboundTrafficPolicy", "egressd's outbound mode is the gateway's (--outbound); ignored")
+	}
+	if hasErrors(v.problems) {
+		return nil, v.problems
+	}
+	return out, v.problems
+}
+
+// Allows reports whether egress host e lets a caller from namespace
+// caller reach host name, listed by an entry of namespace entryNS. A
+// wildcard listed host is allowed by a pattern that covers it or equals it.
+func (e EgressHost) Allows(caller, entryNS, name string) bool {
+	switch e.Namespace {
+	case "~":
+		return false
+	case "*":
+	case ".":
+		if entryNS != caller {
+			return false
+		}
+	default:
+		if entryNS != e.Namespace {
+			return false
+		}
+	}
+	switch {
+	case e.Host == "*" || e.Host == name:
+		return true
+	case IsWildcard(e.Host):
+		suffix := strings.TrimPrefix(e.Host, "*")
+		return strings.HasSuffix(name, suffix) && (!IsWildcard(name) || strings.HasSuffix(strings.TrimPrefix(name, "*"), suffix))
+	}
+	return false
+}
+
+// Sidecars returns the Sidecars compiled in, by namespace/name (one per
+// namespace: the first). Callers must not modify it.
+func (a *Allowlist) Sidecars() []*Sidecar { return a.sidecars }
+
+// SidecarFor returns the Sidecar that scopes callers from namespace: the
+// namespace's own, else the root namespace's, else nil (no scope).
+func (a *Allowlist) SidecarFor(namespace, root string) *Sidecar {
+	if root == "" {
+		root = DefaultRootNamespace
+	}
+	var rootSC *Sidecar
+	for _, s := range a.sidecars {
+		if s.Ref.Namespace == namespace {
+			return s
+		}
+		if s.Ref.Namespace == root {
+			rootSC = s
+		}
+	}
+	return rootSC
+}
+
+// Reachable says whether a caller from namespace may reach host name
+// listed by entry e, and if not why: "" when it may, else the reason
+// (vocab reason names: "not_exported" when e's exportTo leaves the
+// namespace out, "sidecar_scope" when the namespace's Sidecar does not
+// list it) and the detail.
+func (a *Allowlist) Reachable(namespace, root, name string, e *Entry) (reason, detail string) {
+	if e == nil {
+		return "", ""
+	}
+	if !exportedToNamespace(e, namespace) {
+		return "not_exported", fmt.Sprintf("ServiceEntry %s is not exported to namespace %s (exportTo)", e.Ref, namespace)
+	}
+	s := a.SidecarFor(namespace, root)
+	if s == nil {
+		return "", ""
+	}
+	for _, h := range s.Hosts {
+		if h.Allows(namespace, e.Ref.Namespace, name) {
+			return "", ""
+		}
+	}
+	return "sidecar_scope", fmt.Sprintf("Sidecar %s does not list %s/%s among the egress hosts of namespace %s", s.Ref, e.Ref.Namespace, name, namespace)
+}
+
+// exportedToNamespace reports whether e is visible in namespace.
+func exportedToNamespace(e *Entry, namespace string) bool {
+	if len(e.ExportTo) == 0 {
+		return true
+	}
+	for _, x := range e.ExportTo {
+		switch {
+		case x == "*", x == namespace, x == "." && e.Ref.Namespace == namespace:
+			return true
+		}
+	}
+	return false
+}
+
+// keepSidecars keeps the first Sidecar of each namespace by name, and
+// reports the others (Istio allows one namespace-wide Sidecar).
+func (a *Allowlist) keepSidecars(in []*Sidecar) {
+	sorted := append([]*Sidecar(nil), in...)
+	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
+	seen := map[string]Ref{}
+	for _, s := range sorted {
+		if prev, ok := seen[s.Ref.Namespace]; ok {
+			a.problems = append(a.problems, Problem{Ref: s.Ref, Code: CodeDuplicateName, Severity: SeverityError,
+				Message: fmt.Sprintf("namespace %s already has the Sidecar %s without a workloadSelector; Istio allows one: merge them (this one is ignored)", s.Ref.Namespace, prev)})
+			continue
+		}
+		seen[s.Ref.Namespace] = s.Ref
+		a.sidecars = append(a.sidecars, s)
+	}
+}
