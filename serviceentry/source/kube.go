@@ -120,6 +120,7 @@ type kubeListers struct {
 	policies []securitylisters.AuthorizationPolicyLister
 	peers    []securitylisters.PeerAuthenticationLister
 	services []networkinglisters.VirtualServiceLister
+	sidecars []networkinglisters.SidecarLister
 }
 
 func (l *kubeListers) read() kubeObjects {
@@ -143,6 +144,10 @@ func (l *kubeListers) read() kubeObjects {
 	for _, x := range l.services {
 		v, _ := x.List(labels.Everything())
 		o.services = append(o.services, v...)
+	}
+	for _, x := range l.sidecars {
+		v, _ := x.List(labels.Everything())
+		o.sidecars = append(o.sidecars, v...)
 	}
 	return o
 }
@@ -204,12 +209,13 @@ func (k *Kube) Start(ctx context.Context) error {
 		ls.rules = append(ls.rules, dr.Lister())
 		ls.policies = append(ls.policies, ap.Lister())
 		ls.peers = append(ls.peers, pa.Lister())
-		vs := f.Networking().V1().VirtualServices()
+		vs, sc := f.Networking().V1().VirtualServices(), f.Networking().V1().Sidecars()
 		ls.services = append(ls.services, vs.Lister())
+		ls.sidecars = append(ls.sidecars, sc.Lister())
 		for name, inf := range map[string]cache.SharedIndexInformer{
 			"serviceentries": se.Informer(), "destinationrules": dr.Informer(),
 			"authorizationpolicies": ap.Informer(), "peerauthentications": pa.Informer(),
-			"virtualservices": vs.Informer(),
+			"virtualservices": vs.Informer(), "sidecars": sc.Informer(),
 		} {
 			if err := k.watch(ctx, inf, name, ns, health, notify); err != nil {
 				return err

@@ -27,6 +27,7 @@ type kubeObjects struct {
 	policies []*securityv1.AuthorizationPolicy
 	peers    []*securityv1.PeerAuthentication
 	services []*networkingv1.VirtualService
+	sidecars []*networkingv1.Sidecar
 }
 
 // sortByName orders objects by namespace, then name, so that the problems
@@ -61,10 +62,11 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 	sortByName(objs.policies)
 	sortByName(objs.peers)
 	sortByName(objs.services)
+	sortByName(objs.sidecars)
 
 	var c serviceentry.Config
 	var problems []serviceentry.Problem
-	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers)+len(objs.services))
+	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers)+len(objs.services)+len(objs.sidecars))
 	add := func(key any, o func() serviceentry.Object) {
 		v, ok := cache.get(key)
 		if !ok {
@@ -97,6 +99,11 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 	for _, vs := range objs.services {
 		add(vs, func() serviceentry.Object {
 			return serviceentry.Object{Ref: kubeRef(serviceentry.KindVirtualService, vs), APIVersion: networkingAPIVersion, VirtualService: &vs.Spec}
+		})
+	}
+	for _, sc := range objs.sidecars {
+		add(sc, func() serviceentry.Object {
+			return serviceentry.Object{Ref: kubeRef(serviceentry.KindSidecar, sc), APIVersion: networkingAPIVersion, Sidecar: &sc.Spec}
 		})
 	}
 	cache.keep(next)

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/egressd/egressd/egress/decision"
+)
+
+// sidecarScope: two namespaces, each with an external host of its own and
+// a Sidecar that lets its workloads reach their own namespace's hosts
+// only ("./*"), and a pod in each at an address of its own on loopback.
+const sidecarScope = `apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-b}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team-a}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team-b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: team-a}
+spec:
+  serviceAccountName: app
+  containers: [{name: app, image: app}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: team-b}
+spec:
+  serviceAccountName: app
+  containers: [{name: app, image: app}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: team-a}
+spec:
+  hosts: [a.scope.test]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: team-b}
+spec:
+  hosts: [b.scope.test]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-a}
+spec:
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-b}
+spec:
+  egress: [{hosts: ["./*"]}]
+`
+
+// TestSidecarScopeByPod: with the Kubernetes source, the DNS proxy knows
+// the namespace of the querying pod by its address and answers only the
+// names that namespace's Sidecar lists; the refusal is a decision naming
+// the workload and the Sidecar.
+func TestSidecarScopeByPod(t *testing.T) {
+	k := startKube(t)
+	k.installIstioCRDs(t)
+	k.applyYAML(t, sidecarScope)
+	podIPs := map[string]string{"team-a": "127.0.0.51", "team-b": "127.0.0.52"}
+	for ns, ip := range podIPs {
+		k.kubectl(t, "patch", "pod", "app", "-n", ns, "--subresource=status", "--type=merge",
+			"-p", fmt.Sprintf(`{"status":{"phase":"Running","podIP":%q,"podIPs":[{"ip":%q}]}}`, ip, ip))
+	}
+	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--no-envoy-access-log")
+
+	query := func(from, name string) (*dns.Msg, error) {
+		c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeA)
+		r, _, err := c.Exchange(q, g.DNSAddr)
+		return r, err
+	}
+	eventually(t, 60*time.Second, "team-a's pod answered its own namespace's host", func() error {
+		r, err := query(podIPs["team-a"], "a.scope.test.")
+		if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return fmt.Errorf("%v %v", r, err)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "team-a's pod refused team-b's host", func() error {
+		r, err := query(podIPs["team-a"], "b.scope.test.")
+		if err != nil || r.Rcode != dns.RcodeNameError {
+			return fmt.Errorf("%v %v", r, err)
+		}
+		return nil
+	})
+	g.waitDecision(t, "the Sidecar refusal", url.Values{"reason": {"sidecar_scope"}, "host": {"b.scope.test"}}, func(d decision.Decision) error {
+		if d.Identity != "team-a/app" || !strings.Contains(d.Detail, "Sidecar team-a/default") {
+			return fmt.Errorf("identity %q detail %q", d.Identity, d.Detail)
+		}
+		return nil
+	})
+	// team-b's pod: the other way round.
+	if r, err := query(podIPs["team-b"], "b.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+		t.Errorf("team-b's pod to its own host: %v %v", r, err)
+	}
+	if r, err := query(podIPs["team-b"], "a.scope.test."); err != nil || r.Rcode != dns.RcodeNameError {
+		t.Errorf("team-b's pod to team-a's host: %v %v", r, err)
+	}
+	// An address no pod has is not scoped (a node, a VM): answered.
+	if r, err := query("127.0.0.53", "b.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("a caller that is no pod: %v %v", r, err)
+	}
+}
