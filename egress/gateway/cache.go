@@ -27,12 +27,9 @@ type Cache struct {
 	last      *planned
 }
 
-// planned is what one Plan made: its ports by number, and its upstream
-// clusters by name, so a port planned again (one of its hosts changed)
-// reuses the clusters of the others.
+// planned is what one Plan made: its ports by number.
 type planned struct {
-	ports     map[uint32]*portPlan
-	upstreams map[string]*upstreamPlan
+	ports map[uint32]*portPlan
 }
 
 // upstreamPlan is one planned upstream cluster with what it was planned
@@ -52,10 +49,14 @@ type portPlan struct {
 	port *Port
 	// mesh are its chains on the mesh listener.
 	mesh []*Chain
-	// clusters are every cluster the port named, in the order it named
-	// them; warnings what it left out.
+	// clusters are every cluster the port named, by name; warnings what
+	// it left out.
 	clusters []*Cluster
 	warnings []string
+	// upstreams are its upstream clusters by name, with what each was
+	// planned from, so the port planned again (one of its hosts changed)
+	// reuses those of its other hosts.
+	upstreams map[string]*upstreamPlan
 }
 
 // reusable returns the cache's last plan if it was planned with opts and

@@ -36,14 +36,14 @@ func (p *planner) passthroughCluster(hp hostPort) string {
 // host, port, entry content and origination.
 func (p *planner) upstream(name, host string, hp serviceentry.HostPort) *Cluster {
 	entry := p.a.EntryDigest(hp.Entry)
-	if u, ok := p.last.upstreams[name]; ok && u.reuses(host, hp, entry) {
+	if u, ok := p.lastUp[name]; ok && u.reuses(host, hp, entry) {
 		p.warnings = append(p.warnings, u.warnings...)
-		p.next.upstreams[name] = u
+		p.nextUp[name] = u
 		return u.cluster
 	}
 	warned := len(p.warnings)
 	c := p.planUpstream(name, host, hp)
-	p.next.upstreams[name] = &upstreamPlan{host: host, port: hp.Port, entry: entry, tls: hp.TLS, cluster: c,
+	p.nextUp[name] = &upstreamPlan{host: host, port: hp.Port, entry: entry, tls: hp.TLS, cluster: c,
 		warnings: slices.Clone(p.warnings[warned:])}
 	return c
 }

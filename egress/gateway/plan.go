@@ -54,58 +54,123 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 	}
 	listening := o.listenerPorts(numbers)
 	last := cache.reusable(o, listening)
-	p := &planner{o: o, a: a, clusters: make(map[string]*Cluster, len(last.upstreams)+8), listening: listening, last: last}
-	p.next = &planned{ports: make(map[uint32]*portPlan, len(hosts)), upstreams: make(map[string]*upstreamPlan, len(p.last.upstreams))}
+	p := &planner{o: o, a: a, listening: listening, last: last}
+	p.next = &planned{ports: make(map[uint32]*portPlan, len(hosts))}
 	g := &Gateway{Allowlist: a.Version(), Outbound: o.Outbound}
 	var meshChains []*Chain
+	lists := make([][]*Cluster, 0, len(hosts)+1)
 	for _, ph := range hosts {
 		pp, ok := p.last.ports[ph.number]
-		if ok && samePortHosts(pp.in, ph) {
-			for _, c := range pp.clusters {
-				p.add(c)
-			}
+		switch {
+		case ok && samePortHosts(pp.in, ph):
 			p.warnings = append(p.warnings, pp.warnings...)
-		} else if pp, err = p.planPort(ph); err != nil {
-			return nil, err
+		default:
+			if pp, err = p.planPort(ph, pp); err != nil {
+				return nil, err
+			}
 		}
 		p.next.ports[ph.number] = pp
 		g.Ports = append(g.Ports, pp.port)
 		meshChains = append(meshChains, pp.mesh...)
+		lists = append(lists, pp.clusters)
 	}
-	p.keepUpstreams()
 	cache.keep(o, p.listening, p.next)
 	if o.MeshPort != 0 {
 		g.Mesh = p.mesh(a, meshChains)
 	}
 	g.NotApplied = notApplied(a, o.Scope)
-	p.add(&Cluster{Name: BlackholeCluster, Kind: ClusterBlackhole})
-	g.Clusters = make([]*Cluster, 0, len(p.clusters))
-	for _, c := range p.clusters {
-		g.Clusters = append(g.Clusters, c)
-	}
-	slices.SortFunc(g.Clusters, func(x, y *Cluster) int { return strings.Compare(x.Name, y.Name) })
+	lists = append(lists, []*Cluster{{Name: BlackholeCluster, Kind: ClusterBlackhole}})
+	g.Clusters = mergeClusters(lists)
 	sort.Strings(p.warnings)
 	g.Warnings = p.warnings
 	return g, nil
 }
 
 // planPort plans one port: its listener and its mesh chains, with the
-// clusters they name and the warnings.
-func (p *planner) planPort(ph *portHosts) (*portPlan, error) {
-	p.used = nil
+// clusters they name and the warnings. last is the port's last plan (nil
+// if none), whose upstream clusters are reused where their inputs are
+// unchanged.
+func (p *planner) planPort(ph *portHosts, last *portPlan) (*portPlan, error) {
+	p.clusters, p.order = map[string]*Cluster{}, nil
+	if last != nil {
+		p.clusters = make(map[string]*Cluster, len(last.clusters))
+		p.order = make([]*Cluster, 0, len(last.clusters))
+	}
+	p.lastUp = nil
+	if last != nil {
+		p.lastUp = last.upstreams
+	}
+	pp := &portPlan{in: ph, upstreams: make(map[string]*upstreamPlan, len(p.lastUp))}
+	p.nextUp = pp.upstreams
 	warned := len(p.warnings)
 	port, err := p.port(ph)
 	if err != nil {
 		return nil, err
 	}
-	pp := &portPlan{in: ph, port: port}
+	pp.port = port
 	if p.o.MeshPort != 0 {
 		pp.mesh = p.meshChains(ph, port)
 	}
-	pp.clusters = p.used
+	pp.clusters = p.order
+	slices.SortFunc(pp.clusters, func(x, y *Cluster) int { return strings.Compare(x.Name, y.Name) })
 	pp.warnings = slices.Clone(p.warnings[warned:])
-	p.used = nil
 	return pp, nil
+}
+
+// mergeClusters merges lists sorted by name into one, each name once: of
+// equal names (the fixed clusters several ports name, built alike) the
+// first list's is kept.
+func mergeClusters(lists [][]*Cluster) []*Cluster {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]*Cluster, 0, n)
+	// heads is a min-heap of list indexes by their next name (then index).
+	heads := make([]int, 0, len(lists))
+	pos := make([]int, len(lists))
+	less := func(a, b int) bool {
+		x, y := lists[a][pos[a]].Name, lists[b][pos[b]].Name
+		return x < y || x == y && a < b
+	}
+	down := func(i int) {
+		for {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(heads) && less(heads[l], heads[m]) {
+				m = l
+			}
+			if r < len(heads) && less(heads[r], heads[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			heads[i], heads[m] = heads[m], heads[i]
+			i = m
+		}
+	}
+	for i, l := range lists {
+		if len(l) > 0 {
+			heads = append(heads, i)
+		}
+	}
+	for i := len(heads)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(heads) > 0 {
+		i := heads[0]
+		c := lists[i][pos[i]]
+		if len(out) == 0 || out[len(out)-1].Name != c.Name {
+			out = append(out, c)
+		}
+		pos[i]++
+		if pos[i] == len(lists[i]) {
+			heads[0] = heads[len(heads)-1]
+			heads = heads[:len(heads)-1]
+		}
+		down(0)
+	}
+	return out
 }
 
 // needsSecrets reports whether any host port originates TLS.
@@ -224,13 +289,18 @@ func hostsByPort(a *serviceentry.Allowlist, o Options) []*portHosts {
 // planner holds what one Plan collects: the clusters named so far and
 // what was left out.
 type planner struct {
-	o        Options
-	a        *serviceentry.Allowlist
+	o Options
+	a *serviceentry.Allowlist
+	// clusters are the clusters the port being planned names (every
+	// cluster name but the fixed ones carries its port); order lists them
+	// as added (hosts come sorted, so mostly sorted already).
 	clusters map[string]*Cluster
-	// last is the cache's last plan (empty without one), next this one's.
-	last, next *planned
-	// used are the clusters named since planPort began, in order.
-	used []*Cluster
+	order    []*Cluster
+	// last is the cache's last plan (empty without one), next this one's;
+	// lastUp and nextUp the upstream clusters of the port being planned,
+	// in its last plan and in this one.
+	last, next     *planned
+	lastUp, nextUp map[string]*upstreamPlan
 	// listening are the ports the gateway's own addresses serve.
 	listening map[uint32]bool
 	warnings  []string
@@ -243,22 +313,17 @@ func (p *planner) warnf(format string, args ...any) {
 // add records c unless a cluster of its name is already there, and
 // returns its name.
 func (p *planner) add(c *Cluster) string {
-	if kept, ok := p.clusters[c.Name]; ok {
-		c = kept
-	} else {
+	if _, ok := p.clusters[c.Name]; !ok {
 		p.clusters[c.Name] = c
+		p.order = append(p.order, c)
 	}
-	p.used = append(p.used, c)
 	return c.Name
 }
 
-// known reports whether a cluster of that name is already planned, and if
-// so counts it as named by the port being planned.
+// known reports whether the port being planned names a cluster of that
+// name already.
 func (p *planner) known(name string) bool {
-	c, ok := p.clusters[name]
-	if ok {
-		p.used = append(p.used, c)
-	}
+	_, ok := p.clusters[name]
 	return ok
 }
 
@@ -326,16 +391,6 @@ func (p *planner) unlistedVerdict() (vocab.Verdict, vocab.Reason) {
 		return vocab.VerdictAuditDeny, vocab.ReasonNotInRegistry
 	}
 	return vocab.VerdictAllow, vocab.ReasonAllowAny
-}
-
-// keepUpstreams carries into the next plan the last plan's upstream
-// clusters that this one reused with their ports.
-func (p *planner) keepUpstreams() {
-	for name, u := range p.last.upstreams {
-		if _, ok := p.next.upstreams[name]; !ok && p.clusters[name] == u.cluster {
-			p.next.upstreams[name] = u
-		}
-	}
 }
 
 // notApplied lists the policies of a that scope leaves out, by namespace
