@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +129,83 @@ func TestSidecarScopeByPod(t *testing.T) {
 	// An address no pod has is not scoped (a node, a VM): answered.
 	if r, err := query("127.0.0.53", "b.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess {
 		t.Errorf("a caller that is no pod: %v %v", r, err)
+	}
+}
+
+// TestPolicyScopeInKubernetes: with the Kubernetes source, an application
+// namespace's AuthorizationPolicy for its own workloads does not change
+// the gateway's decisions; one in the mesh root namespace does; the
+// gateway's namespace comes from POD_NAMESPACE as in its pod.
+func TestPolicyScopeInKubernetes(t *testing.T) {
+	web := upstreamHTTP(t, "web")
+	k := startKube(t)
+	k.installIstioCRDs(t)
+	k.applyYAML(t, `apiVersion: v1
+kind: Namespace
+metadata: {name: e2e}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: egress}
+---
+`+staticEntry("web", "web.scope.test", 80, "HTTP", web)+`---
+# An application's own inbound rule: not for the gateway.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: cart-inbound, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  action: DENY
+  rules: [{to: [{operation: {hosts: [web.scope.test]}}]}]
+---
+# The mesh root namespace's: applies at the gateway.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-delete, namespace: istio-system}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {hosts: [web.scope.test], methods: [DELETE]}}]}]
+---
+# The gateway's own namespace (POD_NAMESPACE): applies.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-put, namespace: egress}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {hosts: [web.scope.test], methods: [PUT]}}]}]
+`)
+	caDir := filepath.Join(t.TempDir(), "ca")
+	t.Setenv("POD_NAMESPACE", "egress")
+	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--mesh-ca-dir", caDir, "--no-envoy-access-log")
+	eventually(t, 60*time.Second, "egressd's mesh CA created", func() error {
+		_, err := os.Stat(filepath.Join(caDir, "ca-cert.pem"))
+		return err
+	})
+	caller := issueMeshCert(t, caDir, "shop", "cart")
+	eventually(t, 60*time.Second, "GET allowed: the shop namespace's policy is not the gateway's", func() error {
+		code, body, err := caller.request(g, "GET", "web.scope.test", 80)
+		if err != nil || code != 200 || !strings.Contains(body, "hello from web") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	for method, policy := range map[string]string{"DELETE": "istio-system/no-delete", "PUT": "egress/no-put"} {
+		if code, _, err := caller.request(g, method, "web.scope.test", 80); err != nil || code != 403 {
+			t.Errorf("%s: %d %v, want 403 from %s", method, code, err, policy)
+		}
+		g.waitDecision(t, method+" denied by "+policy, url.Values{"reason": {"policy_denied"}, "host": {"web.scope.test"}}, func(d decision.Decision) error {
+			if d.Method != method || !strings.Contains(d.Detail, policy) {
+				return fmt.Errorf("%s %q", d.Method, d.Detail)
+			}
+			return nil
+		})
 	}
 }
