@@ -113,6 +113,9 @@ func TestTLSOrigination(t *testing.T) {
 	_, _, simplePair := ca.issue("api.simple.test", false, "api.simple.test")
 	_, _, untrustedPair := other.issue("api.untrusted.test", false, "api.untrusted.test")
 	_, _, wrongNamePair := ca.issue("elsewhere.test", false, "elsewhere.test")
+	// The name in the subject CN only, as the certificates of Istio's
+	// mutual TLS origination task.
+	_, _, cnOnlyPair := ca.issue("api.cnonly.test", false)
 	_, _, mutualPair := ca.issue("api.mutual.test", false, "api.mutual.test", "api.nocert.test")
 	clientCert, clientKey, _ := ca.issue("egress-client-1", true)
 
@@ -126,6 +129,7 @@ func TestTLSOrigination(t *testing.T) {
 	simple := tlsUpstream(t, simplePair, nil)
 	untrusted := tlsUpstream(t, untrustedPair, nil)
 	wrongName := tlsUpstream(t, wrongNamePair, nil)
+	cnOnly := tlsUpstream(t, cnOnlyPair, nil)
 	mutual := tlsUpstream(t, mutualPair, ca.pool())
 
 	simpleTLS := fmt.Sprintf("      mode: SIMPLE\n      caCertificates: %s\n", caFile)
@@ -134,11 +138,13 @@ func TestTLSOrigination(t *testing.T) {
 		originationEntry("simple", "api.simple.test", simple),
 		originationEntry("untrusted", "api.untrusted.test", untrusted),
 		originationEntry("wrong-name", "api.wrongname.test", wrongName),
+		originationEntry("cn-only", "api.cnonly.test", cnOnly),
 		originationEntry("mutual", "api.mutual.test", mutual),
 		originationEntry("nocert", "api.nocert.test", mutual),
 		destinationRule("simple", "api.simple.test", simpleTLS),
 		destinationRule("untrusted", "api.untrusted.test", simpleTLS),
 		destinationRule("wrong-name", "api.wrongname.test", simpleTLS),
+		destinationRule("cn-only", "api.cnonly.test", simpleTLS),
 		destinationRule("mutual", "api.mutual.test", "      mode: MUTUAL\n      credentialName: partner\n"),
 		destinationRule("nocert", "api.nocert.test", simpleTLS),
 	}, "---\n"))
@@ -178,7 +184,8 @@ func TestTLSOrigination(t *testing.T) {
 	// Failures: refused, and each recorded with the upstream's reason.
 	for host, detail := range map[string]string{
 		"api.untrusted.test": "CERTIFICATE_VERIFY_FAILED",
-		"api.wrongname.test": "", // SAN mismatch: Envoy reports a verify failure too
+		"api.wrongname.test": "carries none of the names the gateway verifies",
+		"api.cnonly.test":    "its name is only in the subject CN, which egressd does not accept",
 		"api.nocert.test":    "",
 	} {
 		if code, body, err := g.httpGet(host); err != nil || code != 503 {

@@ -257,7 +257,26 @@ func upstreamFailure(d *decision.Decision, c *datav3.AccessLogCommon) {
 		// The upstream's own words; HTTP's response code details repeat
 		// them with underscores.
 		d.Detail = transport
+		if hint := sanHint(transport); hint != "" {
+			d.Detail += "; " + hint
+		}
 	}
+}
+
+// sanMismatch is Envoy's error detail when the upstream's certificate
+// carries none of the names the gateway verifies (the DestinationRule's
+// subjectAltNames, else its sni or the host).
+const sanMismatch = "verify cert failed: SAN matcher"
+
+// sanHint explains a SAN mismatch in a TLS failure, "" for any other.
+func sanHint(transport string) string {
+	if !strings.Contains(transport, sanMismatch) {
+		return ""
+	}
+	if strings.Contains(transport, "certificate SANs are []") {
+		return "the server's certificate has no subjectAltNames: its name is only in the subject CN, which egressd does not accept (as RFC 6125 and browsers do not); reissue the certificate with a DNS subjectAltName, or set insecureSkipVerify to skip verifying it"
+	}
+	return "the server's certificate carries none of the names the gateway verifies (the DestinationRule's subjectAltNames, else its sni, else the host): set subjectAltNames to a name it carries, or sni to the server's name"
 }
 
 // formatted is a tag Envoy formatted from a command: "-" when the value

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,6 +237,20 @@ func TestHostOnly(t *testing.T) {
 	} {
 		if got := hostOnly(in); got != want {
 			t.Errorf("hostOnly(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSANHint(t *testing.T) {
+	for transport, want := range map[string]string{
+		"TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify cert failed: SAN matcher, certificate SANs are []:TLS_error_end":       "only in the subject CN",
+		"TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify cert failed: SAN matcher, certificate SANs are [a.test]:TLS_error_end": "carries none of the names",
+		"TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify cert failed: X509_verify_cert: unable to get local issuer certificate": "",
+		"delayed connect error: Connection refused": "",
+	} {
+		got := sanHint(transport)
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("sanHint(%q) = %q, want %q", transport, got, want)
 		}
 	}
 }
