@@ -225,7 +225,9 @@ func (a *Allowlist) digest(known map[*Entry]string) string {
 		Rules    []*Rule                `json:"rules,omitempty"`
 		Policies []*AuthorizationPolicy `json:"authorizationPolicies,omitempty"`
 		Peers    []*PeerAuthentication  `json:"peerAuthentications,omitempty"`
-	}{a.rules, a.policies, a.peers}
+		Services []*VirtualService      `json:"virtualServices,omitempty"`
+		Sidecars []*Sidecar             `json:"sidecars,omitempty"`
+	}{a.rules, a.policies, a.peers, a.virtualServices, a.sidecars}
 	// The hosts are encoded in chunks on every core; the version hashes
 	// the chunks' digests in order, then the rest.
 	workers := runtime.GOMAXPROCS(0)

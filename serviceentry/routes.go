@@ -52,8 +52,12 @@ func (a *Allowlist) applyRoutes(services []*VirtualService, exact, wildcard map[
 				return
 			}
 			h := a.Match(host)
+			var covering *Host
 			if h != nil && h.Name != host {
-				h = nil // only a wildcard covers it: the name gets a host of its own
+				// Only a wildcard covers it: the name gets a host of its
+				// own, with the wildcard's ports, so only the routed port
+				// changes.
+				covering, h = h, nil
 			}
 			var hp *HostPort
 			if h != nil {
@@ -79,6 +83,13 @@ func (a *Allowlist) applyRoutes(services []*VirtualService, exact, wildcard map[
 				if h == nil {
 					h = a.host(host)
 					added = true
+					if covering != nil {
+						for _, cp := range covering.Ports {
+							if cp.Number != number {
+								h.Ports = append(h.Ports, cp)
+							}
+						}
+					}
 				}
 				h.Ports = append(h.Ports, HostPort{Port: Port{Number: number, Protocol: protocol, Name: dhp.Name}, Entry: dhp.Entry})
 				sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })

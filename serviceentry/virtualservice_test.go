@@ -146,3 +146,46 @@ func TestVirtualServiceNotApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestVirtualServiceUnderWildcard: routing a name a wildcard covers gives
+// the name a host of its own that keeps the wildcard's other ports.
+func TestVirtualServiceUnderWildcard(t *testing.T) {
+	a := compileVS(t, `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: default}
+spec:
+  hosts: ["*.example.com"]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 8443, name: tls, protocol: TLS}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  http: [{match: [{port: 80}], route: [{destination: {host: edition.cnn.com, port: {number: 80}}}]}]
+`)
+	h, hp, ok := a.MatchPort("api.example.com", 80)
+	if !ok || h.Name != "api.example.com" || hp.Route == nil || hp.Route.Host != "edition.cnn.com" {
+		t.Fatalf("api.example.com:80: %v %+v\n%s", ok, hp, problemsOf(a))
+	}
+	if _, hp, ok := a.MatchPort("api.example.com", 8443); !ok || hp.Entry.Ref.Name != "wild" || hp.Route != nil {
+		t.Errorf("api.example.com lost the wildcard's port 8443: %v %+v", ok, hp)
+	}
+	if _, hp, ok := a.MatchPort("www.example.com", 80); !ok || hp.Route != nil {
+		t.Errorf("another name under the wildcard: %v %+v", ok, hp)
+	}
+}
+
+// TestSidecarChangesVersion: a Sidecar alone changes the allowlist's
+// version, so a reload that changes only it is published.
+func TestSidecarChangesVersion(t *testing.T) {
+	without := compileVS(t, "")
+	with := compileVS(t, "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: web}\nspec:\n  egress: [{hosts: [\"./*\"]}]\n")
+	if without.Version() == with.Version() {
+		t.Fatal("the Sidecar did not change the version")
+	}
+	if len(with.Sidecars()) != 1 {
+		t.Fatalf("sidecars: %+v\n%s", with.Sidecars(), problemsOf(with))
+	}
+}
