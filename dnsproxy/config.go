@@ -139,6 +139,10 @@ type Config struct {
 	// RootNamespace is the mesh root namespace, for its Sidecar (default
 	// serviceentry.DefaultRootNamespace).
 	RootNamespace string
+	// AuditNamespaces dry-run their Sidecar: a name a caller from one of
+	// them may not reach by it is answered, and recorded as audit-deny
+	// with reason sidecar_scope (exportTo is enforced all the same).
+	AuditNamespaces []string
 }
 
 // config is a validated Config with defaults applied.

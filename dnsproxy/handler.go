@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,7 +154,13 @@ func (s *Server) answer(rq *request) *dns.Msg {
 		}
 	}
 	if plan != nil && s.cfg.CallerNamespace != nil {
-		if reason, detail := s.scope(rq, snap, host); reason != "" {
+		if reason, detail, audit := s.scope(rq, snap, host); reason != "" {
+			if audit {
+				d := rq.decision(vocab.VerdictAuditDeny, reason)
+				d.Detail, d.ServiceEntry = detail+" (audited: answered)", plan.entry
+				s.record(d)
+				return s.answerAllowed(rq, snap, plan)
+			}
 			rq.reason = reason
 			d := rq.decision(vocab.VerdictDeny, reason)
 			d.Detail, d.ServiceEntry = detail, plan.entry
@@ -180,17 +187,25 @@ func (s *Server) answer(rq *request) *dns.Msg {
 
 // scope says why the caller's namespace may not reach host ("" when it
 // may, or when the caller's namespace is unknown): no entry of the host is
-// exported to it, or its Sidecar lists none of them.
-func (s *Server) scope(rq *request, snap *snapshot, host *serviceentry.Host) (vocab.Reason, string) {
+// exported to it, or its Sidecar lists none of them; audit when the
+// namespace's scope is only audited.
+func (s *Server) scope(rq *request, snap *snapshot, host *serviceentry.Host) (reason vocab.Reason, detail string, audit bool) {
 	src := rq.source()
 	if !src.IsValid() {
-		return "", ""
+		return "", "", false
 	}
 	ns, ok := s.cfg.CallerNamespace(src.Addr().Unmap())
 	if !ok {
-		return "", ""
+		return "", "", false
 	}
-	name := strings.TrimSuffix(rq.name, ".")
+	r, d := s.scopeOf(ns, snap, host, strings.TrimSuffix(rq.name, "."))
+	// Only the namespace's own lockdown (its Sidecar) is dry-run; other
+	// teams' exportTo is enforced.
+	return r, d, r == vocab.ReasonSidecarScope && slices.Contains(s.cfg.AuditNamespaces, ns)
+}
+
+// scopeOf is scope for a caller from namespace ns asking for name.
+func (s *Server) scopeOf(ns string, snap *snapshot, host *serviceentry.Host, name string) (vocab.Reason, string) {
 	var reason, detail string
 	for _, hp := range host.Ports {
 		r, d := snap.allow.Reachable(ns, s.cfg.RootNamespace, name, hp.Entry)

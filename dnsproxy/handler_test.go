@@ -527,6 +527,20 @@ spec:
 			t.Errorf("detail %q does not name the Sidecar", x.Detail)
 		}
 	}
+	// A namespace whose Sidecar is dry-run: answered, and recorded as
+	// audit-deny; exportTo is enforced all the same.
+	s.cfg.AuditNamespaces = []string{"web"}
+	d.reset()
+	if m := ask(t, s, "api.stripe.com.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
+		t.Errorf("audited namespace refused: %v", m)
+	}
+	if got := d.all(); len(got) != 1 || got[0].Verdict != vocab.VerdictAuditDeny || got[0].Reason != vocab.ReasonSidecarScope {
+		t.Errorf("audited namespace's decisions: %+v", got)
+	}
+	if m := ask(t, s, "ledger.example.com.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("exportTo not enforced for an audited namespace: %v", m)
+	}
+	s.cfg.AuditNamespaces = nil
 	// An unknown caller is answered as before.
 	delete(namespaces, netip.MustParseAddr("127.0.0.2"))
 	if m := ask(t, s, "api.stripe.com.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {

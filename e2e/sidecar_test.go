@@ -75,6 +75,28 @@ kind: Sidecar
 metadata: {name: default, namespace: team-b}
 spec:
   egress: [{hosts: ["./*"]}]
+---
+# team-c dry-runs the same lockdown (--audit-namespaces team-c).
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-c}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: team-c}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: team-c}
+spec:
+  serviceAccountName: app
+  containers: [{name: app, image: app}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-c}
+spec:
+  egress: [{hosts: ["./*"]}]
 `
 
 // TestSidecarScopeByPod: with the Kubernetes source, the DNS proxy knows
@@ -85,12 +107,12 @@ func TestSidecarScopeByPod(t *testing.T) {
 	k := startKube(t)
 	k.installIstioCRDs(t)
 	k.applyYAML(t, sidecarScope)
-	podIPs := map[string]string{"team-a": "127.0.0.51", "team-b": "127.0.0.52"}
+	podIPs := map[string]string{"team-a": "127.0.0.51", "team-b": "127.0.0.52", "team-c": "127.0.0.54"}
 	for ns, ip := range podIPs {
 		k.kubectl(t, "patch", "pod", "app", "-n", ns, "--subresource=status", "--type=merge",
 			"-p", fmt.Sprintf(`{"status":{"phase":"Running","podIP":%q,"podIPs":[{"ip":%q}]}}`, ip, ip))
 	}
-	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--no-envoy-access-log")
+	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--no-envoy-access-log", "--audit-namespaces", "team-c")
 
 	query := func(from, name string) (*dns.Msg, error) {
 		c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
@@ -126,6 +148,16 @@ func TestSidecarScopeByPod(t *testing.T) {
 	if r, err := query(podIPs["team-b"], "a.scope.test."); err != nil || r.Rcode != dns.RcodeNameError {
 		t.Errorf("team-b's pod to team-a's host: %v %v", r, err)
 	}
+	// team-c's Sidecar is dry-run: answered, and recorded as audit-deny.
+	if r, err := query(podIPs["team-c"], "a.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+		t.Errorf("team-c's pod (audited) to team-a's host: %v %v", r, err)
+	}
+	g.waitDecision(t, "the audited Sidecar", url.Values{"verdict": {"audit-deny"}, "host": {"a.scope.test"}}, func(d decision.Decision) error {
+		if d.Reason != "sidecar_scope" || d.Identity != "team-c/app" {
+			return fmt.Errorf("reason %s identity %q", d.Reason, d.Identity)
+		}
+		return nil
+	})
 	// An address no pod has is not scoped (a node, a VM): answered.
 	if r, err := query("127.0.0.53", "b.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess {
 		t.Errorf("a caller that is no pod: %v %v", r, err)

@@ -77,8 +77,9 @@ type Config struct {
 	TrustDomain string
 	// Scope is the gateway's namespace and labels and the mesh root
 	// namespace: which AuthorizationPolicies and PeerAuthentications act
-	// at the gateway.
-	Scope serviceentry.PolicyScope
+	// at the gateway. AuditNamespaces dry-run their Sidecar.
+	Scope           serviceentry.PolicyScope
+	AuditNamespaces []string
 	// GatewayIdentities are the identities ("namespace/serviceaccount")
 	// allowed on the xDS port; the first is the managed Envoy's, and the
 	// mesh listener's certificate. GatewayIdentity is that first one.
@@ -195,6 +196,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
 	scope := scopeFlags(fs)
+	var auditNamespaces string
+	fs.StringVar(&auditNamespaces, "audit-namespaces", "", "comma-separated namespaces whose Sidecar is dry-run: what it would refuse is answered and recorded as audit-deny (sidecar_scope) instead")
 	var gatewayIdentities, xdsServerNames string
 	fs.StringVar(&gatewayIdentities, "gateway-identity", "egressd-system/egress-gateway", "comma-separated identities (namespace/serviceaccount) allowed on the xDS port; the first is the managed Envoy's and the mesh listener's")
 	fs.StringVar(&c.ControlPlaneIdentity, "control-plane-identity", "egressd-system/egressd", "egressd's own identity (namespace/serviceaccount) on its xDS port; gateways verify it")
@@ -227,6 +230,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 		return nil, scopeErr
 	}
 	c.WatchNamespaces = splitList(watchNamespaces)
+	c.AuditNamespaces = splitList(auditNamespaces)
 	if c.Source == sourceKubernetes && c.CertDir == "" {
 		c.CertDir = filepath.Join(c.RunDir, "credentials")
 	}

@@ -130,6 +130,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		SecretNames:      origination.SecretNamesFor,
 		Mesh:             meshOptions(cfg),
 		Scope:            &cfg.Scope,
+		AuditNamespaces:  cfg.AuditNamespaces,
 		ODCDSCluster:     onDemandCluster(cfg),
 	})
 	if err != nil {
@@ -408,7 +409,8 @@ func newDNSProxy(cfg *Config, log *zap.Logger, reg prometheus.Registerer, guard 
 			ns, _, ok := src.Workload(ip)
 			return ns, ok
 		},
-		RootNamespace: cfg.Scope.RootNamespace,
+		RootNamespace:   cfg.Scope.RootNamespace,
+		AuditNamespaces: cfg.AuditNamespaces,
 	})
 }
 

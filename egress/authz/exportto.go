@@ -122,7 +122,10 @@ const sidecarPrefix = "sidecar."
 // namespace's Sidecar lists (when there is one). Callers without an
 // identity are scoped by the root Sidecar, having no namespace of their
 // own. exportTo is ExportTo's.
-func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.AuthorizationPolicy {
+//
+// Callers from the audit namespaces are not refused (a dry run of their
+// Sidecar: the DNS proxy records what it would refuse).
+func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*serviceentry.AuthorizationPolicy {
 	sidecars := a.Sidecars()
 	if len(sidecars) == 0 {
 		return nil
@@ -131,6 +134,10 @@ func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.Author
 		root = serviceentry.DefaultRootNamespace
 	}
 	own := map[string]bool{}
+	auditing := map[string]bool{}
+	for _, ns := range audit {
+		auditing[ns] = true
+	}
 	var rootSC *serviceentry.Sidecar
 	for _, s := range sidecars {
 		if s.Ref.Namespace == root {
@@ -139,7 +146,16 @@ func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.Author
 		}
 		own[s.Ref.Namespace] = true
 	}
-	ownNames := sortedKeys(own)
+	// The root Sidecar exempts the namespaces with their own, and those
+	// being audited.
+	exemptNames := sortedKeys(own)
+	for _, ns := range audit {
+		if !own[ns] && ns != "" {
+			exemptNames = append(exemptNames, ns)
+		}
+	}
+	sort.Strings(exemptNames)
+	exemptNames = slices.Compact(exemptNames)
 	type listed struct{ host, namespace string }
 	var hosts []listed
 	seen := map[listed]bool{}
@@ -157,7 +173,7 @@ func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.Author
 	}
 	var out []*serviceentry.AuthorizationPolicy
 	for _, s := range sidecars {
-		if s.Ref.Namespace == root {
+		if s.Ref.Namespace == root || auditing[s.Ref.Namespace] {
 			continue
 		}
 		denied := map[string]bool{}
@@ -184,7 +200,7 @@ func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.Author
 				continue
 			}
 			exempt := ""
-			if sidecarAllows(rootSC, l.namespace, l.namespace, l.host) && !own[l.namespace] {
+			if sidecarAllows(rootSC, l.namespace, l.namespace, l.host) && !own[l.namespace] && !auditing[l.namespace] {
 				exempt = l.namespace
 			}
 			if byExempt[exempt] == nil {
@@ -194,7 +210,7 @@ func SidecarScope(a *serviceentry.Allowlist, root string) []*serviceentry.Author
 		}
 		var rules []serviceentry.AuthzRule
 		for _, exempt := range slices.Sorted(maps.Keys(byExempt)) {
-			not := slices.Clone(ownNames)
+			not := slices.Clone(exemptNames)
 			if exempt != "" {
 				not = append(not, exempt)
 				sort.Strings(not)

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,7 +116,7 @@ spec:
 	if errs := a.Errors(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	got := SidecarScope(a, "istio-system")
+	got := SidecarScope(a, "istio-system", nil)
 	want := []*serviceentry.AuthorizationPolicy{
 		{
 			Ref:    serviceentry.Ref{Kind: "AuthorizationPolicy", Namespace: "web", Name: "sidecar.default"},
@@ -162,6 +163,17 @@ spec:
 	for _, f := range HTTPFilters(got) {
 		if err := f.ValidateAll(); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// web's Sidecar dry-run: no policy of its own, and the root
+	// Sidecar's exempt it.
+	audited := SidecarScope(a, "istio-system", []string{"web", "ci"})
+	if len(audited) != 1 || audited[0].Ref.Namespace != "istio-system" {
+		t.Fatalf("audited: %+v", audited)
+	}
+	for _, r := range audited[0].Rules {
+		if !slices.Contains(r.From[0].NotNamespaces, "web") || !slices.Contains(r.From[0].NotNamespaces, "ci") {
+			t.Errorf("rule %+v does not exempt the audited namespaces", r)
 		}
 	}
 	if IsSidecar, ok := IsSidecarPolicy("web/sidecar.default"); !ok || IsSidecar != "web/default" {

@@ -46,7 +46,7 @@ func (p *planner) mesh(a *serviceentry.Allowlist, chains []*Chain) *Mesh {
 		Port:     mp,
 		Listen:   mp + p.o.PortOffset,
 		Mode:     meshMode(peers, mp),
-		Policies: append(append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...), authz.SidecarScope(a, p.root())...),
+		Policies: append(append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...), authz.SidecarScope(a, p.root(), p.o.AuditNamespaces)...),
 		Chains:   chains,
 	}
 	m.Default = &Chain{

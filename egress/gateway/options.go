@@ -35,6 +35,9 @@ type Options struct {
 	// and PeerAuthentications apply to it (serviceentry.PolicyScope). nil
 	// applies every one (a configuration written for the gateway alone).
 	Scope *serviceentry.PolicyScope
+	// AuditNamespaces are the namespaces whose Sidecar is dry-run: their
+	// callers are not refused by it (see authz.SidecarScope).
+	AuditNamespaces []string
 	// SecretNames names the SDS secrets of TLS origination; required when
 	// a DestinationRule asks for it.
 	SecretNames func(o *serviceentry.Origination) (client, ca string)

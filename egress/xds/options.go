@@ -48,6 +48,8 @@ type Options struct {
 	Guard netguard.Policy
 	// Scope is the gateway's place in the mesh (see gateway.Options.Scope).
 	Scope *serviceentry.PolicyScope
+	// AuditNamespaces: see gateway.Options.AuditNamespaces.
+	AuditNamespaces []string
 	// OwnPorts are further ports the gateway's own addresses serve
 	// (Envoy's admin interface, egressd's listeners when it runs beside
 	// Envoy): like the listeners, never an upstream.

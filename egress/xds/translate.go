@@ -151,6 +151,7 @@ func (o Options) plan() gateway.Options {
 		OwnPorts:        o.OwnPorts,
 		SecretNames:     o.SecretNames,
 		Scope:           o.Scope,
+		AuditNamespaces: o.AuditNamespaces,
 	}
 	if o.Mesh != nil {
 		p.MeshPort = o.Mesh.Port
