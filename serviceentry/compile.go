@@ -51,7 +51,7 @@ func CompileConfig(c Config, problems []Problem) *Allowlist {
 // changed once validated, so a shared pointer is shared content.
 func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist {
 	sorted := append([]*Entry(nil), c.Entries...)
-	slices.SortStableFunc(sorted, func(x, y *Entry) int { return refCompare(&x.Ref, &y.Ref) })
+	slices.SortStableFunc(sorted, func(x, y *Entry) int { return CompareRefs(x.Ref, y.Ref) })
 
 	a := &Allowlist{
 		exact:    map[string]*Host{},
@@ -267,8 +267,9 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// refCompare is refLess as a three-way comparison.
-func refCompare(a, b *Ref) int {
+// CompareRefs orders references by namespace, name, file and line: the
+// order in which conflicts between resources are decided.
+func CompareRefs(a, b Ref) int {
 	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
 		return c
 	}
@@ -281,18 +282,7 @@ func refCompare(a, b *Ref) int {
 	return cmp.Compare(a.Line, b.Line)
 }
 
-func refLess(a, b Ref) bool {
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	if a.Name != b.Name {
-		return a.Name < b.Name
-	}
-	if a.File != b.File {
-		return a.File < b.File
-	}
-	return a.Line < b.Line
-}
+func refLess(a, b Ref) bool { return CompareRefs(a, b) < 0 }
 
 // portClaims records which gateway port a TCP-class entry owns, so two
 // entries never claim the same plaintext traffic: the gateway tells TCP

@@ -187,22 +187,23 @@ func (v *validator) httpRoute(field string, r *networkingv1alpha3.HTTPRoute) (Vi
 
 // destinations keeps an HTTP route's one destination.
 func (v *validator) destinations(field string, ds []*networkingv1alpha3.HTTPRouteDestination) (VirtualRoute, bool) {
-	if len(ds) == 0 {
-		v.errorf(field+".route", "missing; name the destination host")
-		return VirtualRoute{}, false
-	}
-	if len(ds) > 1 {
-		v.warnf(field+".route", "egressd sends a route's traffic to one destination and does not split it by weight; it does not apply this route")
-		return VirtualRoute{}, false
-	}
-	if ds[0].GetHeaders() != nil {
+	if len(ds) == 1 && ds[0].GetHeaders() != nil {
 		v.warnf(field+".route[0].headers", "egressd does not change headers at the gateway; ignored")
 	}
-	return v.routeDestination(field+".route[0].destination", ds[0].GetDestination())
+	return oneDestination(v, field, ds)
 }
 
 // destination keeps a TLS or TCP route's one destination.
 func (v *validator) destination(field string, ds []*networkingv1alpha3.RouteDestination) (VirtualRoute, bool) {
+	route, ok := oneDestination(v, field, ds)
+	route.Field = field
+	return route, ok
+}
+
+// oneDestination reads a route's destinations: exactly one is applied.
+func oneDestination[D interface {
+	GetDestination() *networkingv1alpha3.Destination
+}](v *validator, field string, ds []D) (VirtualRoute, bool) {
 	if len(ds) == 0 {
 		v.errorf(field+".route", "missing; name the destination host")
 		return VirtualRoute{}, false
@@ -211,9 +212,7 @@ func (v *validator) destination(field string, ds []*networkingv1alpha3.RouteDest
 		v.warnf(field+".route", "egressd sends a route's traffic to one destination and does not split it by weight; it does not apply this route")
 		return VirtualRoute{}, false
 	}
-	route, ok := v.routeDestination(field+".route[0].destination", ds[0].GetDestination())
-	route.Field = field
-	return route, ok
+	return v.routeDestination(field+".route[0].destination", ds[0].GetDestination())
 }
 
 // routeDestination reads destination.host and port; a destination in

@@ -111,7 +111,7 @@ func rbacRules(policies []*serviceentry.AuthorizationPolicy, a serviceentry.Auth
 	if len(selected) == 0 {
 		return nil, false
 	}
-	slices.SortStableFunc(selected, func(x, y *serviceentry.AuthorizationPolicy) int { return compareRefs(x.Ref, y.Ref) })
+	slices.SortStableFunc(selected, func(x, y *serviceentry.AuthorizationPolicy) int { return serviceentry.CompareRefs(x.Ref, y.Ref) })
 
 	out := &rbacv3.RBAC{Action: rbacAction(a)}
 	seen := map[string]bool{}
@@ -147,20 +147,6 @@ func rbacAction(a serviceentry.AuthzAction) rbacv3.RBAC_Action {
 		return rbacv3.RBAC_LOG
 	}
 	return rbacv3.RBAC_ALLOW
-}
-
-// compareRefs orders by namespace, name, file and line.
-func compareRefs(a, b serviceentry.Ref) int {
-	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Name, b.Name); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.File, b.File); c != 0 {
-		return c
-	}
-	return a.Line - b.Line
 }
 
 // mustAny packs a filter config with deterministic marshalling, so that

@@ -221,16 +221,9 @@ type VirtualHost struct {
 	// VirtualService names the VirtualService whose route sends the host
 	// to Cluster (another host or port), if one does; Timeout (0: none)
 	// and Retries are that route's.
-	VirtualService string        `json:"virtualService,omitempty"`
-	Timeout        time.Duration `json:"timeout,omitempty"`
-	Retries        *Retries      `json:"retries,omitempty"`
-}
-
-// Retries is a route's retry policy.
-type Retries struct {
-	Attempts      uint32        `json:"attempts"`
-	PerTryTimeout time.Duration `json:"perTryTimeout,omitempty"`
-	RetryOn       string        `json:"retryOn,omitempty"`
+	VirtualService string                `json:"virtualService,omitempty"`
+	Timeout        time.Duration         `json:"timeout,omitempty"`
+	Retries        *serviceentry.Retries `json:"retries,omitempty"`
 }
 
 // RouteGuard is how the address guard treats a route.

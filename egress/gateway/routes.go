@@ -40,9 +40,7 @@ func (p *planner) routes(ph *portHosts) *Routes {
 			vh.Cluster = p.hostCluster(t.host.Name, t.hp)
 			vh.VirtualService = r.VirtualService.String()
 			vh.Timeout = r.Timeout
-			if rr := r.Retries; rr != nil {
-				vh.Retries = &Retries{Attempts: rr.Attempts, PerTryTimeout: rr.PerTryTimeout, RetryOn: rr.RetryOn}
-			}
+			vh.Retries = r.Retries
 		case originationBlocked(hp.hp):
 			// 502 with the reason, never the request in clear.
 			vh.Kind, vh.Route = VHostBlocked, "tls_origination_unavailable"
