@@ -124,32 +124,22 @@ type kubeListers struct {
 }
 
 func (l *kubeListers) read() kubeObjects {
-	var o kubeObjects
-	for _, x := range l.entries {
-		v, _ := x.List(labels.Everything())
-		o.entries = append(o.entries, v...)
+	return kubeObjects{
+		entries: listAll(l.entries), rules: listAll(l.rules), policies: listAll(l.policies),
+		peers: listAll(l.peers), services: listAll(l.services), sidecars: listAll(l.sidecars),
 	}
-	for _, x := range l.rules {
+}
+
+// listAll lists every object of the listers (one per watched namespace).
+func listAll[T any, L interface {
+	List(labels.Selector) ([]T, error)
+}](listers []L) []T {
+	var out []T
+	for _, x := range listers {
 		v, _ := x.List(labels.Everything())
-		o.rules = append(o.rules, v...)
+		out = append(out, v...)
 	}
-	for _, x := range l.policies {
-		v, _ := x.List(labels.Everything())
-		o.policies = append(o.policies, v...)
-	}
-	for _, x := range l.peers {
-		v, _ := x.List(labels.Everything())
-		o.peers = append(o.peers, v...)
-	}
-	for _, x := range l.services {
-		v, _ := x.List(labels.Everything())
-		o.services = append(o.services, v...)
-	}
-	for _, x := range l.sidecars {
-		v, _ := x.List(labels.Everything())
-		o.sidecars = append(o.sidecars, v...)
-	}
-	return o
+	return out
 }
 
 // watchedNamespaces returns the namespaces to build informers for, sorted

@@ -64,50 +64,50 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 	sortByName(objs.services)
 	sortByName(objs.sidecars)
 
-	var c serviceentry.Config
-	var problems []serviceentry.Problem
-	next := make(map[any]validatedObject, len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers)+len(objs.services)+len(objs.sidecars))
-	add := func(key any, o func() serviceentry.Object) {
-		v, ok := cache.get(key)
+	b := configBuilder{cache: cache, next: make(map[any]validatedObject,
+		len(objs.entries)+len(objs.rules)+len(objs.policies)+len(objs.peers)+len(objs.services)+len(objs.sidecars))}
+	addAll(&b, objs.entries, func(o *networkingv1.ServiceEntry) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, o), APIVersion: networkingAPIVersion, ServiceEntry: &o.Spec}
+	})
+	addAll(&b, objs.rules, func(o *networkingv1.DestinationRule) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, o), APIVersion: networkingAPIVersion, DestinationRule: &o.Spec}
+	})
+	addAll(&b, objs.policies, func(o *securityv1.AuthorizationPolicy) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, o), APIVersion: securityAPIVersion, AuthorizationPolicy: &o.Spec}
+	})
+	addAll(&b, objs.peers, func(o *securityv1.PeerAuthentication) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, o), APIVersion: securityAPIVersion, PeerAuthentication: &o.Spec}
+	})
+	addAll(&b, objs.services, func(o *networkingv1.VirtualService) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindVirtualService, o), APIVersion: networkingAPIVersion, VirtualService: &o.Spec}
+	})
+	addAll(&b, objs.sidecars, func(o *networkingv1.Sidecar) serviceentry.Object {
+		return serviceentry.Object{Ref: kubeRef(serviceentry.KindSidecar, o), APIVersion: networkingAPIVersion, Sidecar: &o.Spec}
+	})
+	cache.keep(b.next)
+	return b.config, b.problems
+}
+
+// configBuilder collects the objects' validation into one Config.
+type configBuilder struct {
+	cache    *validated
+	next     map[any]validatedObject
+	config   serviceentry.Config
+	problems []serviceentry.Problem
+}
+
+// addAll adds objects of one kind: validated again unless the cache has
+// the same object.
+func addAll[T comparable](b *configBuilder, objs []T, object func(T) serviceentry.Object) {
+	for _, o := range objs {
+		v, ok := b.cache.get(o)
 		if !ok {
-			v.config, v.problems = serviceentry.BuildConfig([]serviceentry.Object{o()})
+			v.config, v.problems = serviceentry.BuildConfig([]serviceentry.Object{object(o)})
 		}
-		next[key] = v
-		c.Add(v.config)
-		problems = append(problems, v.problems...)
+		b.next[o] = v
+		b.config.Add(v.config)
+		b.problems = append(b.problems, v.problems...)
 	}
-	for _, se := range objs.entries {
-		add(se, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindServiceEntry, se), APIVersion: networkingAPIVersion, ServiceEntry: &se.Spec}
-		})
-	}
-	for _, dr := range objs.rules {
-		add(dr, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindDestinationRule, dr), APIVersion: networkingAPIVersion, DestinationRule: &dr.Spec}
-		})
-	}
-	for _, ap := range objs.policies {
-		add(ap, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindAuthorizationPolicy, ap), APIVersion: securityAPIVersion, AuthorizationPolicy: &ap.Spec}
-		})
-	}
-	for _, pa := range objs.peers {
-		add(pa, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindPeerAuthentication, pa), APIVersion: securityAPIVersion, PeerAuthentication: &pa.Spec}
-		})
-	}
-	for _, vs := range objs.services {
-		add(vs, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindVirtualService, vs), APIVersion: networkingAPIVersion, VirtualService: &vs.Spec}
-		})
-	}
-	for _, sc := range objs.sidecars {
-		add(sc, func() serviceentry.Object {
-			return serviceentry.Object{Ref: kubeRef(serviceentry.KindSidecar, sc), APIVersion: networkingAPIVersion, Sidecar: &sc.Spec}
-		})
-	}
-	cache.keep(next)
-	return c, problems
 }
 
 // validated keeps what validating each object of the last read gave, by
