@@ -189,3 +189,31 @@ func TestSidecarChangesVersion(t *testing.T) {
 		t.Fatalf("sidecars: %+v\n%s", with.Sidecars(), problemsOf(with))
 	}
 }
+
+// TestVirtualServiceTCPRouteAndOrder: a tcp route of a TLS port routes by
+// SNI like a tls route (the older egress gateway task's form), and of two
+// VirtualServices for one host and port the first by namespace/name
+// applies, the other reported.
+func TestVirtualServiceTCPRouteAndOrder(t *testing.T) {
+	a := compileVS(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b-second, namespace: default}
+spec:
+  hosts: ["*.wikipedia.org"]
+  tcp: [{match: [{port: 443}], route: [{destination: {host: edition.cnn.com, port: {number: 443}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a-first, namespace: default}
+spec:
+  hosts: ["*.wikipedia.org"]
+  tcp: [{match: [{port: 443}], route: [{destination: {host: www.wikipedia.org, port: {number: 443}}}]}]
+`)
+	_, hp, ok := a.MatchPort("de.wikipedia.org", 443)
+	if !ok || hp.Route == nil || hp.Route.Host != "www.wikipedia.org" || hp.Route.VirtualService.Name != "a-first" {
+		t.Fatalf("de.wikipedia.org:443: %v %+v\n%s", ok, hp.Route, problemsOf(a))
+	}
+	if want := "is routed by VirtualService default/a-first already"; !strings.Contains(problemsOf(a), want) {
+		t.Errorf("problems:\n%s\nwant %q", problemsOf(a), want)
+	}
+}
