@@ -31,6 +31,9 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		prev = name
 	}
 	for _, s := range []string{
+		"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: cnn, namespace: default}\nspec:\n  hosts: [edition.cnn.com]\n  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]\n  resolution: DNS\n---\n" +
+			"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: cnn, namespace: default}\nspec:\n  hosts: [edition.cnn.com, '*.wikipedia.org']\n  http: [{match: [{port: 80}], route: [{destination: {host: edition.cnn.com, port: {number: 443}}}], timeout: 3s, retries: {attempts: 2}}]\n  tls: [{match: [{port: 443, sniHosts: ['*.wikipedia.org']}], route: [{destination: {host: edition.cnn.com, port: {number: 443}}}]}]\n---\n" +
+			"apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: web}\nspec:\n  egress: [{hosts: ['./*', 'istio-system/*', '*/*.example.com']}]\n",
 		`{"apiVersion":"networking.istio.io/v1","kind":"ServiceEntry","metadata":{"name":"j","namespace":"n"},"spec":{"hosts":["a.example.com"],"ports":[{"number":443,"name":"https","protocol":"HTTPS"}],"resolution":"DNS"}}`,
 		`{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"networking.istio.io/v1","kind":"ServiceEntry","metadata":{"name":"j"},"spec":{"hosts":["*.example.com"],"ports":[{"number":80,"name":"http","protocol":"HTTP"}]}}]}`,
 		"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: &m {name: a, namespace: b}\nspec:\n  hosts: [a.test]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: *m\nspec: {}\n",
