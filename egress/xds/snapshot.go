@@ -88,9 +88,9 @@ func (r *Resources) count(typ string) int {
 	case resourcev3.RouteType:
 		return len(r.Routes)
 	case resourcev3.ClusterType:
-		return len(r.Clusters) - len(r.onDemand)
+		return len(r.Clusters) - r.onDemand.n
 	case onDemandDigests:
-		return len(r.onDemand)
+		return r.onDemand.n
 	}
 	return len(r.Secrets)
 }
@@ -100,6 +100,9 @@ func (r *Resources) count(typ string) int {
 // validated then.
 func (r *Resources) validateChanged(published, now map[string]map[string]string) error {
 	for _, m := range r.messages() {
+		if _, reused := r.known[m]; reused && published != nil {
+			continue // the last publish's own message, validated then
+		}
 		typ, n := r.key(m)
 		if d, ok := published[typ][n]; ok && d == now[typ][n] {
 			continue
@@ -119,9 +122,9 @@ func (r *Resources) validateChanged(published, now map[string]map[string]string)
 func (r *Resources) key(m proto.Message) (string, string) {
 	typ, n := typeURL(m), name(m)
 	switch {
-	case typ == resourcev3.ClusterType && r.onDemand[n]:
+	case typ == resourcev3.ClusterType && r.onDemand.has(n):
 		typ = onDemandDigests
-	case typ == resourcev3.SecretType && r.onDemand != nil && !r.coreSecrets[n]:
+	case typ == resourcev3.SecretType && r.onDemand.on && !r.coreSecrets[n]:
 		typ = onDemandSecretDigests
 	}
 	return typ, n
@@ -129,9 +132,9 @@ func (r *Resources) key(m proto.Message) (string, string) {
 
 // onDemandClusters are the on-demand clusters by name.
 func (r *Resources) onDemandClusters() map[string]*clusterv3.Cluster {
-	out := make(map[string]*clusterv3.Cluster, len(r.onDemand))
+	out := make(map[string]*clusterv3.Cluster, r.onDemand.n)
 	for _, c := range r.Clusters {
-		if r.onDemand[c.Name] {
+		if r.onDemand.has(c.Name) {
 			out[c.Name] = c
 		}
 	}
@@ -173,7 +176,7 @@ func (r *Resources) snapshot(version string, versions map[string]map[string]stri
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], rc)
 	}
 	for _, c := range r.Clusters {
-		if !r.onDemand[c.Name] { // those are served by onDemand
+		if !r.onDemand.has(c.Name) { // those are served by onDemand
 			res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
 		}
 	}

@@ -2,7 +2,9 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -34,10 +36,10 @@ type Resources struct {
 
 	// allowlist is the version of the allowlist translated.
 	allowlist string
-	// onDemand are the clusters Envoy discovers on demand, by name;
-	// coreSecrets the SDS secrets the rest (listeners, other clusters)
-	// name.
-	onDemand    map[string]bool
+	// onDemand says which clusters Envoy discovers on demand;
+	// coreSecrets are the SDS secrets the rest (listeners, other
+	// clusters) name.
+	onDemand    odSet
 	coreSecrets map[string]bool
 	// built and known come from translating with a memo: what each
 	// resource was built from, and the digests of those reused from it.
@@ -180,6 +182,7 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 		res.Listeners = append(res.Listeners, b.meshListener(g.Mesh))
 	}
 	res.clusterSecrets = []clusterSecrets{}
+	res.onDemand = odSet{on: o.ODCDSCluster != "", core: map[string]bool{}}
 	for _, c := range g.Clusters { // sorted by name
 		cluster := b.cluster(c)
 		res.Clusters = append(res.Clusters, cluster)
@@ -187,20 +190,31 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 			res.clusterSecrets = append(res.clusterSecrets, clusterSecrets{cluster.Name, names})
 		}
 		if b.onDemand(c, cluster) {
-			if res.onDemand == nil {
-				res.onDemand = map[string]bool{}
-			}
-			res.onDemand[cluster.Name] = true
+			res.onDemand.n++
+		} else {
+			res.onDemand.core[cluster.Name] = true
 		}
 	}
-	if res.onDemand != nil {
+	if res.onDemand.on {
 		res.coreSecrets = map[string]bool{}
-		for _, n := range res.secretNames(func(c string) bool { return !res.onDemand[c] }) {
+		for _, n := range res.secretNames(func(c string) bool { return !res.onDemand.has(c) }) {
 			res.coreSecrets[n] = true
 		}
 	}
 	return res
 }
+
+// odSet says which clusters of a Resources are discovered on demand: with
+// ODCDS on, every one but the core ones (few: the fixed clusters), so a
+// build records the few, not the 10,000.
+type odSet struct {
+	on   bool
+	core map[string]bool
+	n    int // how many clusters are on demand
+}
+
+// has reports whether cluster name (one of the Resources') is on demand.
+func (s odSet) has(name string) bool { return s.on && !s.core[name] }
 
 // onDemand reports whether cluster c of the model is discovered on demand:
 // every listed host's cluster, when ODCDS is on. (None may be sent by ADS
@@ -219,7 +233,10 @@ func (b *builder) onDemand(m *gateway.Cluster, _ *clusterv3.Cluster) bool {
 
 // OnDemand reports whether the cluster named name is discovered on demand
 // (Options.ODCDSCluster) rather than sent to every gateway.
-func (r *Resources) OnDemand(name string) bool { return r.onDemand[name] }
+func (r *Resources) OnDemand(name string) bool {
+	_, found := slices.BinarySearchFunc(r.Clusters, name, func(c *clusterv3.Cluster, n string) int { return strings.Compare(c.Name, n) })
+	return found && r.onDemand.has(name)
+}
 
 // builder builds one model's resources. Its maps only share messages that
 // are built alike many times (they are only read from then on); every
