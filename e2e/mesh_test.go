@@ -127,6 +127,8 @@ spec:
     to: [{operation: {hosts: [web.mesh.test, secure.mesh.test]}}]
   - from: [{source: {namespaces: [default, team-a]}}]
     to: [{operation: {hosts: [team.mesh.test]}}]
+  - from: [{source: {namespaces: [team-b]}}]
+    to: [{operation: {hosts: [web.mesh.test]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -160,6 +162,14 @@ spec:
 apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default, namespace: team-a}
+spec:
+  egress:
+  - hosts: ["./*"]
+---
+# team-b dry-runs the same lockdown (--audit-namespaces team-b).
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-b}
 spec:
   egress:
   - hosts: ["./*"]
@@ -198,7 +208,7 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	writeFile(t, dir, "policies.yaml", meshPolicies)
 	writeFile(t, dir, "peer.yaml", peerAuthentication("STRICT"))
 	// The gateway's policies are in its namespace, egress.
-	g := startGateway(t, dir, "--mesh-ca-dir", caDir, "--no-envoy-access-log", "--gateway-namespace", "egress")
+	g := startGateway(t, dir, "--mesh-ca-dir", caDir, "--no-envoy-access-log", "--gateway-namespace", "egress", "--audit-namespaces", "team-b")
 	eventually(t, 30*time.Second, "gateway serving", g.wantStatus("web.mesh.test", 200))
 
 	webAPI := issueMeshCert(t, caDir, "default", "web-api")
@@ -279,6 +289,18 @@ func TestMeshIdentityAndPolicy(t *testing.T) {
 	g.waitDecision(t, "Sidecar scope denial", url.Values{"reason": {"sidecar_scope"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
 		if !strings.Contains(d.Detail, "Sidecar team-a/default") || d.Identity != "spiffe://cluster.local/ns/team-a/sa/billing" {
 			return fmt.Errorf("%q %q", d.Identity, d.Detail)
+		}
+		return nil
+	})
+
+	// team-b's Sidecar is dry-run: let through, recorded as audit-deny.
+	teamB := issueMeshCert(t, caDir, "team-b", "app")
+	if code, body, err := teamB.request(g, "GET", "web.mesh.test", 80); err != nil || code != 200 || !strings.Contains(body, "hello from web") {
+		t.Errorf("team-b (dry run) to a host its Sidecar does not list: %d %q %v, want 200", code, body, err)
+	}
+	g.waitDecision(t, "the dry-run Sidecar", url.Values{"verdict": {"audit-deny"}, "host": {"web.mesh.test"}}, func(d decision.Decision) error {
+		if d.Reason != "sidecar_scope" || !strings.Contains(d.Detail, "Sidecar team-b/default") || d.Identity != "spiffe://cluster.local/ns/team-b/sa/app" {
+			return fmt.Errorf("%s %q %q", d.Reason, d.Identity, d.Detail)
 		}
 		return nil
 	})

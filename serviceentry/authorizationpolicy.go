@@ -30,6 +30,9 @@ const (
 	// AuthzAudit: a request that any AUDIT policy matches is marked for
 	// the access log; it is neither allowed nor denied by it.
 	AuthzAudit AuthzAction = "AUDIT"
+	// AuthzShadowDeny is egressd's own, never read from a resource: a
+	// DENY that is only recorded (Envoy's shadow rules), for a dry run.
+	AuthzShadowDeny AuthzAction = "SHADOW_DENY"
 )
 
 // AuthorizationPolicy is one Istio AuthorizationPolicy that passed

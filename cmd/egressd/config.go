@@ -197,7 +197,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
 	scope := scopeFlags(fs)
 	var auditNamespaces string
-	fs.StringVar(&auditNamespaces, "audit-namespaces", "", "comma-separated namespaces whose Sidecar is dry-run: what it would refuse is answered and recorded as audit-deny (sidecar_scope) instead")
+	fs.StringVar(&auditNamespaces, "audit-namespaces", "", "comma-separated namespaces whose Sidecar is dry-run: what it would refuse (DNS proxy, mesh listener) goes through and is recorded as audit-deny (sidecar_scope)")
 	var gatewayIdentities, xdsServerNames string
 	fs.StringVar(&gatewayIdentities, "gateway-identity", "egressd-system/egress-gateway", "comma-separated identities (namespace/serviceaccount) allowed on the xDS port; the first is the managed Envoy's and the mesh listener's")
 	fs.StringVar(&c.ControlPlaneIdentity, "control-plane-identity", "egressd-system/egressd", "egressd's own identity (namespace/serviceaccount) on its xDS port; gateways verify it")

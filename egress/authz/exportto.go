@@ -112,8 +112,12 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // sidecarPrefix marks the DENY policies that enforce a Sidecar's egress
-// hosts: "sidecar.<sidecar name>" in the Sidecar's namespace.
-const sidecarPrefix = "sidecar."
+// hosts: "sidecar.<sidecar name>" in the Sidecar's namespace;
+// sidecarAuditPrefix the SHADOW_DENY ones of a dry run.
+const (
+	sidecarPrefix      = "sidecar."
+	sidecarAuditPrefix = "sidecar-audit."
+)
 
 // SidecarScope returns DENY policies that enforce the Sidecars' egress
 // hosts where the caller is known (the mesh listener): a caller from a
@@ -123,8 +127,9 @@ const sidecarPrefix = "sidecar."
 // identity are scoped by the root Sidecar, having no namespace of their
 // own. exportTo is ExportTo's.
 //
-// Callers from the audit namespaces are not refused (a dry run of their
-// Sidecar: the DNS proxy records what it would refuse).
+// Callers from the audit namespaces are not refused: their rules are
+// SHADOW_DENY policies ("sidecar-audit.<name>"), which only record what
+// the Sidecar would refuse (a dry run).
 func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*serviceentry.AuthorizationPolicy {
 	sidecars := a.Sidecars()
 	if len(sidecars) == 0 {
@@ -156,15 +161,14 @@ func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*ser
 	}
 	sort.Strings(exemptNames)
 	exemptNames = slices.Compact(exemptNames)
-	type listed struct{ host, namespace string }
-	var hosts []listed
-	seen := map[listed]bool{}
+	var hosts []listedHost
+	seen := map[listedHost]bool{}
 	for _, h := range a.Hosts() {
 		for _, hp := range h.Ports {
 			if hp.Entry == nil {
 				continue
 			}
-			l := listed{h.Name, hp.Entry.Ref.Namespace}
+			l := listedHost{h.Name, hp.Entry.Ref.Namespace}
 			if !seen[l] {
 				seen[l] = true
 				hosts = append(hosts, l)
@@ -173,22 +177,27 @@ func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*ser
 	}
 	var out []*serviceentry.AuthorizationPolicy
 	for _, s := range sidecars {
-		if s.Ref.Namespace == root || auditing[s.Ref.Namespace] {
+		if s.Ref.Namespace == root {
 			continue
 		}
-		denied := map[string]bool{}
-		for _, l := range hosts {
-			if !sidecarAllows(s, s.Ref.Namespace, l.namespace, l.host) {
-				denied[l.host] = true
+		if rule, ok := sidecarRule(s, s.Ref.Namespace, hosts); ok {
+			out = append(out, sidecarPolicy(s, []serviceentry.AuthzRule{rule}, auditing[s.Ref.Namespace]))
+		}
+	}
+	if rootSC != nil {
+		// The audited namespaces without a Sidecar of their own dry-run
+		// the root one.
+		var rules []serviceentry.AuthzRule
+		for _, ns := range exemptNames {
+			if auditing[ns] && !own[ns] {
+				if rule, ok := sidecarRule(rootSC, ns, hosts); ok {
+					rules = append(rules, rule)
+				}
 			}
 		}
-		if len(denied) == 0 {
-			continue
+		if len(rules) > 0 {
+			out = append(out, sidecarPolicy(rootSC, rules, true))
 		}
-		out = append(out, sidecarPolicy(s, []serviceentry.AuthzRule{{
-			From: []serviceentry.AuthzSource{{Namespaces: []string{s.Ref.Namespace}}},
-			To:   []serviceentry.AuthzOperation{{Hosts: sortedKeys(denied)}},
-		}}))
 	}
 	if rootSC != nil {
 		// Callers of every namespace without a Sidecar: a host the root
@@ -222,18 +231,43 @@ func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*ser
 			rules = append(rules, rule)
 		}
 		if len(rules) > 0 {
-			out = append(out, sidecarPolicy(rootSC, rules))
+			out = append(out, sidecarPolicy(rootSC, rules, false))
 		}
 	}
 	return out
 }
 
-func sidecarPolicy(s *serviceentry.Sidecar, rules []serviceentry.AuthzRule) *serviceentry.AuthorizationPolicy {
-	return &serviceentry.AuthorizationPolicy{
+// sidecarRule is the rule that refuses callers from namespace caller the
+// listed hosts s does not let them reach (ok false: none).
+func sidecarRule(s *serviceentry.Sidecar, caller string, hosts []listedHost) (serviceentry.AuthzRule, bool) {
+	denied := map[string]bool{}
+	for _, l := range hosts {
+		if !sidecarAllows(s, caller, l.namespace, l.host) {
+			denied[l.host] = true
+		}
+	}
+	if len(denied) == 0 {
+		return serviceentry.AuthzRule{}, false
+	}
+	return serviceentry.AuthzRule{
+		From: []serviceentry.AuthzSource{{Namespaces: []string{caller}}},
+		To:   []serviceentry.AuthzOperation{{Hosts: sortedKeys(denied)}},
+	}, true
+}
+
+// listedHost is a listed host with the namespace of its entry.
+type listedHost struct{ host, namespace string }
+
+func sidecarPolicy(s *serviceentry.Sidecar, rules []serviceentry.AuthzRule, audit bool) *serviceentry.AuthorizationPolicy {
+	p := &serviceentry.AuthorizationPolicy{
 		Ref:    serviceentry.Ref{Kind: serviceentry.KindAuthorizationPolicy, Namespace: s.Ref.Namespace, Name: sidecarPrefix + s.Ref.Name},
 		Action: serviceentry.AuthzDeny,
 		Rules:  rules,
 	}
+	if audit {
+		p.Ref.Name, p.Action = sidecarAuditPrefix+s.Ref.Name, serviceentry.AuthzShadowDeny
+	}
+	return p
 }
 
 // sidecarAllows reports whether s lets a caller from namespace caller
@@ -260,10 +294,16 @@ func sidecarAllowsAll(s *serviceentry.Sidecar, entryNS, host string) bool {
 
 // IsSidecarPolicy reports whether a policy reference ("ns/name") names one
 // of SidecarScope's policies, and returns the Sidecar ("ns/name").
-func IsSidecarPolicy(ref string) (sidecar string, ok bool) {
+// A dry run's policy gives audit true.
+func IsSidecarPolicy(ref string) (sidecar string, audit, ok bool) {
 	ns, name, found := strings.Cut(ref, "/")
-	if !found || !strings.HasPrefix(name, sidecarPrefix) {
-		return "", false
+	switch {
+	case !found:
+		return "", false, false
+	case strings.HasPrefix(name, sidecarAuditPrefix):
+		return ns + "/" + strings.TrimPrefix(name, sidecarAuditPrefix), true, true
+	case strings.HasPrefix(name, sidecarPrefix):
+		return ns + "/" + strings.TrimPrefix(name, sidecarPrefix), false, true
 	}
-	return ns + "/" + strings.TrimPrefix(name, sidecarPrefix), true
+	return "", false, false
 }

@@ -165,18 +165,31 @@ spec:
 			t.Fatal(err)
 		}
 	}
-	// web's Sidecar dry-run: no policy of its own, and the root
-	// Sidecar's exempt it.
+	// web's Sidecar dry-run, and ci's (the root one): their rules become
+	// SHADOW_DENY policies, and the root Sidecar's DENY exempts them.
 	audited := SidecarScope(a, "istio-system", []string{"web", "ci"})
-	if len(audited) != 1 || audited[0].Ref.Namespace != "istio-system" {
-		t.Fatalf("audited: %+v", audited)
-	}
-	for _, r := range audited[0].Rules {
-		if !slices.Contains(r.From[0].NotNamespaces, "web") || !slices.Contains(r.From[0].NotNamespaces, "ci") {
-			t.Errorf("rule %+v does not exempt the audited namespaces", r)
+	var names []string
+	for _, p := range audited {
+		names = append(names, string(p.Action)+" "+p.Ref.String())
+		if p.Action == serviceentry.AuthzDeny {
+			for _, r := range p.Rules {
+				if !slices.Contains(r.From[0].NotNamespaces, "web") || !slices.Contains(r.From[0].NotNamespaces, "ci") {
+					t.Errorf("rule %+v does not exempt the audited namespaces", r)
+				}
+			}
 		}
 	}
-	if IsSidecar, ok := IsSidecarPolicy("web/sidecar.default"); !ok || IsSidecar != "web/default" {
-		t.Errorf("IsSidecarPolicy: %q %v", IsSidecar, ok)
+	wantNames := []string{"SHADOW_DENY web/sidecar-audit.default", "SHADOW_DENY istio-system/sidecar-audit.default", "DENY istio-system/sidecar.default"}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("audited policies %v, want %v", names, wantNames)
+	}
+	if len(HTTPFilters(audited)) == 0 || HTTPFilters(audited)[0].GetTypedConfig() == nil {
+		t.Fatal("no shadow filter")
+	}
+	if sc, audit, ok := IsSidecarPolicy("web/sidecar.default"); !ok || audit || sc != "web/default" {
+		t.Errorf("IsSidecarPolicy: %q %v %v", sc, audit, ok)
+	}
+	if sc, audit, ok := IsSidecarPolicy("web/sidecar-audit.default"); !ok || !audit || sc != "web/default" {
+		t.Errorf("IsSidecarPolicy of a dry run: %q %v %v", sc, audit, ok)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	rbacnetworkv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/egressd/egressd/serviceentry"
 )
@@ -48,8 +49,18 @@ const (
 // checked); their order does not matter. Of several with the same
 // namespace/name (which serviceentry.CompileConfig never yields) the first
 // by file and line is used.
+//
+// SHADOW_DENY policies (egressd's dry runs) make a first filter of shadow
+// rules, which enforces nothing and records what they would deny in the
+// request's dynamic metadata (see ShadowDenied).
 func HTTPFilters(policies []*serviceentry.AuthorizationPolicy) []*hcmv3.HttpFilter {
 	var out []*hcmv3.HttpFilter
+	if rules, ok := rbacRules(policies, serviceentry.AuthzShadowDeny, layerHTTP); ok {
+		out = append(out, &hcmv3.HttpFilter{
+			Name:       HTTPFilterName,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbachttpv3.RBAC{ShadowRules: rules})},
+		})
+	}
 	for _, action := range order {
 		rules, ok := rbacRules(policies, action, layerHTTP)
 		if !ok {
@@ -76,6 +87,14 @@ func HTTPFilters(policies []*serviceentry.AuthorizationPolicy) []*hcmv3.HttpFilt
 // TLS SNI.
 func NetworkFilters(policies []*serviceentry.AuthorizationPolicy) []*listenerv3.Filter {
 	var out []*listenerv3.Filter
+	if rules, ok := rbacRules(policies, serviceentry.AuthzShadowDeny, layerNetwork); ok {
+		out = append(out, &listenerv3.Filter{
+			Name: NetworkFilterName,
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&rbacnetworkv3.RBAC{
+				ShadowRules: rules, StatPrefix: statPrefix(serviceentry.AuthzShadowDeny),
+			})},
+		})
+	}
 	for _, action := range order {
 		rules, ok := rbacRules(policies, action, layerNetwork)
 		if !ok {
@@ -122,7 +141,11 @@ func rbacRules(policies []*serviceentry.AuthorizationPolicy, a serviceentry.Auth
 		}
 		seen[key] = true
 		for i, r := range p.Rules {
-			pol, ok := rulePolicy(r, a, l)
+			semantics := a
+			if a == serviceentry.AuthzShadowDeny {
+				semantics = serviceentry.AuthzDeny // matches what the DENY would
+			}
+			pol, ok := rulePolicy(r, semantics, l)
 			if !ok {
 				continue
 			}
@@ -141,7 +164,7 @@ func rbacRules(policies []*serviceentry.AuthorizationPolicy, a serviceentry.Auth
 // rbacAction maps an AuthorizationPolicy action to Envoy's.
 func rbacAction(a serviceentry.AuthzAction) rbacv3.RBAC_Action {
 	switch a {
-	case serviceentry.AuthzDeny:
+	case serviceentry.AuthzDeny, serviceentry.AuthzShadowDeny:
 		return rbacv3.RBAC_DENY
 	case serviceentry.AuthzAudit:
 		return rbacv3.RBAC_LOG
@@ -158,4 +181,18 @@ func mustAny(m proto.Message) *anypb.Any {
 		panic(fmt.Sprintf("authz: packing %T: %v", m, err))
 	}
 	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName()), Value: b}
+}
+
+// ShadowDenied returns the rule ("ns/name#i", PolicyName) of a SHADOW_DENY
+// policy that would have denied a request or connection, from Envoy's
+// dynamic metadata (the filter_metadata of its access log entry); ok is
+// false when none would.
+func ShadowDenied(filterMetadata map[string]*structpb.Struct) (policy string, ok bool) {
+	for _, ns := range []string{HTTPFilterName, NetworkFilterName} {
+		f := filterMetadata[ns].GetFields()
+		if f["shadow_engine_result"].GetStringValue() == "denied" {
+			return f["shadow_effective_policy_id"].GetStringValue(), true
+		}
+	}
+	return "", false
 }

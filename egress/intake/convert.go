@@ -69,6 +69,7 @@ func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *se
 		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonMalformed
 	}
 	upstreamFailure(d, c)
+	dryRun(d, c)
 	return d, true
 }
 
@@ -111,7 +112,26 @@ func fromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist, scope *serv
 		return d, true
 	}
 	upstreamFailure(d, c)
+	dryRun(d, c)
 	return d, true
+}
+
+// dryRun turns an allowed decision that a dry-run Sidecar (a SHADOW_DENY
+// policy, see authz.SidecarScope) would have refused into audit-deny with
+// reason sidecar_scope: the traffic went through, as the dry run wants.
+func dryRun(d *decision.Decision, c *datav3.AccessLogCommon) {
+	if d.Verdict != vocab.VerdictAllow {
+		return
+	}
+	policy, ok := authz.ShadowDenied(c.GetMetadata().GetFilterMetadata())
+	if !ok {
+		return
+	}
+	ref, _, _ := authz.ParsePolicyName(policy)
+	if sc, audit, ok := authz.IsSidecarPolicy(ref); ok && audit {
+		d.Verdict, d.Reason = vocab.VerdictAuditDeny, vocab.ReasonSidecarScope
+		d.Detail = "Sidecar " + sc + " does not list the host among the egress hosts of the caller's namespace (dry run: allowed)"
+	}
 }
 
 // guardDenied turns a request the gateway's address guard refused (the
@@ -177,7 +197,7 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 			d.Reason = vocab.ReasonNotExported
 			d.Detail = "ServiceEntry " + se + " is not exported to the caller's namespace (exportTo)"
 		}
-		if sc, ok := authz.IsSidecarPolicy(policy); ok {
+		if sc, _, ok := authz.IsSidecarPolicy(policy); ok {
 			d.Reason = vocab.ReasonSidecarScope
 			d.Detail = "Sidecar " + sc + " does not list the host among the egress hosts of the caller's namespace"
 		}
