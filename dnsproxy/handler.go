@@ -201,7 +201,7 @@ func (s *Server) scope(rq *request, snap *snapshot, host *serviceentry.Host) (re
 	r, d := s.scopeOf(ns, snap, host, strings.TrimSuffix(rq.name, "."))
 	// Only the namespace's own lockdown (its Sidecar) is dry-run; other
 	// teams' exportTo is enforced.
-	return r, d, r == vocab.ReasonSidecarScope && slices.Contains(s.cfg.AuditNamespaces, ns)
+	return r, d, r == vocab.ReasonSidecarScope && (slices.Contains(s.cfg.AuditNamespaces, ns) || slices.Contains(snap.allow.AuditNamespaces(), ns))
 }
 
 // scopeOf is scope for a caller from namespace ns asking for name.

@@ -76,10 +76,10 @@ metadata: {name: default, namespace: team-b}
 spec:
   egress: [{hosts: ["./*"]}]
 ---
-# team-c dry-runs the same lockdown (--audit-namespaces team-c).
+# team-c dry-runs the same lockdown: its namespace's label says so.
 apiVersion: v1
 kind: Namespace
-metadata: {name: team-c}
+metadata: {name: team-c, labels: {egressd.io/sidecar-dry-run: "true"}}
 ---
 apiVersion: v1
 kind: ServiceAccount
@@ -112,7 +112,7 @@ func TestSidecarScopeByPod(t *testing.T) {
 		k.kubectl(t, "patch", "pod", "app", "-n", ns, "--subresource=status", "--type=merge",
 			"-p", fmt.Sprintf(`{"status":{"phase":"Running","podIP":%q,"podIPs":[{"ip":%q}]}}`, ip, ip))
 	}
-	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--no-envoy-access-log", "--audit-namespaces", "team-c")
+	g := startGateway(t, t.TempDir(), "--source", "kubernetes", "--kubeconfig", k.Kubeconfig, "--no-envoy-access-log")
 
 	query := func(from, name string) (*dns.Msg, error) {
 		c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}

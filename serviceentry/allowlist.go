@@ -27,6 +27,7 @@ type Allowlist struct {
 	// namespace-wide Sidecars, one per namespace.
 	virtualServices []*VirtualService
 	sidecars        []*Sidecar
+	auditNamespaces []string // sorted
 }
 
 // Host is one allowed host name (exact or "*.suffix" wildcard) with every

@@ -97,6 +97,7 @@ func CompileConfigWith(c Config, problems []Problem, last *Allowlist) *Allowlist
 	exactRules, wildcardRules := a.applyRules(c.Rules)
 	a.applyRoutes(c.VirtualServices, exactRules, wildcardRules)
 	a.keepSidecars(c.Sidecars)
+	a.auditNamespaces = slices.Compact(slices.Sorted(slices.Values(c.AuditNamespaces)))
 	a.policies = uniqueByRef(a, c.AuthorizationPolicies, func(p *AuthorizationPolicy) Ref { return p.Ref })
 	a.peers = uniqueByRef(a, c.PeerAuthentications, func(p *PeerAuthentication) Ref { return p.Ref })
 	var known map[*Entry]string
@@ -227,7 +228,8 @@ func (a *Allowlist) digest(known map[*Entry]string) string {
 		Peers    []*PeerAuthentication  `json:"peerAuthentications,omitempty"`
 		Services []*VirtualService      `json:"virtualServices,omitempty"`
 		Sidecars []*Sidecar             `json:"sidecars,omitempty"`
-	}{a.rules, a.policies, a.peers, a.virtualServices, a.sidecars}
+		Audit    []string               `json:"auditNamespaces,omitempty"`
+	}{a.rules, a.policies, a.peers, a.virtualServices, a.sidecars, a.auditNamespaces}
 	// The hosts are encoded in chunks on every core; the version hashes
 	// the chunks' digests in order, then the rest.
 	workers := runtime.GOMAXPROCS(0)

@@ -17,6 +17,9 @@ type Config struct {
 	PeerAuthentications   []*PeerAuthentication
 	VirtualServices       []*VirtualService
 	Sidecars              []*Sidecar
+	// AuditNamespaces are namespaces whose Sidecar is dry-run (a source's
+	// own knowledge, e.g. a namespace label); see Allowlist.AuditNamespaces.
+	AuditNamespaces []string
 }
 
 // ParseConfig decodes and validates every resource in one file's bytes. It

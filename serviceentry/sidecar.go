@@ -112,6 +112,15 @@ func (e EgressHost) Allows(caller, entryNS, name string) bool {
 	return false
 }
 
+// AuditNamespaces are the namespaces the source marks as dry-running their
+// Sidecar (sorted; see SidecarAuditLabel): what it would refuse is let
+// through and recorded as audit-deny.
+func (a *Allowlist) AuditNamespaces() []string { return a.auditNamespaces }
+
+// SidecarAuditLabel on a Namespace (value "true") marks it as dry-running
+// its Sidecar; the Kubernetes source reads it.
+const SidecarAuditLabel = "egressd.io/sidecar-dry-run"
+
 // Sidecars returns the Sidecars compiled in, by namespace/name (one per
 // namespace: the first). Callers must not modify it.
 func (a *Allowlist) Sidecars() []*Sidecar { return a.sidecars }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/egressd/egressd/egress/authz"
@@ -46,7 +47,7 @@ func (p *planner) mesh(a *serviceentry.Allowlist, chains []*Chain) *Mesh {
 		Port:     mp,
 		Listen:   mp + p.o.PortOffset,
 		Mode:     meshMode(peers, mp),
-		Policies: append(append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...), authz.SidecarScope(a, p.root(), p.o.AuditNamespaces)...),
+		Policies: append(append(append([]*serviceentry.AuthorizationPolicy(nil), policies...), authz.ExportTo(a)...), authz.SidecarScope(a, p.root(), append(slices.Clone(p.o.AuditNamespaces), a.AuditNamespaces()...))...),
 		Chains:   chains,
 	}
 	m.Default = &Chain{

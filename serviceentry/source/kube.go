@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	kubescheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -121,13 +122,23 @@ type kubeListers struct {
 	peers    []securitylisters.PeerAuthenticationLister
 	services []networkinglisters.VirtualServiceLister
 	sidecars []networkinglisters.SidecarLister
+	// namespaces is nil before Start.
+	namespaces corelisters.NamespaceLister
 }
 
 func (l *kubeListers) read() kubeObjects {
-	return kubeObjects{
+	o := kubeObjects{
 		entries: listAll(l.entries), rules: listAll(l.rules), policies: listAll(l.policies),
 		peers: listAll(l.peers), services: listAll(l.services), sidecars: listAll(l.sidecars),
 	}
+	if l.namespaces != nil {
+		sel := labels.SelectorFromSet(labels.Set{serviceentry.SidecarAuditLabel: "true"})
+		nss, _ := l.namespaces.List(sel)
+		for _, ns := range nss {
+			o.auditNamespaces = append(o.auditNamespaces, ns.Name)
+		}
+	}
+	return o
 }
 
 // listAll lists every object of the listers (one per watched namespace).
@@ -223,6 +234,15 @@ func (k *Kube) Start(ctx context.Context) error {
 		podInformers = append(podInformers, pods)
 		allSynced = append(allSynced, pods.HasSynced)
 	}
+	// Namespaces (cluster-wide): the label that dry-runs a Sidecar.
+	nf := informers.NewSharedInformerFactory(k.Kube, k.Resync)
+	kubeFactories = append(kubeFactories, nf)
+	nsInformer := nf.Core().V1().Namespaces()
+	ls.namespaces = nsInformer.Lister()
+	if err := k.watch(ctx, nsInformer.Informer(), "namespaces", "", health, notify); err != nil {
+		return err
+	}
+	configSynced = append(configSynced, nsInformer.Informer().HasSynced)
 	allSynced = append(allSynced, configSynced...)
 	index, err := NewPodIndex(podInformers...)
 	if err != nil {

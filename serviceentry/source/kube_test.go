@@ -74,7 +74,7 @@ func startKube(t *testing.T, namespaces []string, objs ...runtime.Object) *kubeH
 	h.leader.Store(true)
 	var watches sync.WaitGroup
 	nsCount := len(watchedNamespaces(namespaces))
-	watches.Add(7 * nsCount) // 6 Istio kinds + pods per namespace
+	watches.Add(7*nsCount + 1) // 6 Istio kinds + pods per namespace, and namespaces
 	var once sync.Map
 	countWatch := func(a k8stesting.Action) (bool, watch.Interface, error) {
 		key := a.GetResource().Resource + "/" + a.GetNamespace()

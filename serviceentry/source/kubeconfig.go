@@ -28,6 +28,8 @@ type kubeObjects struct {
 	peers    []*securityv1.PeerAuthentication
 	services []*networkingv1.VirtualService
 	sidecars []*networkingv1.Sidecar
+	// auditNamespaces carry serviceentry.SidecarAuditLabel.
+	auditNamespaces []string
 }
 
 // sortByName orders objects by namespace, then name, so that the problems
@@ -85,6 +87,7 @@ func buildConfig(objs kubeObjects, cache *validated) (serviceentry.Config, []ser
 		return serviceentry.Object{Ref: kubeRef(serviceentry.KindSidecar, o), APIVersion: networkingAPIVersion, Sidecar: &o.Spec}
 	})
 	cache.keep(b.next)
+	b.config.AuditNamespaces = objs.auditNamespaces
 	return b.config, b.problems
 }
 
