@@ -24,6 +24,15 @@ func (a *Allowlist) applyRoutes(services []*VirtualService, exact, wildcard map[
 	sort.SliceStable(sorted, func(i, j int) bool { return refLess(sorted[i].Ref, sorted[j].Ref) })
 	added := false
 	routed := map[string]Ref{} // "host|port" -> the VirtualService that routed it
+	// classes are the protocol class each port is used for, by any host.
+	classes := map[uint32]Class{}
+	for _, h := range a.hosts {
+		for _, hp := range h.Ports {
+			if _, ok := classes[hp.Number]; !ok {
+				classes[hp.Number] = hp.Protocol.Class()
+			}
+		}
+	}
 	for _, vs := range sorted {
 		a.virtualServices = append(a.virtualServices, vs)
 		problem := func(field, format string, args ...any) {
@@ -72,7 +81,7 @@ func (a *Allowlist) applyRoutes(services []*VirtualService, exact, wildcard map[
 				return
 			}
 			if hp == nil {
-				if other, used := a.portClass(number); used && other != class {
+				if other, used := classes[number]; used && other != class {
 					problem(r.Field, "would allow %s on port %d, which ServiceEntries use for %s; the route is not applied", host, number, className(other))
 					return
 				}
@@ -92,6 +101,7 @@ func (a *Allowlist) applyRoutes(services []*VirtualService, exact, wildcard map[
 					}
 				}
 				h.Ports = append(h.Ports, HostPort{Port: Port{Number: number, Protocol: protocol, Name: dhp.Name}, Entry: dhp.Entry})
+				classes[number] = class
 				sort.Slice(h.Ports, func(i, j int) bool { return h.Ports[i].Number < h.Ports[j].Number })
 				for i := range h.Ports {
 					if h.Ports[i].Number == number {
@@ -173,19 +183,6 @@ func (a *Allowlist) routePorts(r VirtualRoute, host string, class Class) []uint3
 		out = append(out, r.Port)
 	}
 	return out
-}
-
-// portClass is the protocol class some listed host uses port number for
-// (false when none does).
-func (a *Allowlist) portClass(number uint32) (Class, bool) {
-	for _, h := range a.hosts {
-		for _, hp := range h.Ports {
-			if hp.Number == number {
-				return hp.Protocol.Class(), true
-			}
-		}
-	}
-	return ClassTCP, false
 }
 
 func className(c Class) string { return strings.ToUpper(c.String()) }

@@ -2,6 +2,7 @@ package serviceentry
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -152,29 +153,51 @@ func (a *Allowlist) Reachable(namespace, root, name string, e *Entry) (reason, d
 	if e == nil {
 		return "", ""
 	}
-	if !exportedToNamespace(e, namespace) {
+	if !e.ExportedTo(namespace) {
 		return "not_exported", fmt.Sprintf("ServiceEntry %s is not exported to namespace %s (exportTo)", e.Ref, namespace)
 	}
 	s := a.SidecarFor(namespace, root)
 	if s == nil {
 		return "", ""
 	}
-	for _, h := range s.Hosts {
-		if h.Allows(namespace, e.Ref.Namespace, name) {
-			return "", ""
-		}
+	if s.Allows(namespace, e.Ref.Namespace, name) {
+		return "", ""
 	}
 	return "sidecar_scope", fmt.Sprintf("Sidecar %s does not list %s/%s among the egress hosts of namespace %s", s.Ref, e.Ref.Namespace, name, namespace)
 }
 
-// exportedToNamespace reports whether e is visible in namespace.
-func exportedToNamespace(e *Entry, namespace string) bool {
+// ExportNamespaces says where e is visible (its exportTo): everywhere (no
+// exportTo, or "*"), else in the namespaces listed ("." is e's own; none
+// for "~"), sorted.
+func (e *Entry) ExportNamespaces() (everywhere bool, namespaces []string) {
 	if len(e.ExportTo) == 0 {
-		return true
+		return true, nil
 	}
 	for _, x := range e.ExportTo {
-		switch {
-		case x == "*", x == namespace, x == "." && e.Ref.Namespace == namespace:
+		switch x {
+		case "*":
+			return true, nil
+		case "~":
+		case ".":
+			namespaces = append(namespaces, e.Ref.Namespace)
+		default:
+			namespaces = append(namespaces, x)
+		}
+	}
+	return false, slices.Compact(slices.Sorted(slices.Values(namespaces)))
+}
+
+// ExportedTo reports whether e is visible in namespace.
+func (e *Entry) ExportedTo(namespace string) bool {
+	everywhere, namespaces := e.ExportNamespaces()
+	return everywhere || slices.Contains(namespaces, namespace)
+}
+
+// Allows reports whether s lets a caller from namespace caller reach
+// host, listed by an entry of namespace entryNS.
+func (s *Sidecar) Allows(caller, entryNS, host string) bool {
+	for _, h := range s.Hosts {
+		if h.Allows(caller, entryNS, host) {
 			return true
 		}
 	}

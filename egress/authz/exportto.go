@@ -27,7 +27,10 @@ func ExportTo(a *serviceentry.Allowlist) []*serviceentry.AuthorizationPolicy {
 	for _, h := range a.Hosts() {
 		for _, hp := range h.Ports {
 			e := hp.Entry
-			if e == nil || exportedEverywhere(e.ExportTo) {
+			if e == nil {
+				continue
+			}
+			if everywhere, _ := e.ExportNamespaces(); everywhere {
 				continue
 			}
 			key := e.Ref.String()
@@ -51,7 +54,7 @@ func ExportTo(a *serviceentry.Allowlist) []*serviceentry.AuthorizationPolicy {
 		// listener's, not the service port the entry names.
 		op := serviceentry.AuthzOperation{Hosts: sortedKeys(t.hosts)}
 		rule := serviceentry.AuthzRule{To: []serviceentry.AuthzOperation{op}}
-		if allowed := exportedTo(t.entry); len(allowed) > 0 {
+		if _, allowed := t.entry.ExportNamespaces(); len(allowed) > 0 {
 			rule.From = []serviceentry.AuthzSource{{NotNamespaces: allowed}}
 		}
 		out = append(out, &serviceentry.AuthorizationPolicy{
@@ -72,34 +75,6 @@ func IsExportPolicy(ref string) (serviceEntry string, ok bool) {
 		return "", false
 	}
 	return ns + "/" + strings.TrimPrefix(name, exportPrefix), true
-}
-
-func exportedEverywhere(exportTo []string) bool {
-	if len(exportTo) == 0 {
-		return true
-	}
-	for _, x := range exportTo {
-		if x == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-// exportedTo lists the namespaces an entry is exported to ("." is its own);
-// empty for "~" (nobody).
-func exportedTo(e *serviceentry.Entry) []string {
-	seen := map[string]bool{}
-	for _, x := range e.ExportTo {
-		switch x {
-		case "~":
-		case ".":
-			seen[e.Ref.Namespace] = true
-		default:
-			seen[x] = true
-		}
-	}
-	return sortedKeys(seen)
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -209,7 +184,7 @@ func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*ser
 				continue
 			}
 			exempt := ""
-			if sidecarAllows(rootSC, l.namespace, l.namespace, l.host) && !own[l.namespace] && !auditing[l.namespace] {
+			if rootSC.Allows(l.namespace, l.namespace, l.host) && !own[l.namespace] && !auditing[l.namespace] {
 				exempt = l.namespace
 			}
 			if byExempt[exempt] == nil {
@@ -242,7 +217,7 @@ func SidecarScope(a *serviceentry.Allowlist, root string, audit []string) []*ser
 func sidecarRule(s *serviceentry.Sidecar, caller string, hosts []listedHost) (serviceentry.AuthzRule, bool) {
 	denied := map[string]bool{}
 	for _, l := range hosts {
-		if !sidecarAllows(s, caller, l.namespace, l.host) {
+		if !s.Allows(caller, l.namespace, l.host) {
 			denied[l.host] = true
 		}
 	}
@@ -268,17 +243,6 @@ func sidecarPolicy(s *serviceentry.Sidecar, rules []serviceentry.AuthzRule, audi
 		p.Ref.Name, p.Action = sidecarAuditPrefix+s.Ref.Name, serviceentry.AuthzShadowDeny
 	}
 	return p
-}
-
-// sidecarAllows reports whether s lets a caller from namespace caller
-// reach host, listed by an entry of namespace entryNS.
-func sidecarAllows(s *serviceentry.Sidecar, caller, entryNS, host string) bool {
-	for _, h := range s.Hosts {
-		if h.Allows(caller, entryNS, host) {
-			return true
-		}
-	}
-	return false
 }
 
 // sidecarAllowsAll reports whether s lets callers from every namespace

@@ -24,12 +24,8 @@ type Cache struct {
 	mu        sync.Mutex
 	opts      Options
 	listening map[uint32]bool
-	last      *planned
-}
-
-// planned is what one Plan made: its ports by number.
-type planned struct {
-	ports map[uint32]*portPlan
+	// last are the ports of the last Plan, by number.
+	last map[uint32]*portPlan
 }
 
 // upstreamPlan is one planned upstream cluster with what it was planned
@@ -59,22 +55,22 @@ type portPlan struct {
 	upstreams map[string]*upstreamPlan
 }
 
-// reusable returns the cache's last plan if it was planned with opts and
-// listening, else an empty one.
-func (c *Cache) reusable(opts Options, listening map[uint32]bool) *planned {
+// reusable returns the cache's last ports if they were planned with opts
+// and listening, else none.
+func (c *Cache) reusable(opts Options, listening map[uint32]bool) map[uint32]*portPlan {
 	if c == nil {
-		return &planned{}
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last == nil || !sameOptions(c.opts, opts) || !maps.Equal(c.listening, listening) {
-		return &planned{}
+		return nil
 	}
 	return c.last
 }
 
-// keep makes next the cache's last plan.
-func (c *Cache) keep(opts Options, listening map[uint32]bool, next *planned) {
+// keep makes next the cache's last ports.
+func (c *Cache) keep(opts Options, listening map[uint32]bool, next map[uint32]*portPlan) {
 	if c == nil {
 		return
 	}

@@ -119,6 +119,7 @@ func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
 		if len(names) == 0 {
 			continue
 		}
+		t := hp.target() // a VirtualService's route may send it to another host
 		chains = append(chains, &Chain{
 			Name:    vocab.Chain{Kind: vocab.ChainMeshTLS, Port: ph.number, Target: hp.host.Name}.String(),
 			Port:    ph.number,
@@ -126,9 +127,8 @@ func (p *planner) meshChains(ph *portHosts, port *Port) []*Chain {
 			MeshTLS: true,
 			// Inside mesh TLS the server name Envoy sees is the mesh
 			// one: the policies' hosts are decided for this host.
-			// A VirtualService's route sends it to another host.
-			Forward: &Forward{Cluster: p.passthroughCluster(hp.target()), AuthorizeHost: hp.host.Name, Logs: []Log{
-				{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: hp.target().hp.Entry.Ref.String(), Mesh: true},
+			Forward: &Forward{Cluster: p.passthroughCluster(t), AuthorizeHost: hp.host.Name, Logs: []Log{
+				{Layer: vocab.LayerTLS, Verdict: vocab.VerdictAllow, Reason: vocab.ReasonAllowed, ServiceEntry: t.hp.Entry.Ref.String(), Mesh: true},
 			}},
 		})
 	}

@@ -55,12 +55,12 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 	listening := o.listenerPorts(numbers)
 	last := cache.reusable(o, listening)
 	p := &planner{o: o, a: a, listening: listening, last: last}
-	p.next = &planned{ports: make(map[uint32]*portPlan, len(hosts))}
+	p.next = make(map[uint32]*portPlan, len(hosts))
 	g := &Gateway{Allowlist: a.Version(), Outbound: o.Outbound}
 	var meshChains []*Chain
 	lists := make([][]*Cluster, 0, len(hosts)+1)
 	for _, ph := range hosts {
-		pp, ok := p.last.ports[ph.number]
+		pp, ok := p.last[ph.number]
 		switch {
 		case ok && samePortHosts(pp.in, ph):
 			p.warnings = append(p.warnings, pp.warnings...)
@@ -69,7 +69,7 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 				return nil, err
 			}
 		}
-		p.next.ports[ph.number] = pp
+		p.next[ph.number] = pp
 		g.Ports = append(g.Ports, pp.port)
 		meshChains = append(meshChains, pp.mesh...)
 		lists = append(lists, pp.clusters)
@@ -296,10 +296,10 @@ type planner struct {
 	// as added (hosts come sorted, so mostly sorted already).
 	clusters map[string]*Cluster
 	order    []*Cluster
-	// last is the cache's last plan (empty without one), next this one's;
-	// lastUp and nextUp the upstream clusters of the port being planned,
-	// in its last plan and in this one.
-	last, next     *planned
+	// last are the cache's last ports (none without one), next this
+	// plan's; lastUp and nextUp the upstream clusters of the port being
+	// planned, in its last plan and in this one.
+	last, next     map[uint32]*portPlan
 	lastUp, nextUp map[string]*upstreamPlan
 	// listening are the ports the gateway's own addresses serve.
 	listening map[uint32]bool

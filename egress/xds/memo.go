@@ -128,20 +128,3 @@ func (m *memo) keepSecrets(c *clusterv3.Cluster, names []string) {
 	}
 	m.clusterSecrets[c] = names
 }
-
-// size is how many published resources m holds.
-func (m *memo) size() int {
-	n := 0
-	for kind, byName := range m.byKind {
-		for name := range byName {
-			_, ok := m.digests[string(kind)][name]
-			if !ok && kind == memoCluster {
-				_, ok = m.digests[onDemandDigests][name]
-			}
-			if ok {
-				n++
-			}
-		}
-	}
-	return n
-}
