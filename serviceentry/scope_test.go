@@ -2,6 +2,7 @@ package serviceentry
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,19 @@ func TestParseLabels(t *testing.T) {
 	}
 	if _, err := ParseLabels("app"); err == nil {
 		t.Fatal("a label without = was accepted")
+	}
+}
+
+// TestExportedTo: ExportedTo answers what ExportNamespaces lists.
+func TestExportedTo(t *testing.T) {
+	for _, exportTo := range [][]string{nil, {"*"}, {"."}, {"~"}, {".", "team-b"}, {"team-b", "*"}, {"team-a", "team-a"}} {
+		e := &Entry{Ref: Ref{Namespace: "team-a"}, ExportTo: exportTo}
+		everywhere, namespaces := e.ExportNamespaces()
+		for _, ns := range []string{"team-a", "team-b", "team-c"} {
+			want := everywhere || slices.Contains(namespaces, ns)
+			if got := e.ExportedTo(ns); got != want {
+				t.Errorf("exportTo %q, namespace %s: ExportedTo %v, ExportNamespaces says %v", exportTo, ns, got, want)
+			}
+		}
 	}
 }

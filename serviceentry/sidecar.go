@@ -187,10 +187,19 @@ func (e *Entry) ExportNamespaces() (everywhere bool, namespaces []string) {
 	return false, slices.Compact(slices.Sorted(slices.Values(namespaces)))
 }
 
-// ExportedTo reports whether e is visible in namespace.
+// ExportedTo reports whether e is visible in namespace: ExportNamespaces
+// for one namespace, without building the list (the DNS proxy asks it for
+// every scoped query).
 func (e *Entry) ExportedTo(namespace string) bool {
-	everywhere, namespaces := e.ExportNamespaces()
-	return everywhere || slices.Contains(namespaces, namespace)
+	if len(e.ExportTo) == 0 {
+		return true
+	}
+	for _, x := range e.ExportTo {
+		if x == "*" || x == namespace || x == "." && e.Ref.Namespace == namespace {
+			return true
+		}
+	}
+	return false
 }
 
 // Allows reports whether s lets a caller from namespace caller reach
