@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -101,12 +105,22 @@ spec:
 
 // TestSidecarScopeByPod: with the Kubernetes source, the DNS proxy knows
 // the namespace of the querying pod by its address and answers only the
-// names that namespace's Sidecar lists; the refusal is a decision naming
-// the workload and the Sidecar.
+// names that namespace's Sidecar lists, and the gateway's plaintext ports
+// (HTTP by Host, TLS by SNI) let each pod reach only those hosts; the
+// refusals are decisions naming the workload and the Sidecar. A pod's new
+// address reaches the gateway without a listener change.
 func TestSidecarScopeByPod(t *testing.T) {
 	k := startKube(t)
 	k.installIstioCRDs(t)
 	k.applyYAML(t, sidecarScope)
+	// Hosts the gateway serves on its plaintext ports, one HTTP and one
+	// TLS per namespace, each with a loopback upstream.
+	web := upstreamHTTP(t, "web")
+	tlsPort, _ := upstreamTLS(t, "a-tls.scope.test", "b-tls.scope.test")
+	for _, ns := range []string{"a", "b"} {
+		k.applyYAML(t, namespacedEntry("team-"+ns, ns+"-web", ns+"-web.scope.test", 80, "HTTP", web)+"---\n"+
+			namespacedEntry("team-"+ns, ns+"-tls", ns+"-tls.scope.test", 443, "TLS", tlsPort))
+	}
 	podIPs := map[string]string{"team-a": "127.0.0.51", "team-b": "127.0.0.52", "team-c": "127.0.0.54"}
 	for ns, ip := range podIPs {
 		k.kubectl(t, "patch", "pod", "app", "-n", ns, "--subresource=status", "--type=merge",
@@ -162,6 +176,101 @@ func TestSidecarScopeByPod(t *testing.T) {
 	if r, err := query("127.0.0.53", "b.scope.test."); err != nil || r.Rcode != dns.RcodeSuccess {
 		t.Errorf("a caller that is no pod: %v %v", r, err)
 	}
+
+	// The gateway's plaintext ports, by the caller's address.
+	eventually(t, 30*time.Second, "team-a's pod reaches its own HTTP host", wantHTTPFrom(g, podIPs["team-a"], "a-web.scope.test", 200))
+	eventually(t, 10*time.Second, "team-a's pod refused team-b's HTTP host", wantHTTPFrom(g, podIPs["team-a"], "b-web.scope.test", 403))
+	g.waitDecision(t, "the HTTP Sidecar refusal", url.Values{"reason": {"sidecar_scope"}, "host": {"b-web.scope.test"}, "layer": {"http"}}, func(d decision.Decision) error {
+		if d.Identity != "team-a/app" || !strings.Contains(d.Detail, "Sidecar team-a/default") || d.Verdict != "deny" {
+			return fmt.Errorf("verdict %s identity %q detail %q", d.Verdict, d.Identity, d.Detail)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		from, host string
+		want       int
+	}{
+		{podIPs["team-b"], "b-web.scope.test", 200},
+		{podIPs["team-b"], "a-web.scope.test", 403},
+		{podIPs["team-c"], "a-web.scope.test", 200}, // dry run
+		{"127.0.0.53", "a-web.scope.test", 200},     // no pod
+	} {
+		if err := wantHTTPFrom(g, c.from, c.host, c.want)(); err != nil {
+			t.Errorf("from %s to %s: %v", c.from, c.host, err)
+		}
+	}
+	g.waitDecision(t, "the audited Sidecar on HTTP", url.Values{"verdict": {"audit-deny"}, "host": {"a-web.scope.test"}}, func(d decision.Decision) error {
+		if d.Reason != "sidecar_scope" || d.Identity != "team-c/app" || d.Status != 200 {
+			return fmt.Errorf("reason %s identity %q status %d", d.Reason, d.Identity, d.Status)
+		}
+		return nil
+	})
+	if err := tlsFrom(g, podIPs["team-a"], "a-tls.scope.test"); err != nil {
+		t.Errorf("team-a's pod to its own TLS host: %v", err)
+	}
+	if err := tlsFrom(g, podIPs["team-a"], "b-tls.scope.test"); err == nil {
+		t.Error("team-a's pod reached team-b's TLS host")
+	}
+	g.waitDecision(t, "the TLS Sidecar refusal", url.Values{"reason": {"sidecar_scope"}, "host": {"b-tls.scope.test"}}, func(d decision.Decision) error {
+		if d.Identity != "team-a/app" || d.Layer != "tls" || !strings.Contains(d.Detail, "Sidecar team-a/default") {
+			return fmt.Errorf("layer %s identity %q detail %q", d.Layer, d.Identity, d.Detail)
+		}
+		return nil
+	})
+
+	// team-b's pod moves to a new address: the scope follows by ECDS,
+	// no listener is modified.
+	modified := envoyStat(t, g, "listener_manager.listener_modified")
+	k.kubectl(t, "patch", "pod", "app", "-n", "team-b", "--subresource=status", "--type=merge",
+		"-p", `{"status":{"podIP":"127.0.0.55","podIPs":[{"ip":"127.0.0.55"}]}}`)
+	eventually(t, 15*time.Second, "team-b's pod at its new address is scoped", wantHTTPFrom(g, "127.0.0.55", "a-web.scope.test", 403))
+	if err := wantHTTPFrom(g, "127.0.0.55", "b-web.scope.test", 200)(); err != nil {
+		t.Errorf("team-b's pod at its new address to its own host: %v", err)
+	}
+	eventually(t, 10*time.Second, "the old address is no pod's any more", wantHTTPFrom(g, podIPs["team-b"], "a-web.scope.test", 200))
+	if now := envoyStat(t, g, "listener_manager.listener_modified"); now != modified {
+		t.Errorf("pod churn modified listeners: %d -> %d", modified, now)
+	}
+}
+
+// namespacedEntry is staticEntry in namespace ns.
+func namespacedEntry(ns, name, host string, servicePort int, protocol string, upstreamPort int) string {
+	return strings.Replace(staticEntry(name, host, servicePort, protocol, upstreamPort), "namespace: e2e", "namespace: "+ns, 1)
+}
+
+// wantHTTPFrom is a condition: GET / for host through the gateway's port
+// 80, sent from address from, answers with status.
+func wantHTTPFrom(g *Gateway, from, host string, status int) func() error {
+	return func() error {
+		client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+				return d.DialContext(ctx, network, g.Addr(80))
+			},
+		}}
+		resp, err := client.Get("http://" + host + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			return fmt.Errorf("status %d (%s), want %d", resp.StatusCode, strings.TrimSpace(string(body)), status)
+		}
+		return nil
+	}
+}
+
+// tlsFrom completes a TLS handshake with host through the gateway's port
+// 443 (passthrough by SNI) from address from.
+func tlsFrom(g *Gateway, from, host string) error {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 3 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", g.Addr(443), &tls.Config{ServerName: host, InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // TestPolicyScopeInKubernetes: with the Kubernetes source, an application

@@ -132,6 +132,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		Scope:            &cfg.Scope,
 		AuditNamespaces:  cfg.AuditNamespaces,
 		ODCDSCluster:     onDemandCluster(cfg),
+		// With the pod index, the plaintext ports scope callers by
+		// their pod's namespace (exportTo, Sidecar).
+		SourceScope: cfg.Source == sourceKubernetes,
 	})
 	if err != nil {
 		return err
@@ -172,6 +175,17 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		return err
 	}
 	kube, _ := src.(*kubeSource)
+	var podsChanged chan struct{}
+	if kube != nil {
+		server.SetPods(kube.Kube.PodAddresses)
+		podsChanged = make(chan struct{}, 1)
+		kube.Kube.OnPods = func() {
+			select {
+			case podsChanged <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}
 
 	// The decision stream and its consumers. Every decision, from the
 	// gateway's access logs or the DNS proxy, names its caller's workload
@@ -276,6 +290,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 	g.Go(func() error { return cp.Start(ctx) })
 	g.Go(func() error { return server.Start(ctx) })
 	g.Go(func() error { return src.Start(ctx) })
+	if podsChanged != nil {
+		g.Go(func() error { return publishPods(ctx, server, podsChanged, log.Named("xds")) })
+	}
 	if kube != nil {
 		g.Go(func() error { return kube.mirror.Start(ctx) })
 	}
@@ -331,6 +348,30 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		g.Go(func() error { return admin.Start(ctx) })
 	}
 	return g.Wait()
+}
+
+// podsBatch is how long publishPods gathers pod events before it
+// publishes: a rollout's many events make one push.
+const podsBatch = 100 * time.Millisecond
+
+// publishPods publishes the source scope of the plaintext ports again
+// after pod events (see xds.Server.PodsChanged), until ctx ends.
+func publishPods(ctx context.Context, server *xds.Server, changed <-chan struct{}, log *zap.Logger) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(podsBatch):
+		}
+		if _, err := server.PodsChanged(ctx); err != nil && ctx.Err() == nil {
+			log.Error("source scope for the new pods not published", zap.Error(err))
+		}
+	}
 }
 
 // withWorkload names the caller of a decision that has no mesh identity

@@ -69,7 +69,7 @@ func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *se
 		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonMalformed
 	}
 	upstreamFailure(d, c)
-	dryRun(d, c)
+	dryRun(d, c, a, scope)
 	return d, true
 }
 
@@ -112,14 +112,14 @@ func fromTCP(e *datav3.TCPAccessLogEntry, a *serviceentry.Allowlist, scope *serv
 		return d, true
 	}
 	upstreamFailure(d, c)
-	dryRun(d, c)
+	dryRun(d, c, a, scope)
 	return d, true
 }
 
 // dryRun turns an allowed decision that a dry-run Sidecar (a SHADOW_DENY
 // policy, see authz.SidecarScope) would have refused into audit-deny with
 // reason sidecar_scope: the traffic went through, as the dry run wants.
-func dryRun(d *decision.Decision, c *datav3.AccessLogCommon) {
+func dryRun(d *decision.Decision, c *datav3.AccessLogCommon, a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) {
 	if d.Verdict != vocab.VerdictAllow {
 		return
 	}
@@ -131,6 +131,11 @@ func dryRun(d *decision.Decision, c *datav3.AccessLogCommon) {
 	if sc, audit, ok := authz.IsSidecarPolicy(ref); ok && audit {
 		d.Verdict, d.Reason = vocab.VerdictAuditDeny, vocab.ReasonSidecarScope
 		d.Detail = "Sidecar " + sc + " does not list the host among the egress hosts of the caller's namespace (dry run: allowed)"
+	}
+	if ns, audit, ok := authz.IsSourceScopePolicy(ref); ok && audit {
+		if reason, detail := sourceScope(d, ns, a, scope); reason == vocab.ReasonSidecarScope {
+			d.Verdict, d.Reason, d.Detail = vocab.VerdictAuditDeny, reason, detail+" (dry run: allowed)"
+		}
 	}
 }
 
@@ -201,8 +206,44 @@ func policyDenied(d *decision.Decision, details string, a *serviceentry.Allowlis
 			d.Reason = vocab.ReasonSidecarScope
 			d.Detail = "Sidecar " + sc + " does not list the host among the egress hosts of the caller's namespace"
 		}
+		if ns, _, ok := authz.IsSourceScopePolicy(policy); ok {
+			d.Reason, d.Detail = sourceScope(d, ns, a, scope)
+		}
 	}
 	return true
+}
+
+// sourceScope says why the source scope of a plaintext port (see
+// authz.SourceScope) refused a caller from namespace ns: the host is not
+// exported to it, its Sidecar does not list it, or (the policy keeps the
+// reachable hosts) the host is not listed on the port at all.
+func sourceScope(d *decision.Decision, ns string, a *serviceentry.Allowlist, scope *serviceentry.PolicyScope) (vocab.Reason, string) {
+	root := ""
+	if scope != nil {
+		root = scope.RootNamespace
+	}
+	h, hp, ok := a.MatchPort(d.Host, d.Port)
+	if !ok || hp.Entry == nil {
+		return vocab.ReasonNotInRegistry, ""
+	}
+	reason, detail := "", ""
+	for _, p := range h.Ports {
+		if p.Number != d.Port || p.Entry == nil {
+			continue
+		}
+		r, dt := a.Reachable(ns, root, h.Name, p.Entry)
+		if r == "" {
+			continue
+		}
+		if reason == "" || r == string(vocab.ReasonSidecarScope) {
+			reason, detail = r, dt
+		}
+	}
+	if reason == "" {
+		// The pods or the configuration changed since Envoy decided.
+		return vocab.ReasonSidecarScope, "the caller's namespace " + ns + " may not reach the host (source scope)"
+	}
+	return vocab.Reason(reason), detail
 }
 
 // common fills what HTTP and TCP entries share.

@@ -10,6 +10,7 @@ import (
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	statsalv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stats/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/egressd/egressd/egress/authz"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/vocab"
 )
@@ -185,7 +187,14 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 					Filters: []*accesslogv3.AccessLogFilter{individual, sampleFilter(o.AllowedSample)},
 				}}}
 			}
-			out = append(out, allowedSummary(o, port))
+			summary := allowedSummary(o, port)
+			if o.SourceScope {
+				// A dry run's would-be denial is an audit-deny decision:
+				// reported one by one, not counted as allowed.
+				individual = orFilter(individual, shadowDeniedFilter(false))
+				summary.Filter = andFilter(summary.Filter, shadowDeniedFilter(true))
+			}
+			out = append(out, summary)
 		}
 		out = append(out, &accesslogv3.AccessLog{
 			Name:   "envoy.access_loggers.http_grpc",
@@ -260,6 +269,31 @@ func summaryFilter(o Options) *accesslogv3.AccessLogFilter {
 			statusFilter(accesslogv3.ComparisonFilter_LE, 299),
 		},
 	}}}
+}
+
+// shadowDeniedFilter takes the requests the HTTP RBAC's shadow rules
+// would have denied (a dry run's; authz.ShadowDenied reads the same), or
+// with invert all the others.
+func shadowDeniedFilter(invert bool) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_MetadataFilter{MetadataFilter: &accesslogv3.MetadataFilter{
+		Matcher: &matcherv3.MetadataMatcher{
+			Filter: authz.HTTPFilterName,
+			Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: "shadow_engine_result"}}},
+			Value: &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "denied"},
+			}}},
+			Invert: invert,
+		},
+		MatchIfKeyNotFound: wrapperspb.Bool(invert),
+	}}}
+}
+
+func orFilter(fs ...*accesslogv3.AccessLogFilter) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{Filters: fs}}}
+}
+
+func andFilter(fs ...*accesslogv3.AccessLogFilter) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{Filters: fs}}}
 }
 
 func statusFilter(op accesslogv3.ComparisonFilter_Op, code uint32) *accesslogv3.AccessLogFilter {

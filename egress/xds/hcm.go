@@ -22,8 +22,9 @@ import (
 //
 //  1. header_mutation strips what would tell an external host about the
 //     caller or the gateway (stripHeadersFilter);
-//  2. the AuthorizationPolicy RBAC filters (mesh listener), so a refused
-//     caller costs no DNS lookup;
+//  2. the AuthorizationPolicy RBAC filters (mesh listener), or on a
+//     plaintext port the source scope's (Options.SourceScope), so a
+//     refused caller costs no DNS lookup;
 //  3. the dynamic forward proxy, when the port's routes forward
 //     dynamically: it resolves the Host and saves the address;
 //  4. the address guard on that address (guardHTTPFilter);
@@ -40,6 +41,8 @@ func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies [
 	filters := []*hcmv3.HttpFilter{stripHeadersFilter()}
 	if h.Mesh {
 		filters = append(filters, authz.HTTPFilters(policies)...)
+	} else if b.o.SourceScope {
+		filters = append(filters, sourceScopeHTTPFilter(port))
 	}
 	if h.Dynamic {
 		filters = append(filters, dynamicForwardHTTPFilter(b.o), guardHTTPFilter(b.o, nil))

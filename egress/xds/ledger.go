@@ -111,13 +111,14 @@ type published struct {
 // historyKept bounds how many published versions WaitAcked can wait for.
 const historyKept = 256
 
-// Resource types whose changes a version waits for. Routes and secrets
-// are only sent to a gateway that asks for them by name (the listeners and
-// clusters it holds do), so a route or secret that was only removed is
+// Resource types whose changes a version waits for. Routes, secrets and
+// ECDS filter configurations are only sent to a gateway that asks for them
+// by name (the listeners and clusters it holds do), so one that was only
+// removed is
 // never answered for; a removed listener or cluster is.
 var (
 	wildcardTypes = []string{resourcev3.ListenerType, resourcev3.ClusterType}
-	namedTypes    = []string{resourcev3.RouteType, resourcev3.SecretType}
+	namedTypes    = []string{resourcev3.RouteType, resourcev3.SecretType, resourcev3.ExtensionConfigType}
 )
 
 // record notes version as published with the given per-resource digests.

@@ -118,6 +118,9 @@ func (b *builder) chain(c *gateway.Chain, mesh *gateway.Mesh) *listenerv3.Filter
 		return fc
 	}
 	f := c.Forward
+	if mesh == nil && b.o.SourceScope && scopedChain(c) {
+		fc.Filters = append(fc.Filters, sourceScopeNetworkFilter(c.Port))
+	}
 	if f.AuthorizeHost != "" {
 		// Inside mesh TLS the server name Envoy sees is the mesh one: the
 		// policies' hosts are decided for this chain's host.

@@ -47,7 +47,7 @@ func TestMemoizedTranslationEqualsFresh(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				memoized, err := translate(a, opts, last, nil)
+				memoized, err := translate(a, opts, last, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,7 +121,7 @@ func translateYAML(t *testing.T, opts Options, last *memo, doc string) *Resource
 	if len(problems) > 0 {
 		t.Fatalf("problems: %v", problems)
 	}
-	res, err := translate(serviceentry.CompileConfig(cfg, problems), opts, last, nil)
+	res, err := translate(serviceentry.CompileConfig(cfg, problems), opts, last, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,10 @@ type Options struct {
 	// Only the gateway's own clusters stay in the CDS every gateway holds;
 	// the SDS secrets only on-demand clusters name are not waited for.
 	ODCDSCluster string
+	// SourceScope scopes the callers of the plaintext ports by their
+	// source address (see sourcescope.go): on with a pod index (the
+	// Kubernetes source), whose pods Server.SetPods keeps current.
+	SourceScope bool
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).
 	Mesh *MeshOptions

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -57,6 +58,8 @@ type Server struct {
 	last     *Resources    // the last translation published, for Refresh
 	memo     *memo         // its resources by their model, for the next translation
 	plans    gateway.Cache // the last translation's ports, for the next
+	pods     func() map[string][]netip.Addr // pod addresses by namespace (SetPods)
+	podsGen  uint64                         // counts PodsChanged calls
 
 	// pubMu serialises publish: Update (config changes) and Refresh
 	// (rotated secrets) come from different goroutines.
@@ -138,16 +141,49 @@ func (s *Server) Refresh(ctx context.Context) (string, error) {
 	return s.publish(ctx, &res)
 }
 
+// SetPods sets where the pod addresses by namespace come from (the pod
+// index, with Options.SourceScope): every translation reads them. Call
+// before Update.
+func (s *Server) SetPods(pods func() map[string][]netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pods = pods
+}
+
+// PodsChanged publishes the source scope again for the last allowlist and
+// the pods as they are now: only its ECDS resources change, no listener,
+// route or cluster.
+func (s *Server) PodsChanged(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	s.podsGen++
+	last := s.last
+	s.mu.Unlock()
+	if last == nil || !s.opts.SourceScope {
+		return "", nil
+	}
+	res := *last
+	return s.publish(ctx, &res) // publish builds the scope for the new pods
+}
+
+// podAddresses reads the pods (none without SetPods).
+func podAddresses(pods func() map[string][]netip.Addr) map[string][]netip.Addr {
+	if pods == nil {
+		return nil
+	}
+	return pods()
+}
+
 // Update translates a, validates the result and publishes it. On any error
 // nothing is published and gateways keep the previous configuration.
 func (s *Server) Update(ctx context.Context, a *serviceentry.Allowlist) (string, error) {
 	s.mu.Lock()
-	memo := s.memo
+	memo, pods, gen := s.memo, s.pods, s.podsGen
 	s.mu.Unlock()
-	res, err := translate(a, s.opts, memo, &s.plans)
+	res, err := translate(a, s.opts, memo, &s.plans, podAddresses(pods))
 	if err != nil {
 		return "", err
 	}
+	res.podsGen = gen
 	version, err := s.publish(ctx, res)
 	if err != nil {
 		return "", err
@@ -173,8 +209,14 @@ func (s *Server) publish(ctx context.Context, res *Resources) (string, error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	s.mu.Lock()
-	secrets := s.secrets
+	secrets, pods, gen := s.secrets, s.pods, s.podsGen
 	s.mu.Unlock()
+	if s.opts.SourceScope && res.podsGen != gen && res.source != nil {
+		// The pods changed since res was translated (PodsChanged, maybe
+		// while Update translated): its source scope is rebuilt for them.
+		res.Extensions = sourceScopes(res.scopes, res.source, s.opts, podAddresses(pods))
+		res.podsGen = gen
+	}
 	res.Secrets = nil
 	if names := res.SecretNames(); len(names) > 0 {
 		res.Secrets = pickSecrets(secrets, names)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -91,6 +92,8 @@ func (r *Resources) count(typ string) int {
 		return len(r.Clusters) - r.onDemand.n
 	case onDemandDigests:
 		return r.onDemand.n
+	case resourcev3.ExtensionConfigType:
+		return len(r.Extensions)
 	}
 	return len(r.Secrets)
 }
@@ -151,6 +154,8 @@ func typeURL(m proto.Message) string {
 		return resourcev3.ClusterType
 	case *tlsv3.Secret:
 		return resourcev3.SecretType
+	case *corev3.TypedExtensionConfig:
+		return resourcev3.ExtensionConfigType
 	}
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
@@ -183,6 +188,10 @@ func (r *Resources) snapshot(version string, versions map[string]map[string]stri
 	// Secrets is always present, if empty, so every type carries the
 	// snapshot's version: a delta response that only removes secrets
 	// then names the version it belongs to.
+	res[resourcev3.ExtensionConfigType] = []types.Resource{}
+	for _, e := range r.Extensions {
+		res[resourcev3.ExtensionConfigType] = append(res[resourcev3.ExtensionConfigType], e)
+	}
 	res[resourcev3.SecretType] = []types.Resource{}
 	for _, sec := range r.Secrets {
 		res[resourcev3.SecretType] = append(res[resourcev3.SecretType], sec)
@@ -245,7 +254,7 @@ func (r *Resources) reusedListenersAndRoutes() bool {
 // messages are every resource, secrets last: the version covers a secret's
 // content (through a digest), so a rotated certificate is a new version.
 func (r *Resources) messages() []proto.Message {
-	out := make([]proto.Message, 0, len(r.Listeners)+len(r.Routes)+len(r.Clusters)+len(r.Secrets))
+	out := make([]proto.Message, 0, len(r.Listeners)+len(r.Routes)+len(r.Clusters)+len(r.Extensions)+len(r.Secrets))
 	for _, l := range r.Listeners {
 		out = append(out, l)
 	}
@@ -254,6 +263,9 @@ func (r *Resources) messages() []proto.Message {
 	}
 	for _, c := range r.Clusters {
 		out = append(out, c)
+	}
+	for _, e := range r.Extensions {
+		out = append(out, e)
 	}
 	for _, sec := range r.Secrets {
 		out = append(out, sec)

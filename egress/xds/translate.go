@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -28,14 +29,22 @@ type Resources struct {
 	// Translate leaves them empty: the material is I/O, added by whoever
 	// publishes (Server, from its secret source).
 	Secrets []*tlsv3.Secret
+	// Extensions are the ECDS filter configurations the listeners name
+	// (the source scope's RBAC, Options.SourceScope), sorted by name.
+	Extensions []*corev3.TypedExtensionConfig
 	// Warnings say what translation left out (an endpoint on one of the
 	// gateway's own listeners, say), in words, sorted.
 	Warnings []string
 	// Gateway is the model the resources spell out.
 	Gateway *gateway.Gateway
 
-	// allowlist is the version of the allowlist translated.
+	// allowlist is the version of the allowlist translated; source the
+	// allowlist itself, which the source scope is built from again when
+	// only the pods change (Server.SetPods).
 	allowlist string
+	source    *serviceentry.Allowlist
+	scopes    map[scopeRef]bool
+	podsGen   uint64 // the Server's pods generation the scope was built for
 	// onDemand says which clusters Envoy discovers on demand;
 	// coreSecrets are the SDS secrets the rest (listeners, other
 	// clusters) name.
@@ -104,13 +113,13 @@ func (r *Resources) secretNames(counted func(cluster string) bool) []string {
 // pure and deterministic. The result has one listener per service port
 // (plus the always-on ports), each denying whatever no entry allows.
 func Translate(a *serviceentry.Allowlist, opts Options) (*Resources, error) {
-	return translate(a, opts, nil, nil)
+	return translate(a, opts, nil, nil, nil)
 }
 
 // translate is Translate reusing the resources of last (may be nil) whose
 // model did not change, and the ports planned with plans (may be nil)
 // whose hosts did not.
-func translate(a *serviceentry.Allowlist, opts Options, last *memo, plans *gateway.Cache) (*Resources, error) {
+func translate(a *serviceentry.Allowlist, opts Options, last *memo, plans *gateway.Cache, pods map[string][]netip.Addr) (*Resources, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("xds: %w", err)
@@ -125,7 +134,11 @@ func translate(a *serviceentry.Allowlist, opts Options, last *memo, plans *gatew
 		return nil, fmt.Errorf("xds: the planned gateway model is invalid: %w", err)
 	}
 	res := build(g, o, last)
-	res.allowlist = a.Version()
+	res.allowlist, res.source = a.Version(), a
+	if o.SourceScope {
+		res.scopes = scopeRefs(g)
+		res.Extensions = sourceScopes(res.scopes, a, o, pods)
+	}
 	return res, nil
 }
 

@@ -88,6 +88,11 @@ type Kube struct {
 	// Tests set a record.FakeRecorder.
 	Recorder record.EventRecorder
 
+	// OnPods, when set, is called on every pod event (from the informers'
+	// goroutines; it must not block): PodAddresses has changed, or may
+	// have.
+	OnPods func()
+
 	ready atomic.Bool
 	pods  atomic.Pointer[PodIndex]
 	// tick is how often Start checks leadership and watch health (tests
@@ -112,6 +117,12 @@ func (k *Kube) Ready() bool { return k.ready.Load() }
 // for unknown IPs and for host-network pods.
 func (k *Kube) Workload(ip netip.Addr) (namespace, serviceAccount string, ok bool) {
 	return k.pods.Load().Workload(ip)
+}
+
+// PodAddresses returns the pod addresses by namespace (see
+// PodIndex.Addresses); empty before Start.
+func (k *Kube) PodAddresses() map[string][]netip.Addr {
+	return k.pods.Load().Addresses()
 }
 
 // kubeListers reads the Istio informer caches of every watched namespace.
@@ -228,7 +239,7 @@ func (k *Kube) Start(ctx context.Context) error {
 			informers.WithTransform(slimPod))
 		kubeFactories = append(kubeFactories, kf)
 		pods := kf.Core().V1().Pods().Informer()
-		if err := k.watch(ctx, pods, "pods", ns, health, nil); err != nil {
+		if err := k.watch(ctx, pods, "pods", ns, health, k.OnPods); err != nil {
 			return err
 		}
 		podInformers = append(podInformers, pods)

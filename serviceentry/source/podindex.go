@@ -3,6 +3,7 @@ package source
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +69,36 @@ func (p *PodIndex) Workload(ip netip.Addr) (namespace, serviceAccount string, ok
 		sa = "default"
 	}
 	return best.Namespace, sa, true
+}
+
+// Addresses returns the pod addresses of every namespace, each sorted:
+// every indexed IP with the namespace Workload gives it (so an IP two
+// pods claim counts for the newer one's).
+func (p *PodIndex) Addresses() map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	if p == nil {
+		return out
+	}
+	seen := map[string]bool{}
+	for _, idx := range p.indexers {
+		for _, key := range idx.ListIndexFuncValues(podIPIndex) {
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			ip, err := netip.ParseAddr(key)
+			if err != nil {
+				continue
+			}
+			if ns, _, ok := p.Workload(ip); ok {
+				out[ns] = append(out[ns], ip)
+			}
+		}
+	}
+	for _, ips := range out {
+		slices.SortFunc(ips, netip.Addr.Compare)
+	}
+	return out
 }
 
 // newer orders pods by creation time, then name for a stable choice.
