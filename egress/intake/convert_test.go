@@ -13,9 +13,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/egressd/egressd/egress/authz"
 	"github.com/egressd/egressd/egress/decision"
 	"github.com/egressd/egressd/egress/xds"
 	"github.com/egressd/egressd/serviceentry"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 var start = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -252,5 +254,72 @@ func TestSANHint(t *testing.T) {
 		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
 			t.Errorf("sanHint(%q) = %q, want %q", transport, got, want)
 		}
+	}
+}
+
+// TestSourceScopeDenied: the source scope's refusal on a plaintext port
+// (authz.SourceScope) names why the caller's namespace may not reach the
+// host, from the allowlist: its Sidecar, the entry's exportTo, or (a
+// policy that keeps the reachable hosts) no entry at all; a dry run's
+// shadow denial of an allowed request is an audit-deny.
+func TestSourceScopeDenied(t *testing.T) {
+	a := compile(t, `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: team-b}
+spec:
+  hosts: [b.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: team-b}
+spec:
+  hosts: [private.example]
+  exportTo: ["."]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: team-a}
+spec:
+  egress: [{hosts: ["./*"]}]
+`)
+	tags := map[string]string{xds.TagLayer: "http", xds.TagPort: "80", xds.TagVerdict: "allow", xds.TagReason: "allowed"}
+	for _, tc := range []struct {
+		authority, policy string
+		reason            vocab.Reason
+		detail            string
+	}{
+		{"b.example", "team-a/source-scope#0", vocab.ReasonSidecarScope, "Sidecar team-a/default does not list team-b/b.example among the egress hosts of namespace team-a"},
+		{"private.example:80", "team-c/source-scope#0", vocab.ReasonNotExported, "ServiceEntry team-b/private is not exported to namespace team-c (exportTo)"},
+		{"unlisted.example", "team-a/source-scope#0", vocab.ReasonNotInRegistry, ""},
+	} {
+		e := &datav3.HTTPAccessLogEntry{
+			CommonProperties: commonProps(tags, nil),
+			Request:          &datav3.HTTPRequestProperties{Authority: tc.authority, Path: "/", RequestMethod: corev3.RequestMethod_GET},
+			Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(403),
+				ResponseCodeDetails: "rbac_access_denied_matched_policy[" + tc.policy + "]"},
+		}
+		d, ok := FromHTTP(e, a)
+		if !ok || d.Verdict != vocab.VerdictDeny || d.Reason != tc.reason || d.Detail != tc.detail {
+			t.Errorf("%s: %s %s %q", tc.authority, d.Verdict, d.Reason, d.Detail)
+		}
+	}
+	meta := map[string]*structpb.Struct{authz.HTTPFilterName: {Fields: map[string]*structpb.Value{
+		"shadow_engine_result":       structpb.NewStringValue("denied"),
+		"shadow_effective_policy_id": structpb.NewStringValue("team-a/source-scope-audit#0"),
+	}}}
+	c := commonProps(tags, nil)
+	c.Metadata = &corev3.Metadata{FilterMetadata: meta}
+	e := &datav3.HTTPAccessLogEntry{
+		CommonProperties: c,
+		Request:          &datav3.HTTPRequestProperties{Authority: "b.example", Path: "/", RequestMethod: corev3.RequestMethod_GET},
+		Response:         &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
+	}
+	d, ok := FromHTTP(e, a)
+	if !ok || d.Verdict != vocab.VerdictAuditDeny || d.Reason != vocab.ReasonSidecarScope || !strings.Contains(d.Detail, "Sidecar team-a/default") {
+		t.Errorf("dry run: %s %s %q", d.Verdict, d.Reason, d.Detail)
 	}
 }

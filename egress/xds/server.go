@@ -54,10 +54,10 @@ type Server struct {
 	services []func(grpc.ServiceRegistrar)
 	creds    credentials.TransportCredentials // nil: plaintext
 	secrets  func() []*tlsv3.Secret
-	warnings []string      // the last published translation's Warnings
-	last     *Resources    // the last translation published, for Refresh
-	memo     *memo         // its resources by their model, for the next translation
-	plans    gateway.Cache // the last translation's ports, for the next
+	warnings []string                       // the last published translation's Warnings
+	last     *Resources                     // the last translation published, for Refresh
+	memo     *memo                          // its resources by their model, for the next translation
+	plans    gateway.Cache                  // the last translation's ports, for the next
 	pods     func() map[string][]netip.Addr // pod addresses by namespace (SetPods)
 	podsGen  uint64                         // counts PodsChanged calls
 
