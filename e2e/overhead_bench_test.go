@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/internal/testkit"
+	"github.com/egressd/egressd/serviceentry/gen"
 )
 
 // BenchmarkGatewayOverhead (issue #9) measures what the gateway costs over a
@@ -73,6 +74,9 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	dir := b.TempDir()
 	writeFile(b, dir, "web.yaml", staticEntry("web", webHost, 80, "HTTP", webPort))
 	writeFile(b, dir, "secure.yaml", staticEntry("secure", secureHost, 443, "TLS", tlsPort))
+	if *overheadEntries > 0 {
+		writeFile(b, dir, "generated.yaml", string(gen.ServiceEntries(*overheadEntries, 1)))
+	}
 	// egressd's defaults: info logging, no Envoy access log file.
 	g := startGateway(b, dir, "--log-level", "info", "--no-envoy-access-log")
 	eventually(b, 60*time.Second, "gateway routes both hosts", func() error {
@@ -208,6 +212,7 @@ var (
 	overheadConns   = flag.Int("overhead.conns", 50, "BenchmarkGatewayOverhead: concurrent connections (one request in flight on each)")
 	overheadRounds  = flag.Int("overhead.rounds", 3, "BenchmarkGatewayOverhead: interleaved rounds of direct, plain Envoy and gateway runs; the median of each is reported")
 	// The fixed-rate runs: h2load --rps per connection.
+	overheadEntries   = flag.Int("overhead.entries", 0, "BenchmarkGatewayOverhead: generated ServiceEntries loaded beside the benchmark's two (the issue asks for 10 and 10,000)")
 	overheadRate      = flag.Int("overhead.rate", 1000, "BenchmarkGatewayOverhead fixed-rate runs: requests per second in all")
 	overheadRateConns = flag.Int("overhead.rate-conns", 10, "BenchmarkGatewayOverhead fixed-rate runs: connections")
 )
