@@ -72,7 +72,9 @@ type Config struct {
 	CertExpiryWarning time.Duration
 	// The mesh listener: MeshPort 0 disables it; MeshCADir holds the mesh
 	// CA (created at first start, or Istio's cacerts layout).
-	MeshPort    uint
+	MeshPort uint
+	// ProxyPort is the explicit proxy listener's service port (0: off).
+	ProxyPort   uint
 	MeshCADir   string
 	TrustDomain string
 	// Scope is the gateway's namespace and labels and the mesh root
@@ -192,6 +194,7 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:15000", "egressd's admin HTTP server: /metrics, /healthz, /readyz and the /api/v1 decision API (\"\" disables it)")
 	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert); with --source kubernetes, where the Secrets are mirrored (default: RUN_DIR/credentials)")
 	fs.DurationVar(&c.CertExpiryWarning, "cert-expiry-warning", 30*24*time.Hour, "warn this long before a client certificate for TLS origination expires")
+	fs.UintVar(&c.ProxyPort, "proxy-port", 3128, "service port of the explicit proxy listener, for HTTPS_PROXY/HTTP_PROXY clients: CONNECT to listed hosts and absolute-URI requests (listens on it plus --port-offset; 0 disables it)")
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")
@@ -233,6 +236,9 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	c.AuditNamespaces = splitList(auditNamespaces)
 	if c.Source == sourceKubernetes && c.CertDir == "" {
 		c.CertDir = filepath.Join(c.RunDir, "credentials")
+	}
+	if c.ProxyPort > 65535 {
+		return nil, fmt.Errorf("--proxy-port: %d is not a port", c.ProxyPort)
 	}
 	if c.MeshPort > 65535 {
 		return nil, fmt.Errorf("--mesh-port: %d is not a port", c.MeshPort)

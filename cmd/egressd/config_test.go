@@ -46,6 +46,7 @@ func defaultConfig() Config {
 		DecisionsKept:           50000,
 		CertExpiryWarning:       30 * 24 * time.Hour,
 		MeshPort:                15443,
+		ProxyPort:               3128,
 		MeshCADir:               "/run/user/1000/egressd/ca",
 		TrustDomain:             "cluster.local",
 		Scope: serviceentry.PolicyScope{RootNamespace: "istio-system", Workload: serviceentry.Workload{

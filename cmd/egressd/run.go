@@ -135,6 +135,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		// With the pod index, the plaintext ports scope callers by
 		// their pod's namespace (exportTo, Sidecar).
 		SourceScope: cfg.Source == sourceKubernetes,
+		ProxyPort:   uint32(cfg.ProxyPort),
 	})
 	if err != nil {
 		return err

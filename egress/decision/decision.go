@@ -46,6 +46,9 @@ type Decision struct {
 	Upstream string `json:"upstream,omitempty"`
 	// ServiceEntry is "namespace/name" of the ServiceEntry that matched.
 	ServiceEntry string `json:"serviceentry,omitempty"`
+	// Via is "proxy" for a request to the explicit proxy listener (a
+	// CONNECT, whose target is Host and Port, or an absolute URI).
+	Via string `json:"via,omitempty"`
 	// Method, Path and Status describe an HTTP request.
 	Method string `json:"method,omitempty"`
 	Path   string `json:"path,omitempty"`

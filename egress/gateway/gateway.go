@@ -31,6 +31,8 @@ type Gateway struct {
 	Ports []*Port `json:"ports"`
 	// Mesh is the mesh listener (mutual TLS from mesh callers), if on.
 	Mesh *Mesh `json:"mesh,omitempty"`
+	// Proxy is the explicit proxy listener (HTTPS_PROXY clients), if on.
+	Proxy *Proxy `json:"proxy,omitempty"`
 	// Clusters are every upstream the chains and routes name, by name.
 	Clusters []*Cluster `json:"clusters"`
 	// Warnings say what was left out (an endpoint on one of the

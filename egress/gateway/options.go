@@ -31,6 +31,9 @@ type Options struct {
 	OwnPorts []uint32
 	// MeshPort, when not 0, adds the mesh listener on that service port.
 	MeshPort uint32
+	// ProxyPort, when not 0, adds the explicit proxy listener (CONNECT and
+	// absolute URIs) on that service port.
+	ProxyPort uint32
 	// Scope is the gateway's place in the mesh: which AuthorizationPolicies
 	// and PeerAuthentications apply to it (serviceentry.PolicyScope). nil
 	// applies every one (a configuration written for the gateway alone).
@@ -52,6 +55,9 @@ func (o Options) listenerPorts(ports []uint32) map[uint32]bool {
 	}
 	if o.MeshPort != 0 {
 		out[o.MeshPort+o.PortOffset] = true
+	}
+	if o.ProxyPort != 0 {
+		out[o.ProxyPort+o.PortOffset] = true
 	}
 	for _, p := range o.OwnPorts {
 		out[p] = true

@@ -81,6 +81,9 @@ func PlanWith(a *serviceentry.Allowlist, opts Options, cache *Cache) (*Gateway, 
 	g.NotApplied = notApplied(a, o.Scope)
 	lists = append(lists, []*Cluster{{Name: BlackholeCluster, Kind: ClusterBlackhole}})
 	g.Clusters = mergeClusters(lists)
+	if o.ProxyPort != 0 {
+		g.Proxy = p.proxy(g, o.ProxyPort) // after the clusters: it names some
+	}
 	sort.Strings(p.warnings)
 	g.Warnings = p.warnings
 	return g, nil

@@ -87,6 +87,15 @@ func (g *Gateway) Validate() error {
 			}
 		}
 	}
+	if px := g.Proxy; px != nil {
+		claim(px.Listen, "the proxy listener")
+		if px.Routes != ProxyRoutes {
+			bad("proxy listener: route table %q", px.Routes)
+		}
+		if px.HTTP != nil && routes[px.HTTP.Name] != px.HTTP {
+			bad("proxy listener: route table %q is no port's", px.HTTP.Name)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -51,6 +52,17 @@ func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *se
 		d.Method = ""
 	}
 	d.Path = req.GetPath()
+	if tags[xds.TagVia] == xds.ViaProxy {
+		d.Via = xds.ViaProxy
+		if d.Method == "CONNECT" {
+			// The tunnel's target: host and port from the authority.
+			if _, p, err := net.SplitHostPort(req.GetAuthority()); err == nil {
+				if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+					d.Port = uint32(n)
+				}
+			}
+		}
+	}
 	d.Status = int(resp.GetResponseCode().GetValue())
 	if d.Status >= 300 && d.Status < 400 {
 		d.Location = resp.GetResponseHeaders()["location"]

@@ -120,7 +120,7 @@ const routeMetadataKey = "egressd"
 // by_host route: the file log has a logger of its own for it (deny /
 // not_in_registry), and the decision intake tells it by its NC flag, so the
 // gRPC log needs no per-request filter.
-func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.AccessLog {
+func httpAccessLog(o Options, port uint32, mesh, byHost, proxy bool) []*accesslogv3.AccessLog {
 	var out []*accesslogv3.AccessLog
 	if o.AccessLogPath != "" {
 		type variant struct {
@@ -179,8 +179,13 @@ func httpAccessLog(o Options, port uint32, mesh, byHost bool) []*accesslogv3.Acc
 		if mesh {
 			tags = append(tags, literalTag(TagMesh, "true"))
 		}
+		if proxy {
+			// A proxy request is reported one by one: a CONNECT names
+			// its port in the authority, which summaries do not keep.
+			tags = append(tags, literalTag(TagVia, ViaProxy))
+		}
 		var individual *accesslogv3.AccessLogFilter
-		if o.SummarizeAllowed && !mesh {
+		if o.SummarizeAllowed && !mesh && !proxy {
 			individual = individualFilter(o)
 			if o.AllowedSample > 0 {
 				individual = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{

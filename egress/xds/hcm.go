@@ -65,7 +65,7 @@ func (b *builder) httpConnectionManager(h *gateway.HTTP, port uint32, policies [
 			},
 		}},
 		HttpFilters:       filters,
-		AccessLog:         httpAccessLog(b.o, port, h.Mesh, h.ByHost),
+		AccessLog:         httpAccessLog(b.o, port, h.Mesh, h.ByHost, false),
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		SkipXffAppend:     true,
 		GenerateRequestId: wrapperspb.Bool(false),

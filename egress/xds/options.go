@@ -74,6 +74,10 @@ type Options struct {
 	// source address (see sourcescope.go): on with a pod index (the
 	// Kubernetes source), whose pods Server.SetPods keeps current.
 	SourceScope bool
+	// ProxyPort, when not 0, adds the explicit proxy listener (HTTPS_PROXY
+	// clients: CONNECT and absolute URIs) on that service port, bound at
+	// ProxyPort + PortOffset.
+	ProxyPort uint32
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).
 	Mesh *MeshOptions

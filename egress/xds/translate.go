@@ -167,6 +167,7 @@ func (o Options) plan() gateway.Options {
 		SecretNames:     o.SecretNames,
 		Scope:           o.Scope,
 		AuditNamespaces: o.AuditNamespaces,
+		ProxyPort:       o.ProxyPort,
 	}
 	if o.Mesh != nil {
 		p.MeshPort = o.Mesh.Port
@@ -185,14 +186,23 @@ func build(g *gateway.Gateway, o Options, last *memo) *Resources {
 	if last != nil {
 		res.last = last.digests
 	}
+	var port80 *routev3.RouteConfiguration
 	for _, p := range g.Ports {
 		res.Listeners = append(res.Listeners, b.portListener(p))
 		if p.Routes != nil {
-			res.Routes = append(res.Routes, b.routeTable(p.Routes))
+			rc := b.routeTable(p.Routes)
+			res.Routes = append(res.Routes, rc)
+			if g.Proxy != nil && p.Routes == g.Proxy.HTTP {
+				port80 = rc
+			}
 		}
 	}
 	if g.Mesh != nil {
 		res.Listeners = append(res.Listeners, b.meshListener(g.Mesh))
+	}
+	if g.Proxy != nil {
+		res.Listeners = append(res.Listeners, b.proxyListener(g.Proxy))
+		res.Routes = append(res.Routes, b.proxyRoutes(g.Proxy, port80))
 	}
 	res.clusterSecrets = []clusterSecrets{}
 	res.onDemand = odSet{on: o.ODCDSCluster != "", core: map[string]bool{}}

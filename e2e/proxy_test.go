@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egressd/egressd/egress/decision"
+)
+
+// TestExplicitProxy: the gateway as HTTPS_PROXY and HTTP_PROXY for curl.
+// A CONNECT to a listed TLS host reaches it end to end; a CONNECT to an
+// unlisted host, or to a listed host on a port no entry lists, is refused
+// 403 with one decision naming the target and the proxy; an absolute-URI
+// request is routed as on the HTTP port, a redirect to an unlisted host
+// included.
+func TestExplicitProxy(t *testing.T) {
+	skipShort(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not found")
+	}
+	tlsPort, _ := upstreamTLS(t, "api.proxy.test")
+	web := upstreamHTTP(t, "web")
+	redirect := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://elsewhere.proxy.test/landing", http.StatusFound)
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}()
+	dir := t.TempDir()
+	writeFile(t, dir, "api.yaml", staticEntry("api", "api.proxy.test", 443, "TLS", tlsPort))
+	writeFile(t, dir, "web.yaml", staticEntry("web", "web.proxy.test", 80, "HTTP", web))
+	writeFile(t, dir, "moved.yaml", staticEntry("moved", "moved.proxy.test", 80, "HTTP", redirect))
+	g := startGateway(t, dir)
+	proxy := "http://" + g.Addr(3128)
+
+	// run calls curl with args and env; it returns what curl printed
+	// (body, then the -w line) and its error.
+	run := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(curl, append([]string{"-sS", "--max-time", "5", "-w", "\ncode=%{http_code} connect=%{http_connect}"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	eventually(t, 60*time.Second, "a CONNECT to the listed TLS host", func() error {
+		out, err := run(nil, "-k", "--proxy", proxy, "https://api.proxy.test/")
+		if err != nil || !strings.Contains(out, "hello over TLS from api.proxy.test") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	// The same through the environment, as a CI job would.
+	if out, err := run([]string{"HTTPS_PROXY=" + proxy, "https_proxy=" + proxy}, "-k", "https://api.proxy.test/"); err != nil || !strings.Contains(out, "hello over TLS") {
+		t.Errorf("HTTPS_PROXY: %v: %s", err, out)
+	}
+	g.waitDecision(t, "the CONNECT allowed", url.Values{"host": {"api.proxy.test"}, "verdict": {"allow"}}, func(d decision.Decision) error {
+		if d.Via != "proxy" || d.Method != "CONNECT" || d.Port != 443 || d.ServiceEntry != "e2e/api" {
+			return fmt.Errorf("via %q method %q port %d entry %q", d.Via, d.Method, d.Port, d.ServiceEntry)
+		}
+		return nil
+	})
+
+	// Refused: an unlisted host, and a listed host on another port.
+	for _, target := range []string{"https://evil.proxy.test/", "https://api.proxy.test:8443/"} {
+		out, err := run(nil, "-k", "--proxy", proxy, target)
+		if err == nil || !strings.Contains(out, "connect=403") {
+			t.Errorf("%s: want the CONNECT refused 403, got %v: %s", target, err, out)
+		}
+	}
+	for host, port := range map[string]uint32{"evil.proxy.test": 443, "api.proxy.test": 8443} {
+		g.waitDecision(t, "the CONNECT to "+host+" refused", url.Values{"host": {host}, "reason": {"not_in_registry"}}, func(d decision.Decision) error {
+			if d.Via != "proxy" || d.Verdict != "deny" || d.Port != port || d.Status != 403 {
+				return fmt.Errorf("via %q verdict %s port %d status %d", d.Via, d.Verdict, d.Port, d.Status)
+			}
+			return nil
+		})
+	}
+
+	// Absolute URIs: as on the HTTP port.
+	if out, err := run(nil, "--proxy", proxy, "http://web.proxy.test/"); err != nil || !strings.Contains(out, "hello from web") {
+		t.Errorf("absolute URI to a listed host: %v: %s", err, out)
+	}
+	if out, _ := run([]string{"http_proxy=" + proxy}, "-i", "http://unlisted.proxy.test/"); !strings.Contains(out, "code=403") || !strings.Contains(out, "x-egressd-denied: not_in_registry") {
+		t.Errorf("absolute URI to an unlisted host: %s", out)
+	}
+	g.waitDecision(t, "the absolute URI refused", url.Values{"host": {"unlisted.proxy.test"}}, func(d decision.Decision) error {
+		if d.Via != "proxy" || d.Reason != "not_in_registry" || d.Method != "GET" {
+			return fmt.Errorf("via %q reason %s method %q", d.Via, d.Reason, d.Method)
+		}
+		return nil
+	})
+	// A listed host redirects to an unlisted one: curl follows, the
+	// second hop is refused, and the chain is recorded.
+	if out, _ := run(nil, "-L", "--proxy", proxy, "http://moved.proxy.test/start"); !strings.Contains(out, "code=403") {
+		t.Errorf("redirect to an unlisted host: %s", out)
+	}
+	eventually(t, 10*time.Second, "the redirect chain recorded", func() error {
+		var out struct {
+			Chains []decision.ChainView `json:"chains"`
+		}
+		if err := g.tryAPIGet("/api/v1/chains", &out); err != nil {
+			return err
+		}
+		for _, c := range out.Chains {
+			if len(c.Hops) >= 2 && c.Hops[0].Host == "moved.proxy.test" && c.Hops[1].Host == "elsewhere.proxy.test" {
+				return nil
+			}
+		}
+		return fmt.Errorf("chains %+v", out.Chains)
+	})
+}
