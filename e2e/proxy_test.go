@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,4 +122,49 @@ func TestExplicitProxy(t *testing.T) {
 		}
 		return fmt.Errorf("chains %+v", out.Chains)
 	})
+}
+
+// TestProxyConnectAddressGuard: a CONNECT to a listed host whose name
+// resolves to an internal address (a loopback stand-in) is refused by the
+// address guard, as the transparent path is: the stand-in counts no
+// connection, and the refusal is a blocked_address decision via the proxy.
+func TestProxyConnectAddressGuard(t *testing.T) {
+	skipShort(t)
+	s := startStandIn(t)
+	resolver := dnsServerTo(t, "ssrf.test.", net.ParseIP(s.ip))
+	dir := t.TempDir()
+	writeFile(t, dir, "entries.yaml", ssrfEntries(s))
+	g := startGateway(t, dir, "--gateway-dns", resolver)
+	eventually(t, 30*time.Second, "gateway serving", func() error {
+		code, _, err := g.getHost("listed.ssrf.test", s.httpPort)
+		if err != nil || code != 200 {
+			return fmt.Errorf("%d %v", code, err)
+		}
+		return nil
+	})
+	proxyURL, _ := url.Parse("http://" + g.Addr(3128))
+	target := fmt.Sprintf("api.ssrf.test:%d", s.tlsPort)
+	for range 3 {
+		conn, err := net.DialTimeout("tcp", proxyURL.Host, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: "CONNECT"})
+		if err == nil && resp.StatusCode == 200 {
+			// Envoy answers 200 once it connected upstream: it must not.
+			t.Errorf("CONNECT %s: %s", target, resp.Status)
+		}
+		conn.Close()
+	}
+	g.waitDecision(t, "the CONNECT refused by the guard", url.Values{"host": {"api.ssrf.test"}, "reason": {"blocked_address"}}, func(d decision.Decision) error {
+		if d.Via != "proxy" || d.Verdict != "deny" || d.ServiceEntry != "e2e/api" || !strings.Contains(d.Detail, s.ip+" (loopback)") {
+			return fmt.Errorf("%+v", d)
+		}
+		return nil
+	})
+	if n := s.tlsConn.Load(); n != 0 {
+		t.Errorf("the internal TLS service got %d connections through the proxy", n)
+	}
 }
