@@ -168,3 +168,87 @@ func TestProxyConnectAddressGuard(t *testing.T) {
 		t.Errorf("the internal TLS service got %d connections through the proxy", n)
 	}
 }
+
+// TestProxyIdentity: with --proxy-tokens and --proxy-require-identity, a
+// client without Proxy-Authorization is answered 407 (one decision), one
+// with its identity and secret (Basic, or Bearer) gets through, and its
+// decisions name it; the credentials never reach the upstream.
+func TestProxyIdentity(t *testing.T) {
+	skipShort(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not found")
+	}
+	tlsPort, _ := upstreamTLS(t, "api.ident.test")
+	seen := make(chan string, 16)
+	webPort := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case seen <- r.Header.Get("Proxy-Authorization"):
+			default:
+			}
+			fmt.Fprintln(w, "hello from web")
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}()
+	dir := t.TempDir()
+	writeFile(t, dir, "api.yaml", staticEntry("api", "api.ident.test", 443, "TLS", tlsPort))
+	writeFile(t, dir, "web.yaml", staticEntry("web", "web.ident.test", 80, "HTTP", webPort))
+	tokens := t.TempDir() + "/tokens"
+	if err := os.WriteFile(tokens, []byte("# clients\nci-runner s3cret\nbatch b4tch\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, dir, "--proxy-tokens", tokens, "--proxy-require-identity")
+	proxy := "http://" + g.Addr(3128)
+	run := func(args ...string) string {
+		out, _ := exec.Command(curl, append([]string{"-sS", "-k", "--max-time", "5", "-w", "\ncode=%{http_code} connect=%{http_connect}", "--proxy", proxy}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	eventually(t, 60*time.Second, "the proxy asks for an identity", func() error {
+		if out := run("https://api.ident.test/"); !strings.Contains(out, "connect=407") {
+			return fmt.Errorf("%s", out)
+		}
+		return nil
+	})
+	g.waitDecision(t, "the refusal for want of an identity", url.Values{"host": {"api.ident.test"}, "reason": {"policy_denied"}}, func(d decision.Decision) error {
+		if d.Via != "proxy" || d.Status != 407 || !strings.Contains(d.Detail, "requires an identity") {
+			return fmt.Errorf("via %q status %d detail %q", d.Via, d.Status, d.Detail)
+		}
+		return nil
+	})
+	if out := run("--proxy-user", "ci-runner:wrong", "https://api.ident.test/"); !strings.Contains(out, "connect=407") {
+		t.Errorf("a wrong secret: %s", out)
+	}
+	if out := run("--proxy-user", "ci-runner:s3cret", "https://api.ident.test/"); !strings.Contains(out, "hello over TLS") {
+		t.Errorf("Basic identity: %s", out)
+	}
+	g.waitDecision(t, "the CONNECT names its client", url.Values{"host": {"api.ident.test"}, "verdict": {"allow"}}, func(d decision.Decision) error {
+		if d.Identity != "ci-runner" || d.Via != "proxy" {
+			return fmt.Errorf("identity %q via %q", d.Identity, d.Via)
+		}
+		return nil
+	})
+	if out := run("--proxy-header", "Proxy-Authorization: Bearer b4tch", "http://web.ident.test/"); !strings.Contains(out, "hello from web") {
+		t.Errorf("Bearer identity: %s", out)
+	}
+	select {
+	case h := <-seen:
+		if h != "" {
+			t.Errorf("the upstream got Proxy-Authorization %q", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the upstream saw no request")
+	}
+	g.waitDecision(t, "the absolute URI names its client", url.Values{"host": {"web.ident.test"}}, func(d decision.Decision) error {
+		if d.Identity != "batch" {
+			return fmt.Errorf("identity %q", d.Identity)
+		}
+		return nil
+	})
+}

@@ -74,9 +74,13 @@ type Config struct {
 	// CA (created at first start, or Istio's cacerts layout).
 	MeshPort uint
 	// ProxyPort is the explicit proxy listener's service port (0: off).
-	ProxyPort   uint
-	MeshCADir   string
-	TrustDomain string
+	ProxyPort uint
+	// ProxyTokens is the file of the proxy's client identities and
+	// secrets; ProxyRequireIdentity refuses clients without one.
+	ProxyTokens          string
+	ProxyRequireIdentity bool
+	MeshCADir            string
+	TrustDomain          string
 	// Scope is the gateway's namespace and labels and the mesh root
 	// namespace: which AuthorizationPolicies and PeerAuthentications act
 	// at the gateway. AuditNamespaces dry-run their Sidecar.
@@ -195,6 +199,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.CertDir, "cert-dir", "", "folder of TLS origination credentials: a DestinationRule's credentialName N is read from DIR/N/ (tls.crt, tls.key, ca.crt, or cert, key, cacert); with --source kubernetes, where the Secrets are mirrored (default: RUN_DIR/credentials)")
 	fs.DurationVar(&c.CertExpiryWarning, "cert-expiry-warning", 30*24*time.Hour, "warn this long before a client certificate for TLS origination expires")
 	fs.UintVar(&c.ProxyPort, "proxy-port", 3128, "service port of the explicit proxy listener, for HTTPS_PROXY/HTTP_PROXY clients: CONNECT to listed hosts and absolute-URI requests (listens on it plus --port-offset; 0 disables it)")
+	fs.StringVar(&c.ProxyTokens, "proxy-tokens", "", "file of the explicit proxy's clients: lines of \"<identity> <secret>\"; a client sends Proxy-Authorization (Basic identity:secret, or Bearer secret) and its decisions carry the identity")
+	fs.BoolVar(&c.ProxyRequireIdentity, "proxy-require-identity", false, "the explicit proxy refuses (407) a request without a known Proxy-Authorization")
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")

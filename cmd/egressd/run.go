@@ -115,6 +115,12 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		_ = g.Wait()
 		return err
 	}
+	proxyClients, err := readProxyTokens(cfg.ProxyTokens)
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	server, err := xds.NewServer(log.Named("xds"), xds.Options{
 		ListenAddress:    cfg.GatewayAddress,
 		PortOffset:       uint32(cfg.PortOffset),
@@ -136,6 +142,9 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		// their pod's namespace (exportTo, Sidecar).
 		SourceScope: cfg.Source == sourceKubernetes,
 		ProxyPort:   uint32(cfg.ProxyPort),
+		// Clients of the proxy outside the mesh, by Proxy-Authorization.
+		ProxyIdentities:      proxyClients,
+		ProxyRequireIdentity: cfg.ProxyRequireIdentity,
 	})
 	if err != nil {
 		return err

@@ -54,6 +54,9 @@ func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *se
 	d.Path = req.GetPath()
 	if tags[xds.TagVia] == xds.ViaProxy {
 		d.Via = xds.ViaProxy
+		if id, ok := xds.ProxyIdentityOf(c.GetMetadata().GetFilterMetadata()); ok && d.Identity == "" {
+			d.Identity = id
+		}
 		if d.Method == "CONNECT" {
 			// The tunnel's target: host and port from the authority.
 			if _, p, err := net.SplitHostPort(req.GetAuthority()); err == nil {
@@ -71,6 +74,11 @@ func fromHTTP(e *datav3.HTTPAccessLogEntry, a *serviceentry.Allowlist, scope *se
 		d.Detail = details
 	} else if details != "" {
 		d.Detail += "; " + details
+	}
+	if d.Via == xds.ViaProxy && resp.GetResponseCodeDetails() == xds.ProxyIdentityRequired {
+		d.Verdict, d.Reason = vocab.VerdictDeny, vocab.ReasonPolicyDenied
+		d.Detail = "the proxy requires an identity (--proxy-require-identity): the request sent no known Proxy-Authorization"
+		return d, true
 	}
 	if guardDenied(d, resp.GetResponseCodeDetails()) || policyDenied(d, d.Detail, a, scope) {
 		return d, true

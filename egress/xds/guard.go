@@ -54,10 +54,11 @@ const guardFilterName = "egressd.address_guard"
 // strippedPrefixes and strippedHeaders never reach an upstream: they would
 // tell an external service about the caller, the mesh or the gateway
 // (x-envoy-external-address carries the caller's IP; sidecars add
-// x-envoy-peer-metadata, x-forwarded-client-cert, x-request-id).
+// x-envoy-peer-metadata, x-forwarded-client-cert, x-request-id), nor a
+// client's credentials for the proxy (proxy-authorization).
 var (
 	strippedPrefixes = []string{"x-envoy-", "x-forwarded-"}
-	strippedHeaders  = []string{"x-request-id"}
+	strippedHeaders  = []string{"x-request-id", "proxy-authorization"}
 )
 
 // stripHeadersFilter removes strippedPrefixes and strippedHeaders from

@@ -78,6 +78,11 @@ type Options struct {
 	// clients: CONNECT and absolute URIs) on that service port, bound at
 	// ProxyPort + PortOffset.
 	ProxyPort uint32
+	// ProxyIdentities are the proxy's clients outside the mesh, named by
+	// Proxy-Authorization; with ProxyRequireIdentity a request that names
+	// none is refused 407.
+	ProxyIdentities      []ProxyIdentity
+	ProxyRequireIdentity bool
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).
 	Mesh *MeshOptions

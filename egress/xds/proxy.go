@@ -1,17 +1,21 @@
 package xds
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/egress/gateway"
@@ -48,7 +52,14 @@ func (b *builder) proxyListener(px *gateway.Proxy) *listenerv3.Listener {
 		// HTTP/1.1 and HTTP/2 alike.
 		hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}}
 		hcm.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{AllowConnect: true}
+		if f := proxyIdentityFilter(b.o.ProxyIdentities, b.o.ProxyRequireIdentity); f != nil {
+			// First: the strip filter after it removes Proxy-Authorization.
+			hcm.HttpFilters = append([]*hcmv3.HttpFilter{f}, hcm.HttpFilters...)
+		}
 		mappers := []*hcmv3.ResponseMapper{connectNotListedReply()}
+		if b.o.ProxyRequireIdentity {
+			mappers = append([]*hcmv3.ResponseMapper{proxyAuthRequiredReply()}, mappers...)
+		}
 		if hcm.LocalReplyConfig != nil {
 			mappers = append(mappers, hcm.LocalReplyConfig.Mappers...)
 		}
@@ -160,4 +171,86 @@ func connectNotListedReply() *hcmv3.ResponseMapper {
 	}}}}
 	body := fmt.Sprintf("egressd: CONNECT %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry lists this host on this port\n", serviceentry.RegistryOnly)
 	return denialReply(andFilter(isConnect, absent), vocab.ReasonNotInRegistry, body)
+}
+
+// ProxyIdentity is one client of the explicit proxy outside the mesh: it
+// names itself with Proxy-Authorization, "Basic" with Identity and Secret
+// as user and password (curl --proxy-user identity:secret), or "Bearer"
+// with Secret; decisions then carry Identity.
+type ProxyIdentity struct {
+	Identity string
+	Secret   string
+}
+
+// ProxyIdentityPrefix marks the proxy identity filter's shadow results in
+// the request's dynamic metadata (RBAC puts its shadow stat prefix before
+// the keys): "<prefix>shadow_effective_policy_id" is
+// proxyIdentityPolicy + the identity of the client that matched.
+const (
+	ProxyIdentityPrefix = "proxy_identity_"
+	proxyIdentityPolicy = "proxy-identity/"
+)
+
+// ProxyIdentityOf returns the identity the proxy identity filter found in
+// a request's filter metadata (ok false: none).
+func ProxyIdentityOf(filterMetadata map[string]*structpb.Struct) (identity string, ok bool) {
+	f := filterMetadata["envoy.filters.http.rbac"].GetFields()
+	if f[ProxyIdentityPrefix+"shadow_engine_result"].GetStringValue() != "allowed" {
+		return "", false
+	}
+	id, found := strings.CutPrefix(f[ProxyIdentityPrefix+"shadow_effective_policy_id"].GetStringValue(), proxyIdentityPolicy)
+	return id, found && id != ""
+}
+
+// ProxyIdentityRequired is the response code details of a request the
+// proxy refused for want of an identity (Options.ProxyRequireIdentity).
+const ProxyIdentityRequired = "rbac_access_denied_matched_policy[none]"
+
+// proxyIdentityFilter names the client by its Proxy-Authorization (shadow
+// ALLOW rules, one policy per identity, whose match is recorded in the
+// metadata), and with require refuses a request that names none. nil
+// without identities unless require.
+func proxyIdentityFilter(ids []ProxyIdentity, require bool) *hcmv3.HttpFilter {
+	if len(ids) == 0 && !require {
+		return nil
+	}
+	rules := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
+	header := func(v string) *rbacv3.Principal {
+		return &rbacv3.Principal{Identifier: &rbacv3.Principal_Header{Header: &routev3.HeaderMatcher{
+			Name: "proxy-authorization",
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v},
+			}},
+		}}}
+	}
+	for _, id := range ids {
+		basic := base64.StdEncoding.EncodeToString([]byte(id.Identity + ":" + id.Secret))
+		rules.Policies[proxyIdentityPolicy+id.Identity] = &rbacv3.Policy{
+			Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}},
+			Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: []*rbacv3.Principal{
+				header("Basic " + basic), header("Bearer " + id.Secret),
+			}}}}},
+		}
+	}
+	cfg := &rbachttpv3.RBAC{ShadowRules: rules, ShadowRulesStatPrefix: ProxyIdentityPrefix}
+	if require {
+		cfg.Rules, cfg.RulesStatPrefix = rules, "proxy_identity_required_"
+	}
+	return &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.rbac",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)},
+	}
+}
+
+// proxyAuthRequiredReply turns the identity filter's refusal into 407 with
+// Proxy-Authenticate, as proxy clients expect.
+func proxyAuthRequiredReply() *hcmv3.ResponseMapper {
+	m := denialReply(celFilter("response.code_details == '"+ProxyIdentityRequired+"'"), vocab.ReasonPolicyDenied,
+		"egressd: this proxy requires an identity: send Proxy-Authorization (Basic identity:secret, or Bearer secret)\n")
+	m.StatusCode = wrapperspb.UInt32(407)
+	m.HeadersToAdd = append(m.HeadersToAdd, &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "proxy-authenticate", Value: `Basic realm="egressd"`},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	})
+	return m
 }
