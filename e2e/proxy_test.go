@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -251,4 +252,120 @@ func TestProxyIdentity(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// connectRecorder is a small upstream CONNECT proxy: it records each
+// CONNECT line and Proxy-Authorization, answers 200 and pipes the tunnel
+// to target (whatever host was asked for).
+type connectRecorder struct {
+	addr string
+	seen chan [2]string // CONNECT target, Proxy-Authorization
+}
+
+func startConnectRecorder(t *testing.T, target string) *connectRecorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	r := &connectRecorder{addr: ln.Addr().String(), seen: make(chan [2]string, 32)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				select {
+				case r.seen <- [2]string{req.Host, req.Header.Get("Proxy-Authorization")}:
+				default:
+				}
+				up, err := net.DialTimeout("tcp", target, 3*time.Second)
+				if err != nil {
+					fmt.Fprint(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				fmt.Fprint(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(up, br); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return r
+}
+
+// TestUpstreamProxyChaining: with --upstream-proxy, a listed TLS host is
+// reached through the upstream CONNECT proxy, with its credentials, both
+// on the transparent TLS port and by CONNECT to the explicit proxy; an
+// unlisted host never reaches the upstream proxy.
+func TestUpstreamProxyChaining(t *testing.T) {
+	skipShort(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not found")
+	}
+	tlsPort, _ := upstreamTLS(t, "api.chain.test")
+	corp := startConnectRecorder(t, fmt.Sprintf("127.0.0.1:%d", tlsPort))
+	dir := t.TempDir()
+	// The entry's own endpoint is nowhere: only the chain reaches the host.
+	writeFile(t, dir, "api.yaml", staticEntry("api", "api.chain.test", 443, "TLS", 1))
+	creds := t.TempDir() + "/corp"
+	if err := os.WriteFile(creds, []byte("corp:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, dir, "--upstream-proxy", corp.addr, "--upstream-proxy-credentials", creds)
+	wantBasic := "Basic Y29ycDpwdw==" // corp:pw
+	expectConnect := func(what string) {
+		t.Helper()
+		select {
+		case s := <-corp.seen:
+			if s[0] != "api.chain.test:443" || s[1] != wantBasic {
+				t.Errorf("%s: the upstream proxy got CONNECT %s with Proxy-Authorization %q", what, s[0], s[1])
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: no CONNECT reached the upstream proxy", what)
+		}
+	}
+	eventually(t, 60*time.Second, "the transparent TLS port through the chain", func() error {
+		out, err := exec.Command(curl, "-sS", "-k", "--max-time", "5", "--connect-to", "api.chain.test:443:"+g.Addr(443), "https://api.chain.test/").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "hello over TLS from api.chain.test") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	expectConnect("transparent")
+	for len(corp.seen) > 0 { // earlier tries while the gateway started
+		<-corp.seen
+	}
+	out, err := exec.Command(curl, "-sS", "-k", "--max-time", "5", "--proxy", "http://"+g.Addr(3128), "https://api.chain.test/").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "hello over TLS from api.chain.test") {
+		t.Errorf("CONNECT through the explicit proxy and the chain: %v: %s", err, out)
+	}
+	expectConnect("explicit proxy")
+	g.waitDecision(t, "the chained connection names the upstream proxy", url.Values{"host": {"api.chain.test"}, "verdict": {"allow"}}, func(d decision.Decision) error {
+		if d.Upstream != corp.addr {
+			return fmt.Errorf("upstream %q, want the upstream proxy %s", d.Upstream, corp.addr)
+		}
+		return nil
+	})
+	// Unlisted: refused at the gateway, never sent on.
+	if err := g.tlsTo("evil.chain.test", 443); err == nil {
+		t.Error("TLS to an unlisted host completed")
+	}
+	select {
+	case s := <-corp.seen:
+		t.Errorf("an unlisted host reached the upstream proxy: CONNECT %s", s[0])
+	case <-time.After(time.Second):
+	}
 }

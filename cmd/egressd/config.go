@@ -79,8 +79,13 @@ type Config struct {
 	// secrets; ProxyRequireIdentity refuses clients without one.
 	ProxyTokens          string
 	ProxyRequireIdentity bool
-	MeshCADir            string
-	TrustDomain          string
+	// UpstreamProxy ("host:port") chains TLS passthrough hosts through an
+	// upstream CONNECT proxy; UpstreamProxyCredentials is a file holding
+	// its "user:password".
+	UpstreamProxy            string
+	UpstreamProxyCredentials string
+	MeshCADir                string
+	TrustDomain              string
 	// Scope is the gateway's namespace and labels and the mesh root
 	// namespace: which AuthorizationPolicies and PeerAuthentications act
 	// at the gateway. AuditNamespaces dry-run their Sidecar.
@@ -201,6 +206,8 @@ func NewConfig(args []string, out io.Writer) (*Config, error) {
 	fs.UintVar(&c.ProxyPort, "proxy-port", 3128, "service port of the explicit proxy listener, for HTTPS_PROXY/HTTP_PROXY clients: CONNECT to listed hosts and absolute-URI requests (listens on it plus --port-offset; 0 disables it)")
 	fs.StringVar(&c.ProxyTokens, "proxy-tokens", "", "file of the explicit proxy's clients: lines of \"<identity> <secret>\"; a client sends Proxy-Authorization (Basic identity:secret, or Bearer secret) and its decisions carry the identity")
 	fs.BoolVar(&c.ProxyRequireIdentity, "proxy-require-identity", false, "the explicit proxy refuses (407) a request without a known Proxy-Authorization")
+	fs.StringVar(&c.UpstreamProxy, "upstream-proxy", "", "host:port of an upstream HTTP CONNECT proxy (a corporate proxy) that every TLS passthrough host and CONNECT to one is sent through (resolved once at start)")
+	fs.StringVar(&c.UpstreamProxyCredentials, "upstream-proxy-credentials", "", "file holding \"user:password\" for --upstream-proxy (sent as Proxy-Authorization: Basic)")
 	fs.UintVar(&c.MeshPort, "mesh-port", 15443, "service port of the mesh listener, where mesh callers connect with mutual TLS (0 disables it)")
 	fs.StringVar(&c.MeshCADir, "mesh-ca-dir", "", "the mesh CA: Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), or a folder where egressd creates and keeps its own (default: RUN_DIR/ca)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "the mesh trust domain of SPIFFE identities")

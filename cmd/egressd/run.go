@@ -121,6 +121,12 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		_ = g.Wait()
 		return err
 	}
+	chain, err := upstreamProxy(cfg)
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	server, err := xds.NewServer(log.Named("xds"), xds.Options{
 		ListenAddress:    cfg.GatewayAddress,
 		PortOffset:       uint32(cfg.PortOffset),
@@ -145,6 +151,7 @@ func run(ctx context.Context, cfg *Config, log *zap.Logger) error {
 		// Clients of the proxy outside the mesh, by Proxy-Authorization.
 		ProxyIdentities:      proxyClients,
 		ProxyRequireIdentity: cfg.ProxyRequireIdentity,
+		UpstreamProxy:        chain,
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressd/egressd/egress/gateway"
+	"github.com/egressd/egressd/serviceentry/vocab"
 )
 
 // A gateway carries many tenants' traffic; Envoy's default circuit-breaker
@@ -37,6 +38,13 @@ func (b *builder) cluster(m *gateway.Cluster) *clusterv3.Cluster {
 		}
 		return b.hostCluster(m)
 	})
+}
+
+// chained reports whether the cluster named name goes through the
+// upstream proxy when there is one: a TLS passthrough host's.
+func chained(name string) bool {
+	n, ok := vocab.ParseCluster(name)
+	return ok && n.Passthrough
 }
 
 // hostCluster is the cluster of one host on one port: STATIC, or a DNS
@@ -60,6 +68,12 @@ func (b *builder) hostCluster(m *gateway.Cluster) *clusterv3.Cluster {
 	endpoints := make([]*endpointv3.LbEndpoint, 0, len(m.Endpoints))
 	for _, ep := range m.Endpoints {
 		endpoints = append(endpoints, lbEndpoint(ep.Address, ep.Port, ep.Weight))
+	}
+	if up := b.o.UpstreamProxy; up != nil && chained(m.Name) {
+		// Chained: the cluster's one endpoint is the upstream proxy; the
+		// chain's tcp_proxy sends it CONNECT host:port (tunnelingConfig).
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+		endpoints = []*endpointv3.LbEndpoint{lbEndpoint(up.Address.Addr().String(), uint32(up.Address.Port()), 0)}
 	}
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 		ClusterName: c.Name,

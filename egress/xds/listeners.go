@@ -139,7 +139,15 @@ func (b *builder) chain(c *gateway.Chain, mesh *gateway.Mesh) *listenerv3.Filter
 	if b.o.ODCDSCluster != "" && (f.ClusterBySNI || f.ClusterByAddress || f.Cluster != BlackholeCluster && f.Cluster != OriginalDstCluster) {
 		onDemand = onDemandSource(b.o.ODCDSCluster)
 	}
-	fc.Filters = append(fc.Filters, tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand))
+	tp := tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand)
+	if up := b.o.UpstreamProxy; up != nil && (f.ClusterBySNI || chained(f.Cluster)) {
+		host := "%REQUESTED_SERVER_NAME%"
+		if f.AuthorizeHost != "" {
+			host = f.AuthorizeHost // inside mesh TLS the SNI is the mesh's
+		}
+		tp = tunneledTCPProxy(tp, fmt.Sprintf("%s:%d", host, c.Port), up)
+	}
+	fc.Filters = append(fc.Filters, tp)
 	return fc
 }
 
@@ -282,6 +290,23 @@ func sniForwardFilter(o Options, port uint32) *listenerv3.Filter {
 			PortSpecifier:  &snidfpv3.FilterConfig_PortValue{PortValue: port},
 		})},
 	}
+}
+
+// tunneledTCPProxy is tp sending its bytes through the upstream proxy (the
+// chained cluster's endpoint) in a CONNECT to hostname.
+func tunneledTCPProxy(tp *listenerv3.Filter, hostname string, up *UpstreamProxy) *listenerv3.Filter {
+	var cfg tcpproxyv3.TcpProxy
+	if err := tp.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
+		panic(fmt.Sprintf("xds: tcp_proxy: %v", err))
+	}
+	cfg.TunnelingConfig = &tcpproxyv3.TcpProxy_TunnelingConfig{Hostname: hostname}
+	if up.Authorization != "" {
+		cfg.TunnelingConfig.HeadersToAdd = []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "proxy-authorization", Value: up.Authorization},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}}
+	}
+	return &listenerv3.Filter{Name: tp.Name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&cfg)}}
 }
 
 // tcpProxyFilter proxies to cluster (the one the filter state names, when

@@ -83,9 +83,23 @@ type Options struct {
 	// none is refused 407.
 	ProxyIdentities      []ProxyIdentity
 	ProxyRequireIdentity bool
+	// UpstreamProxy, when set, chains the gateway's TLS passthrough hosts
+	// through an upstream HTTP CONNECT proxy (a corporate proxy): their
+	// clusters connect to it and send "CONNECT <host>:<port>".
+	UpstreamProxy *UpstreamProxy
 	// Mesh, when set, adds the mesh listener (mutual TLS from mesh
 	// callers, AuthorizationPolicy per caller).
 	Mesh *MeshOptions
+}
+
+// UpstreamProxy is an upstream HTTP CONNECT proxy (Options.UpstreamProxy).
+type UpstreamProxy struct {
+	// Address is the proxy's address: the operator's, not checked by
+	// the address guard.
+	Address netip.AddrPort
+	// Authorization, when set, is sent as Proxy-Authorization with every
+	// CONNECT ("Basic <base64 user:password>").
+	Authorization string
 }
 
 // DefaultOptions returns the options used when a field is left empty.

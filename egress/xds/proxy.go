@@ -96,7 +96,7 @@ func (b *builder) proxyRoutes(px *gateway.Proxy, base *routev3.RouteConfiguratio
 			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 				Name:    "connect:" + t.Authority,
 				Domains: []string{t.Authority},
-				Routes:  []*routev3.Route{connectRoute(t.Cluster, dynamic)},
+				Routes:  []*routev3.Route{b.connectRoute(t.Cluster, dynamic)},
 			})
 		}
 		refuse := &routev3.Route{
@@ -134,7 +134,11 @@ func connectMatch() *routev3.RouteMatch {
 // address guard (with dynamic routes in the table) has nothing to check:
 // the cluster's endpoints are the entry's, resolved by the guarded
 // resolver.
-func connectRoute(cluster string, dynamic bool) *routev3.Route {
+//
+// A chained cluster (Options.UpstreamProxy) is the upstream proxy itself:
+// the CONNECT is forwarded to it, with the proxy's credentials, rather
+// than terminated.
+func (b *builder) connectRoute(cluster string, dynamic bool) *routev3.Route {
 	r := &routev3.Route{
 		Name:     "connect",
 		Match:    connectMatch(),
@@ -149,6 +153,15 @@ func connectRoute(cluster string, dynamic bool) *routev3.Route {
 				ConnectConfig: &routev3.RouteAction_UpgradeConfig_ConnectConfig{},
 			}},
 		}},
+	}
+	if up := b.o.UpstreamProxy; up != nil && chained(cluster) {
+		r.GetRoute().UpgradeConfigs[0].ConnectConfig = nil
+		if up.Authorization != "" {
+			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{
+				Header:       &corev3.HeaderValue{Key: "proxy-authorization", Value: up.Authorization},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}}
+		}
 	}
 	if dynamic {
 		r.TypedPerFilterConfig = map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
