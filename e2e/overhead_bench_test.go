@@ -132,6 +132,38 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		b.Logf("squid: %.0f req/s, p50 %v, p99 %v, %.2f cores; gateway %.0f req/s (%.2fx of squid)",
 			peer.rps, peer.p50, peer.p99, peer.envoyCPU, gateway.rps, gateway.rps/peer.rps)
 	})
+	// The explicit proxy (absolute URIs, as an HTTP_PROXY client sends
+	// them) against squid and against the gateway's transparent HTTP
+	// port, interleaved in rounds; the round with the median proxy/squid
+	// ratio is reported.
+	b.Run("proxy-vs-squid", func(b *testing.B) {
+		target := "http://" + net.JoinHostPort(webHost, strconv.Itoa(webPort)) + "/"
+		squid := startSquid(b, webHost, target)
+		script := filepath.Join(b.TempDir(), "proxy.lua")
+		if err := os.WriteFile(script, []byte(fmt.Sprintf("wrk.path = %q\n", "http://"+webHost+"/")), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		type round struct{ squid, transparent, proxy loadResult }
+		var rounds []round
+		for i := range max(1, *overheadRounds) {
+			r := round{
+				squid:       runWrkProxy(b, target, squid.addr, squid.pid),
+				transparent: runWrk(b, "http://"+webHost+"/", g.Addr(80), pids),
+				proxy:       runWrkArgs(b, "http://"+g.Addr(3128)+"/", pids, "-s", script),
+			}
+			rounds = append(rounds, r)
+			b.Logf("round %d: squid %.0f, gateway transparent %.0f, gateway proxy %.0f req/s (proxy/squid %.2fx, proxy/transparent %.2fx)",
+				i+1, r.squid.rps, r.transparent.rps, r.proxy.rps, r.proxy.rps/r.squid.rps, r.proxy.rps/r.transparent.rps)
+		}
+		slices.SortFunc(rounds, func(x, y round) int { return cmp.Compare(x.proxy.rps/x.squid.rps, y.proxy.rps/y.squid.rps) })
+		m := rounds[len(rounds)/2]
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(m.squid.rps, "squid-req/s")
+		b.ReportMetric(m.transparent.rps, "transparent-req/s")
+		b.ReportMetric(m.proxy.rps, "proxy-req/s")
+		b.ReportMetric(m.proxy.rps/m.squid.rps, "proxy/squid")
+		b.ReportMetric(m.proxy.rps/m.transparent.rps, "proxy/transparent")
+	})
 	b.Run("tls-passthrough", func(b *testing.B) {
 		url := "https://" + secureHost + "/"
 		direct, baseline, gateway := interleaved(b,

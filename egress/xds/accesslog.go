@@ -6,6 +6,7 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
@@ -180,12 +181,13 @@ func httpAccessLog(o Options, port uint32, mesh, byHost, proxy bool) []*accesslo
 			tags = append(tags, literalTag(TagMesh, "true"))
 		}
 		if proxy {
-			// A proxy request is reported one by one: a CONNECT names
-			// its port in the authority, which summaries do not keep.
 			tags = append(tags, literalTag(TagVia, ViaProxy))
 		}
 		var individual *accesslogv3.AccessLogFilter
-		if o.SummarizeAllowed && !mesh && !proxy {
+		// The proxy's clients with an identity are named on every
+		// decision: no summaries for them.
+		identified := proxy && (len(o.ProxyIdentities) > 0 || o.ProxyRequireIdentity)
+		if o.SummarizeAllowed && !mesh && !identified {
 			individual = individualFilter(o)
 			if o.AllowedSample > 0 {
 				individual = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
@@ -193,6 +195,12 @@ func httpAccessLog(o Options, port uint32, mesh, byHost, proxy bool) []*accesslo
 				}}}
 			}
 			summary := allowedSummary(o, port)
+			if proxy {
+				// A CONNECT is reported one by one: its authority names
+				// its port, which the summaries do not keep.
+				individual = orFilter(individual, connectFilter(false))
+				summary.Filter = andFilter(summary.Filter, connectFilter(true))
+			}
 			if o.SourceScope {
 				// A dry run's would-be denial is an audit-deny decision:
 				// reported one by one, not counted as allowed.
@@ -290,6 +298,19 @@ func shadowDeniedFilter(invert bool) *accesslogv3.AccessLogFilter {
 			Invert: invert,
 		},
 		MatchIfKeyNotFound: wrapperspb.Bool(invert),
+	}}}
+}
+
+// connectFilter takes the CONNECT requests, or with invert all others.
+func connectFilter(invert bool) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_HeaderFilter{HeaderFilter: &accesslogv3.HeaderFilter{
+		Header: &routev3.HeaderMatcher{
+			Name:        ":method",
+			InvertMatch: invert,
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "CONNECT"},
+			}},
+		},
 	}}}
 }
 
