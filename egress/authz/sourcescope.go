@@ -86,26 +86,22 @@ func SourceScope(a *serviceentry.Allowlist, outbound serviceentry.OutboundMode, 
 		}
 		from := []serviceentry.AuthzSource{{IPBlocks: addrStrings(pods[ns])}}
 		complement := outbound == serviceentry.RegistryOnly
-		if rules := hostRules(denied, append(slices.Clone(reachable), audited...), complement); len(rules) > 0 {
+		policy := func(name string, action serviceentry.AuthzAction, refused, kept []string) {
+			rules := hostRules(refused, kept, complement)
+			if len(rules) == 0 {
+				return
+			}
 			for i := range rules {
 				rules[i].From = from
 			}
 			out = append(out, &serviceentry.AuthorizationPolicy{
-				Ref:    serviceentry.Ref{Kind: serviceentry.KindAuthorizationPolicy, Namespace: ns, Name: sourceScopeName},
-				Action: serviceentry.AuthzDeny,
+				Ref:    serviceentry.Ref{Kind: serviceentry.KindAuthorizationPolicy, Namespace: ns, Name: name},
+				Action: action,
 				Rules:  rules,
 			})
 		}
-		if rules := hostRules(audited, append(slices.Clone(reachable), denied...), complement); len(rules) > 0 {
-			for i := range rules {
-				rules[i].From = from
-			}
-			out = append(out, &serviceentry.AuthorizationPolicy{
-				Ref:    serviceentry.Ref{Kind: serviceentry.KindAuthorizationPolicy, Namespace: ns, Name: sourceScopeAuditName},
-				Action: serviceentry.AuthzShadowDeny,
-				Rules:  rules,
-			})
-		}
+		policy(sourceScopeName, serviceentry.AuthzDeny, denied, append(slices.Clone(reachable), audited...))
+		policy(sourceScopeAuditName, serviceentry.AuthzShadowDeny, audited, append(slices.Clone(reachable), denied...))
 	}
 	return out
 }
