@@ -91,6 +91,9 @@ func TestExplicitProxy(t *testing.T) {
 		})
 	}
 
+	if !strings.Contains(g.Logs(), `"via":"proxy"`) {
+		t.Error("no decision log line says via proxy")
+	}
 	// Absolute URIs: as on the HTTP port.
 	if out, err := run(nil, "--proxy", proxy, "http://web.proxy.test/"); err != nil || !strings.Contains(out, "hello from web") {
 		t.Errorf("absolute URI to a listed host: %v: %s", err, out)

@@ -238,3 +238,12 @@ func TestDecisionsFollowStreamError(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", got.code, got.stderr)
 	}
 }
+
+func TestLayerNamesTheProxy(t *testing.T) {
+	if got := layer(&decision.Decision{Layer: "http", Via: "proxy"}); got != "http via proxy" {
+		t.Errorf("layer = %q", got)
+	}
+	if got := layer(&decision.Decision{Layer: "tls"}); got != "tls" {
+		t.Errorf("layer = %q", got)
+	}
+}

@@ -75,7 +75,7 @@ func (p *tablePrinter) print(_ json.RawMessage, d *decision.Decision) error {
 	}
 	p.add([]string{
 		d.Time.In(displayLocation).Format("15:04:05.000"),
-		string(d.Layer),
+		layer(d),
 		string(d.Verdict),
 		string(d.Reason),
 		source(d),
@@ -123,6 +123,15 @@ func (p *tablePrinter) flush() error {
 	}
 	p.rows = p.rows[:0]
 	return p.w.Flush()
+}
+
+// layer is the decision's layer, "via proxy" when it came through the
+// explicit proxy.
+func layer(d *decision.Decision) string {
+	if d.Via != "" {
+		return string(d.Layer) + " via " + d.Via
+	}
+	return string(d.Layer)
 }
 
 // source names the caller: its identity when known, else its address.

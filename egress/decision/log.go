@@ -28,6 +28,7 @@ const (
 	FieldPort          = "port"
 	FieldSource        = "source"
 	FieldIdentity      = "identity"
+	FieldVia           = "via"
 	FieldProtocol      = "protocol"
 	FieldDestination   = "destination"
 	FieldUpstream      = "upstream"
@@ -101,6 +102,7 @@ func appendFields(f []zap.Field, d *Decision) []zap.Field {
 		f = append(f, zap.String(FieldSource, d.Source.String()))
 	}
 	f = appendString(f, FieldIdentity, d.Identity)
+	f = appendString(f, FieldVia, d.Via)
 	f = appendString(f, FieldProtocol, d.Protocol)
 	f = appendString(f, FieldDestination, d.Destination)
 	f = appendString(f, FieldUpstream, d.Upstream)

@@ -280,7 +280,7 @@
     return el("tr", { class: cls, dataset: { id: d.id } },
       el("td", { class: "c-time", title: d.time }, hms(t)),
       el("td", { class: "c-verdict" }, el("span", { class: "verdict " + d.verdict }, d.verdict)),
-      el("td", { class: "c-layer" }, d.layer),
+      el("td", { class: "c-layer", title: d.via ? "through the explicit proxy" : "" }, d.via ? d.layer + " via " + d.via : d.layer),
       srcCell, hostCell,
       el("td", { class: "c-reason" }, el("code", { class: "clickable", dataset: { filter: "reason", value: d.reason } }, d.reason)),
       detail);
