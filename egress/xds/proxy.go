@@ -47,6 +47,10 @@ func (b *builder) proxyListener(px *gateway.Proxy) *listenerv3.Listener {
 			h.Dynamic, h.ByHost = px.HTTP.Dynamic, px.HTTP.ByHost
 		}
 		hcm := b.httpConnectionManager(h, 80, nil)
+		// Port 80's source scope names port 80's hosts: a CONNECT to
+		// another port would be judged by them. Proxy clients are named
+		// by their Proxy-Authorization instead.
+		hcm.HttpFilters = slices.DeleteFunc(hcm.HttpFilters, func(f *hcmv3.HttpFilter) bool { return f.Name == SourceScopeName(80, true) })
 		hcm.AccessLog = httpAccessLog(b.o, 80, false, h.ByHost, true)
 		// CONNECT is an upgrade the manager must be told to take, over
 		// HTTP/1.1 and HTTP/2 alike.

@@ -100,9 +100,6 @@ func scopeRefs(g *gateway.Gateway) map[scopeRef]bool {
 			}
 		}
 	}
-	if g.Proxy != nil {
-		refs[scopeRef{80, true}] = true // the proxy's manager is port 80's
-	}
 	return refs
 }
 

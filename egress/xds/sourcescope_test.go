@@ -45,7 +45,7 @@ func TestSourceScopeResources(t *testing.T) {
 	c, problems := serviceentry.ParseConfig("s.yaml", []byte(scopedYAML))
 	a := serviceentry.CompileConfig(c, problems)
 	opts := DefaultOptions()
-	opts.SourceScope = true
+	opts.SourceScope, opts.ProxyPort = true, 3128
 	pods := map[string][]netip.Addr{"team-a": {netip.MustParseAddr("10.0.0.1")}}
 	res, err := translate(a, opts, nil, nil, pods)
 	if err != nil {
@@ -66,6 +66,9 @@ func TestSourceScopeResources(t *testing.T) {
 	named := map[string]bool{}
 	for _, l := range res.Listeners {
 		walkFilters(l, func(name string, cd *corev3.ExtensionConfigSource) {
+			if cd != nil && l.Name == ProxyListenerName {
+				t.Errorf("the proxy listener names %s: port 80's scope would judge its CONNECTs", name)
+			}
 			if cd != nil {
 				named[name] = true
 			}
