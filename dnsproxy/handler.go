@@ -198,25 +198,11 @@ func (s *Server) scope(rq *request, snap *snapshot, host *serviceentry.Host) (re
 	if !ok {
 		return "", "", false
 	}
-	r, d := s.scopeOf(ns, snap, host, strings.TrimSuffix(rq.name, "."))
+	r, detail := snap.allow.ReachableHost(ns, s.cfg.RootNamespace, strings.TrimSuffix(rq.name, "."), host, 0)
+	reason = vocab.Reason(r)
 	// Only the namespace's own lockdown (its Sidecar) is dry-run; other
 	// teams' exportTo is enforced.
-	return r, d, r == vocab.ReasonSidecarScope && (slices.Contains(s.cfg.AuditNamespaces, ns) || slices.Contains(snap.allow.AuditNamespaces(), ns))
-}
-
-// scopeOf is scope for a caller from namespace ns asking for name.
-func (s *Server) scopeOf(ns string, snap *snapshot, host *serviceentry.Host, name string) (vocab.Reason, string) {
-	var reason, detail string
-	for _, hp := range host.Ports {
-		r, d := snap.allow.Reachable(ns, s.cfg.RootNamespace, name, hp.Entry)
-		if r == "" {
-			return "", ""
-		}
-		if reason == "" || r == string(vocab.ReasonSidecarScope) {
-			reason, detail = r, d
-		}
-	}
-	return vocab.Reason(reason), detail
+	return reason, detail, reason == vocab.ReasonSidecarScope && (slices.Contains(s.cfg.AuditNamespaces, ns) || slices.Contains(snap.allow.AuditNamespaces(), ns))
 }
 
 // passthrough reports whether name is in a pass-through zone.

@@ -166,6 +166,28 @@ func (a *Allowlist) Reachable(namespace, root, name string, e *Entry) (reason, d
 	return "sidecar_scope", fmt.Sprintf("Sidecar %s does not list %s/%s among the egress hosts of namespace %s", s.Ref, e.Ref.Namespace, name, namespace)
 }
 
+// ReachableHost is Reachable for listed host h (asked for as name: the
+// host, or a name its wildcard covers) on service port port, or on any of
+// its ports when port is 0: "" when an entry of one of those ports lets
+// the namespace reach it, else the reason of the last refusal, a Sidecar's
+// before an exportTo's (the namespace's own lockdown is what it can
+// change).
+func (a *Allowlist) ReachableHost(namespace, root, name string, h *Host, port uint32) (reason, detail string) {
+	for _, hp := range h.Ports {
+		if port != 0 && hp.Number != port {
+			continue
+		}
+		r, d := a.Reachable(namespace, root, name, hp.Entry)
+		if r == "" {
+			return "", ""
+		}
+		if reason == "" || r == "sidecar_scope" {
+			reason, detail = r, d
+		}
+	}
+	return reason, detail
+}
+
 // ExportNamespaces says where e is visible (its exportTo): everywhere (no
 // exportTo, or "*"), else in the namespaces listed ("." is e's own; none
 // for "~"), sorted.

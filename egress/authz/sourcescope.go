@@ -40,20 +40,10 @@ func SourceScope(a *serviceentry.Allowlist, outbound serviceentry.OutboundMode, 
 	if len(pods) == 0 || !scoped(a) {
 		return nil
 	}
-	type listed struct {
-		name  string
-		ports []serviceentry.HostPort
-	}
-	var hosts []listed
+	var hosts []*serviceentry.Host
 	for _, h := range a.Hosts() {
-		var on []serviceentry.HostPort
-		for _, hp := range h.Ports {
-			if hp.Number == port && hp.Entry != nil {
-				on = append(on, hp)
-			}
-		}
-		if len(on) > 0 {
-			hosts = append(hosts, listed{h.Name, on})
+		if _, ok := h.Port(port); ok {
+			hosts = append(hosts, h)
 		}
 	}
 	var out []*serviceentry.AuthorizationPolicy
@@ -64,24 +54,13 @@ func SourceScope(a *serviceentry.Allowlist, outbound serviceentry.OutboundMode, 
 		auditing := slices.Contains(audit, ns)
 		var reachable, denied, audited []string
 		for _, h := range hosts {
-			reason := ""
-			for _, hp := range h.ports {
-				r, _ := a.Reachable(ns, root, h.name, hp.Entry)
-				if r == "" {
-					reason = ""
-					break
-				}
-				if reason == "" || r == "sidecar_scope" {
-					reason = r
-				}
-			}
-			switch {
+			switch reason, _ := a.ReachableHost(ns, root, h.Name, h, port); {
 			case reason == "":
-				reachable = append(reachable, h.name)
+				reachable = append(reachable, h.Name)
 			case reason == "sidecar_scope" && auditing:
-				audited = append(audited, h.name)
+				audited = append(audited, h.Name)
 			default:
-				denied = append(denied, h.name)
+				denied = append(denied, h.Name)
 			}
 		}
 		from := []serviceentry.AuthzSource{{IPBlocks: addrStrings(pods[ns])}}

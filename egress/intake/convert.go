@@ -246,19 +246,7 @@ func sourceScope(d *decision.Decision, ns string, a *serviceentry.Allowlist, sco
 	if !ok || hp.Entry == nil {
 		return vocab.ReasonNotInRegistry, ""
 	}
-	reason, detail := "", ""
-	for _, p := range h.Ports {
-		if p.Number != d.Port || p.Entry == nil {
-			continue
-		}
-		r, dt := a.Reachable(ns, root, h.Name, p.Entry)
-		if r == "" {
-			continue
-		}
-		if reason == "" || r == string(vocab.ReasonSidecarScope) {
-			reason, detail = r, dt
-		}
-	}
+	reason, detail := a.ReachableHost(ns, root, h.Name, h, d.Port)
 	if reason == "" {
 		// The pods or the configuration changed since Envoy decided.
 		return vocab.ReasonSidecarScope, "the caller's namespace " + ns + " may not reach the host (source scope)"
