@@ -190,9 +190,7 @@ func httpAccessLog(o Options, port uint32, mesh, byHost, proxy bool) []*accesslo
 		if o.SummarizeAllowed && !mesh && !identified {
 			individual = individualFilter(o)
 			if o.AllowedSample > 0 {
-				individual = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
-					Filters: []*accesslogv3.AccessLogFilter{individual, sampleFilter(o.AllowedSample)},
-				}}}
+				individual = orFilter(individual, sampleFilter(o.AllowedSample))
 			}
 			summary := allowedSummary(o, port)
 			if proxy {
@@ -263,12 +261,7 @@ func individualFilter(o Options) *accesslogv3.AccessLogFilter {
 	if o.Outbound != serviceentry.RegistryOnly {
 		return celFilter("!(" + allowedExpr + ")")
 	}
-	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
-		Filters: []*accesslogv3.AccessLogFilter{
-			statusFilter(accesslogv3.ComparisonFilter_LE, 199),
-			statusFilter(accesslogv3.ComparisonFilter_GE, 300),
-		},
-	}}}
+	return orFilter(statusFilter(accesslogv3.ComparisonFilter_LE, 199), statusFilter(accesslogv3.ComparisonFilter_GE, 300))
 }
 
 // summaryFilter is individualFilter's complement.
@@ -276,12 +269,7 @@ func summaryFilter(o Options) *accesslogv3.AccessLogFilter {
 	if o.Outbound != serviceentry.RegistryOnly {
 		return celFilter(allowedExpr)
 	}
-	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{
-		Filters: []*accesslogv3.AccessLogFilter{
-			statusFilter(accesslogv3.ComparisonFilter_GE, 200),
-			statusFilter(accesslogv3.ComparisonFilter_LE, 299),
-		},
-	}}}
+	return andFilter(statusFilter(accesslogv3.ComparisonFilter_GE, 200), statusFilter(accesslogv3.ComparisonFilter_LE, 299))
 }
 
 // shadowDeniedFilter takes the requests the HTTP RBAC's shadow rules

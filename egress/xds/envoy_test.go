@@ -85,7 +85,7 @@ func TestRealEnvoyAcceptsEveryGoldenCase(t *testing.T) {
 		res.Listeners[1].DefaultFilterChain = nil
 		res.Listeners[1].FilterChains = []*listenerv3.FilterChain{{
 			Name:    "broken",
-			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: vocab.LayerTCP, filter: "this is not ( CEL"}), nil)},
+			Filters: []*listenerv3.Filter{tcpProxyFilter("broken", BlackholeCluster, tcpAccessLog(srv.opts, 443, tcpLog{layer: vocab.LayerTCP, filter: "this is not ( CEL"}), nil, nil)},
 		}}
 		version, err := srv.publish(ctx, res)
 		if err != nil {

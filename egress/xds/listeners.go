@@ -139,15 +139,15 @@ func (b *builder) chain(c *gateway.Chain, mesh *gateway.Mesh) *listenerv3.Filter
 	if b.o.ODCDSCluster != "" && (f.ClusterBySNI || f.ClusterByAddress || f.Cluster != BlackholeCluster && f.Cluster != OriginalDstCluster) {
 		onDemand = onDemandSource(b.o.ODCDSCluster)
 	}
-	tp := tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand)
+	var tunnel *tcpproxyv3.TcpProxy_TunnelingConfig
 	if up := b.o.UpstreamProxy; up != nil && (f.ClusterBySNI || chained(f.Cluster)) {
 		host := "%REQUESTED_SERVER_NAME%"
 		if f.AuthorizeHost != "" {
 			host = f.AuthorizeHost // inside mesh TLS the SNI is the mesh's
 		}
-		tp = tunneledTCPProxy(tp, fmt.Sprintf("%s:%d", host, c.Port), up)
+		tunnel = tunneling(fmt.Sprintf("%s:%d", host, c.Port), up)
 	}
-	fc.Filters = append(fc.Filters, tp)
+	fc.Filters = append(fc.Filters, tcpProxyFilter(c.Name, f.Cluster, b.tcpLogs(c.Port, f.Logs), onDemand, tunnel))
 	return fc
 }
 
@@ -292,32 +292,27 @@ func sniForwardFilter(o Options, port uint32) *listenerv3.Filter {
 	}
 }
 
-// tunneledTCPProxy is tp sending its bytes through the upstream proxy (the
-// chained cluster's endpoint) in a CONNECT to hostname.
-func tunneledTCPProxy(tp *listenerv3.Filter, hostname string, up *UpstreamProxy) *listenerv3.Filter {
-	var cfg tcpproxyv3.TcpProxy
-	if err := tp.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-		panic(fmt.Sprintf("xds: tcp_proxy: %v", err))
-	}
-	cfg.TunnelingConfig = &tcpproxyv3.TcpProxy_TunnelingConfig{Hostname: hostname}
+// tunneling sends a chained cluster's connections (its endpoint is the
+// upstream proxy, see chained) in a CONNECT to hostname.
+func tunneling(hostname string, up *UpstreamProxy) *tcpproxyv3.TcpProxy_TunnelingConfig {
+	t := &tcpproxyv3.TcpProxy_TunnelingConfig{Hostname: hostname}
 	if up.Authorization != "" {
-		cfg.TunnelingConfig.HeadersToAdd = []*corev3.HeaderValueOption{{
-			Header:       &corev3.HeaderValue{Key: "proxy-authorization", Value: up.Authorization},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		}}
+		t.HeadersToAdd = []*corev3.HeaderValueOption{proxyAuthorization(up)}
 	}
-	return &listenerv3.Filter{Name: tp.Name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&cfg)}}
+	return t
 }
 
 // tcpProxyFilter proxies to cluster (the one the filter state names, when
 // a filter before it set one). With onDemand, a cluster Envoy does not
 // hold yet is asked for there (see ondemand.go); a connection to a name
-// that is no cluster is closed as without one.
-func tcpProxyFilter(statPrefix, cluster string, logs []*accesslogv3.AccessLog, onDemand *corev3.ConfigSource) *listenerv3.Filter {
+// that is no cluster is closed as without one. With tunnel, the bytes go
+// in a CONNECT to the cluster (an upstream proxy).
+func tcpProxyFilter(statPrefix, cluster string, logs []*accesslogv3.AccessLog, onDemand *corev3.ConfigSource, tunnel *tcpproxyv3.TcpProxy_TunnelingConfig) *listenerv3.Filter {
 	tp := &tcpproxyv3.TcpProxy{
 		StatPrefix:       statPrefix,
 		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
 		AccessLog:        logs,
+		TunnelingConfig:  tunnel,
 	}
 	if onDemand != nil {
 		tp.OnDemand = &tcpproxyv3.TcpProxy_OnDemand{OdcdsConfig: onDemand, Timeout: durationpb.New(onDemandTimeout)}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/egressd/egressd/egress/authz"
 	"github.com/egressd/egressd/egress/gateway"
 	"github.com/egressd/egressd/serviceentry"
 	"github.com/egressd/egressd/serviceentry/vocab"
@@ -117,7 +118,7 @@ func (b *builder) proxyRoutes(px *gateway.Proxy, base *routev3.RouteConfiguratio
 			}},
 		}
 		if dynamic {
-			refuse.TypedPerFilterConfig = map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
+			refuse.TypedPerFilterConfig = guardOffConfig()
 		}
 		last := &routev3.VirtualHost{Name: "proxy_catch_all", Domains: []string{"*"}, Routes: []*routev3.Route{refuse}}
 		if catchAll != nil {
@@ -161,33 +162,32 @@ func (b *builder) connectRoute(cluster string, dynamic bool) *routev3.Route {
 	if up := b.o.UpstreamProxy; up != nil && chained(cluster) {
 		r.GetRoute().UpgradeConfigs[0].ConnectConfig = nil
 		if up.Authorization != "" {
-			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "proxy-authorization", Value: up.Authorization},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			}}
+			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{proxyAuthorization(up)}
 		}
 	}
 	if dynamic {
-		r.TypedPerFilterConfig = map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
+		r.TypedPerFilterConfig = guardOffConfig()
 	}
 	return r
+}
+
+// proxyAuthorization is the upstream proxy's credentials header.
+func proxyAuthorization(up *UpstreamProxy) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "proxy-authorization", Value: up.Authorization},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
 }
 
 // connectNotListedReply keeps the body of a CONNECT refused because its
 // target's cluster does not exist (on-demand discovery's answer) about the
 // CONNECT, not port 80.
 func connectNotListedReply() *hcmv3.ResponseMapper {
-	isConnect := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_HeaderFilter{HeaderFilter: &accesslogv3.HeaderFilter{
-		Header: &routev3.HeaderMatcher{Name: ":method", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "CONNECT"},
-		}}},
-	}}}
-	absent := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{Filters: []*accesslogv3.AccessLogFilter{
-		{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}}}},
-		celFilter(absentExpr),
-	}}}}
+	absent := orFilter(
+		&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NC"}}}},
+		celFilter(absentExpr))
 	body := fmt.Sprintf("egressd: CONNECT %%REQ(:AUTHORITY)%% is not in the egress registry (outbound policy %s): no ServiceEntry lists this host on this port\n", serviceentry.RegistryOnly)
-	return denialReply(andFilter(isConnect, absent), vocab.ReasonNotInRegistry, body)
+	return denialReply(andFilter(connectFilter(false), absent), vocab.ReasonNotInRegistry, body)
 }
 
 // ProxyIdentity is one client of the explicit proxy outside the mesh: it
@@ -211,7 +211,7 @@ const (
 // ProxyIdentityOf returns the identity the proxy identity filter found in
 // a request's filter metadata (ok false: none).
 func ProxyIdentityOf(filterMetadata map[string]*structpb.Struct) (identity string, ok bool) {
-	f := filterMetadata["envoy.filters.http.rbac"].GetFields()
+	f := filterMetadata[authz.HTTPFilterName].GetFields()
 	if f[ProxyIdentityPrefix+"shadow_engine_result"].GetStringValue() != "allowed" {
 		return "", false
 	}
@@ -254,7 +254,7 @@ func proxyIdentityFilter(ids []ProxyIdentity, require bool) *hcmv3.HttpFilter {
 		cfg.Rules, cfg.RulesStatPrefix = rules, "proxy_identity_required_"
 	}
 	return &hcmv3.HttpFilter{
-		Name:       "envoy.filters.http.rbac",
+		Name:       authz.HTTPFilterName,
 		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)},
 	}
 }

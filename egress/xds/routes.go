@@ -88,6 +88,11 @@ func guardOff(vh *gateway.VirtualHost) map[string]*anyType {
 	if vh.Guard != gateway.GuardOff {
 		return nil
 	}
+	return guardOffConfig()
+}
+
+// guardOffConfig turns the address guard off on one route.
+func guardOffConfig() map[string]*anyType {
 	return map[string]*anyType{guardFilterName: mustAny(&rbachttpv3.RBACPerRoute{})}
 }
 
