@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -130,14 +131,6 @@ func sourceScopes(refs map[scopeRef]bool, a *serviceentry.Allowlist, o Options, 
 		}
 		out = append(out, ext)
 	}
-	slices.SortFunc(out, func(x, y *corev3.TypedExtensionConfig) int {
-		if x.Name < y.Name {
-			return -1
-		}
-		if x.Name > y.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y *corev3.TypedExtensionConfig) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
